@@ -1,0 +1,1 @@
+"""segpipe steps: preprocess, train, evaluate, publish."""

@@ -1,0 +1,1 @@
+"""What several steps share: config, the TFRecord schema, storage and tracking helpers."""

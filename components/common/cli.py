@@ -1,0 +1,35 @@
+"""Command-line flags generated from the config dataclasses, so a setting is declared once."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_type: type) -> None:
+    """Add `--field-name` for each field of a flat config dataclass, defaulting to its default."""
+    group = parser.add_argument_group(config_type.__name__)
+    for field in dataclasses.fields(config_type):
+        default = field.default
+        group.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            dest=field.name,
+            type=type(default),
+            default=default,
+            help=f"(default: {default})",
+        )
+
+
+def config_from_flags(config_type: type[T], args: argparse.Namespace) -> T:
+    """Build `config_type` from the flags `add_config_flags` added."""
+    values: dict[str, Any] = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)}
+    return config_type(**values)
+
+
+def setup_logging() -> None:
+    """Plain INFO logging for step CLIs."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,65 @@
+"""MLflow helpers: one parent run per pipeline run, one nested run per step."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+DEFAULT_STORE = "sqlite:///mlflow.db"
+PIPELINE_RUN_TAG = "segpipe.pipeline_run_id"
+STEP_TAG = "segpipe.step"
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI`, or a SQLite store in the working directory (the registry needs a DB)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE
+
+
+def check_reachable(uri: str) -> None:
+    """Fail early, naming the URI, when the tracking server cannot be reached."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as error:  # any transport or store failure means the same to the user
+        raise RuntimeError(f"MLflow tracking server at {uri} is unreachable: {error}") from error
+
+
+def _parent_run_id(client, experiment_id: str, pipeline_run_id: str) -> str:
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
+        f" and tags.`{STEP_TAG}` = 'pipeline'",
+        max_results=1,
+    )
+    if runs:
+        return runs[0].info.run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=f"pipeline-{pipeline_run_id}",
+        tags={PIPELINE_RUN_TAG: pipeline_run_id, STEP_TAG: "pipeline"},
+    )
+    return run.info.run_id
+
+
+@contextlib.contextmanager
+def step_run(step: str, experiment: str, pipeline_run_id: str) -> Iterator:
+    """An active MLflow run for `step`, nested under the pipeline run's parent run."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri()
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    client = MlflowClient(tracking_uri=uri)
+    parent_id = _parent_run_id(client, experiment_id, pipeline_run_id)
+    tags = {PIPELINE_RUN_TAG: pipeline_run_id, STEP_TAG: step}
+    status = "FAILED"
+    try:
+        with mlflow.start_run(run_name=step, parent_run_id=parent_id, tags=tags) as run:
+            yield run
+        status = "FINISHED"
+    finally:
+        client.set_terminated(parent_id, status=status)

@@ -1,0 +1,1 @@
+"""Preprocess step: raw image + mask pairs -> validated, resized, sharded TFRecords."""

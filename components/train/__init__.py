@@ -1,0 +1,1 @@
+"""Train step: tf.data input, U-Net, Keras training, SavedModel export."""

@@ -1,0 +1,55 @@
+"""SavedModel export with serving signatures that take raw bytes or images of any size."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from components.common.dataset import DatasetInfo
+
+MODEL_INFO_FILE = "segpipe_model.json"
+
+
+def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None:
+    """Write a SavedModel with `serving_default` (encoded image bytes) and `segment` (uint8 batch).
+
+    Both resize to the model's input size and return the class map at the caller's size.
+    """
+    height, width = info.image_height, info.image_width
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def segment(images):
+        size = tf.shape(images)[1:3]
+        resized = tf.image.resize(tf.cast(images, tf.float32), (height, width), method="bilinear")
+        logits = tf.image.resize(model(resized, training=False), size, method="bilinear")
+        return {"class_ids": tf.cast(tf.argmax(logits, axis=-1), tf.uint8)}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image_bytes")])
+    def serve_bytes(image_bytes):
+        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        return {"class_ids": segment(image[tf.newaxis])["class_ids"][0]}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve_bytes)
+    archive.add_endpoint("segment", segment)
+    archive.write_out(export_dir, verbose=False)
+    with open(os.path.join(export_dir, MODEL_INFO_FILE), "w") as handle:
+        json.dump(
+            {
+                "num_classes": info.num_classes,
+                "class_names": list(info.class_names),
+                "image_height": height,
+                "image_width": width,
+            },
+            handle,
+            indent=2,
+        )
+
+
+def load_segmenter(export_dir: str):
+    """The `segment` function of an exported model: uint8 [N,H,W,3] -> {'class_ids': [N,H,W]}."""
+    return tf.saved_model.load(export_dir).signatures["segment"]
