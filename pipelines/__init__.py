@@ -1,0 +1,1 @@
+"""The Kubeflow pipeline wiring and the `segpipe` command line."""

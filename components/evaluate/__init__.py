@@ -1,0 +1,1 @@
+"""Evaluate step: streaming confusion matrix, IoU metrics, champion comparison, gate."""

@@ -1,0 +1,45 @@
+"""CLI: python -m components.evaluate --dataset DIR --model-dir DIR."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+
+from components.common.cli import add_config_flags, config_from_flags, setup_logging
+from components.common.config import GatePolicy, PublishConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m components.evaluate",
+        description="Score a model and the current champion on held-out shards; apply the gate. "
+        "Exits 0 when the gate passes, 3 when it does not.",
+    )
+    parser.add_argument("--dataset", required=True, help="preprocess output folder")
+    parser.add_argument("--model-dir", required=True, help="candidate SavedModel folder")
+    parser.add_argument("--model-name", default=PublishConfig.model_name)
+    parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
+    parser.add_argument("--pipeline-run-id", default=f"cli-{uuid.uuid4().hex[:12]}")
+    add_config_flags(parser, GatePolicy)
+    args = parser.parse_args(argv)
+    setup_logging()
+    from components.evaluate.evaluator import evaluate
+
+    result = evaluate(
+        args.dataset,
+        args.model_dir,
+        config_from_flags(GatePolicy, args),
+        args.model_name,
+        args.experiment,
+        args.pipeline_run_id,
+    )
+    summary = {"passed": result.decision.passed, "reason": result.decision.reason}
+    json.dump({**summary, "metrics": result.metrics}, sys.stdout, indent=2)
+    print()
+    return 0 if result.decision.passed else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

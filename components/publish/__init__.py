@@ -1,0 +1,1 @@
+"""Publish step: registry version + alias, versioned export, model card."""

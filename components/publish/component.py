@@ -1,0 +1,26 @@
+"""KFP wrapper of the publish step."""
+
+from kfp import dsl
+from kfp.dsl import Input, Model
+
+
+def publish(
+    model: Input[Model],
+    train_run_id: str,
+    model_name: str,
+    export_root: str,
+    alias: str,
+    experiment: str,
+    pipeline_run_id: str,
+) -> str:
+    """Register the model, move the alias, export it; returns the registered version."""
+    from components.common.config import PublishConfig
+    from components.publish.publisher import publish as run_publish
+
+    config = PublishConfig(model_name=model_name, export_root=export_root, alias=alias)
+    return run_publish(model.path, train_run_id, config, experiment, pipeline_run_id).version
+
+
+def publish_component(image: str):
+    """The publish component running in `image`."""
+    return dsl.component(base_image=image, install_kfp_package=False)(publish)

@@ -1,0 +1,104 @@
+"""The segpipe pipeline: preprocess -> train -> evaluate -> (gate) publish."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+
+from components.common.config import PipelineConfig
+from components.common.images import Images
+from components.evaluate.component import evaluate_component
+from components.preprocess.component import preprocess_component
+from components.publish.component import publish_component
+from components.train.component import train_component
+
+PIPELINE_NAME = "segpipe"
+TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same run
+
+
+def build_pipeline(images: Images, defaults: PipelineConfig | None = None):
+    # No `from __future__ import annotations` here: kfp reads the real parameter types.
+    """The pipeline function, its steps in `images`, its parameter defaults from `defaults`."""
+    d = defaults or PipelineConfig()
+    preprocess_op = preprocess_component(images.beam)
+    train_op = train_component(images.trainer)
+    evaluate_op = evaluate_component(images.trainer)
+    publish_op = publish_component(images.runtime)
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="Train, gate and publish a segmentation model.")
+    def segpipe(
+        data_dir: str,
+        experiment: str = d.experiment,
+        image_height: int = d.preprocess.image_height,
+        image_width: int = d.preprocess.image_width,
+        num_classes: int = d.preprocess.num_classes,
+        class_names: str = d.preprocess.class_names,
+        val_fraction: float = d.preprocess.val_fraction,
+        num_shards: int = d.preprocess.num_shards,
+        runner: str = d.preprocess.runner,
+        direct_running_mode: str = d.preprocess.direct_running_mode,
+        epochs: int = d.train.epochs,
+        batch_size: int = d.train.batch_size,
+        learning_rate: float = d.train.learning_rate,
+        unet_width: int = d.train.unet_width,
+        unet_depth: int = d.train.unet_depth,
+        seed: int = d.train.seed,
+        min_mean_iou: float = d.gate.min_mean_iou,
+        eval_split: str = d.gate.eval_split,
+        model_name: str = d.publish.model_name,
+        export_root: str = d.publish.export_root,
+        alias: str = d.publish.alias,
+    ) -> NamedTuple("Summary", passed=bool, train_run_id=str):
+        run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        prep = preprocess_op(
+            data_dir=data_dir,
+            image_height=image_height,
+            image_width=image_width,
+            num_classes=num_classes,
+            class_names=class_names,
+            val_fraction=val_fraction,
+            num_shards=num_shards,
+            runner=runner,
+            direct_running_mode=direct_running_mode,
+        ).set_display_name("preprocess")
+        trained = (
+            train_op(
+                dataset=prep.outputs["dataset"],
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                unet_width=unet_width,
+                unet_depth=unet_depth,
+                seed=seed,
+                experiment=experiment,
+                pipeline_run_id=run_id,
+            )
+            .set_display_name("train")
+            .set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s")
+        )
+        gate = (
+            evaluate_op(
+                dataset=prep.outputs["dataset"],
+                model=trained.outputs["model"],
+                min_mean_iou=min_mean_iou,
+                eval_split=eval_split,
+                model_name=model_name,
+                experiment=experiment,
+                pipeline_run_id=run_id,
+            )
+            .set_display_name("evaluate")
+            .set_caching_options(False)
+        )
+        with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+            publish_op(
+                model=trained.outputs["model"],
+                train_run_id=trained.outputs["Output"],
+                model_name=model_name,
+                export_root=export_root,
+                alias=alias,
+                experiment=experiment,
+                pipeline_run_id=run_id,
+            ).set_display_name("publish").set_caching_options(False)
+        summary = NamedTuple("Summary", passed=bool, train_run_id=str)
+        return summary(gate.outputs["Output"], trained.outputs["Output"])
+
+    return segpipe
