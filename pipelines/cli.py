@@ -56,7 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("segpipe run finished")
     print(f"  mean IoU:   {summary.mean_iou:.4f}")
     print(f"  gate:       {'PASSED' if summary.passed else 'FAILED'}: {summary.reason}")
-    print(f"  registered: {'version ' + summary.registered_version if summary.registered_version else 'nothing (gate did not pass)'}")
+    registered = f"version {summary.registered_version}" if summary.registered_version else None
+    print(f"  registered: {registered or 'nothing (gate did not pass)'}")
     print(f"  MLflow run: {summary.train_run_id}")
     print(f"  browse:     mlflow ui --backend-store-uri {store}   (or: make ui)")
     return 0
@@ -69,14 +70,17 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from pipelines.pipeline import build_pipeline
 
     pipeline = build_pipeline(step_images(args.registry, args.tag))
-    compiler.Compiler().compile(pipeline, args.output, pipeline_parameters=_parse_params(args.param))
+    compiler.Compiler().compile(
+        pipeline, args.output, pipeline_parameters=_parse_params(args.param)
+    )
     print(f"wrote {args.output}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="segpipe", description="Segmentation training pipeline: preprocess, train, evaluate, publish."
+        prog="segpipe",
+        description="Segmentation training pipeline: preprocess, train, evaluate, publish.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.common.images import step_images
 from components.common.config import PublishConfig
+from components.common.images import step_images
 from components.common.tracking import DEFAULT_STORE, PIPELINE_RUN_TAG, STEP_TAG, tracking_uri
 from pipelines.pipeline import build_pipeline
 
@@ -62,7 +62,7 @@ def _summarize(uri: str, model_name: str, train_run_id: str) -> RunSummary:
 
 
 def run_local(params: dict[str, object], workdir: Path) -> RunSummary:
-    """Run the whole pipeline locally; tracking goes to MLFLOW_TRACKING_URI or `workdir`/mlflow.db."""
+    """Run the whole pipeline locally, tracking to MLFLOW_TRACKING_URI or `workdir`/mlflow.db."""
     from kfp import local
 
     if tracking_uri() == DEFAULT_STORE:

@@ -15,6 +15,13 @@ PIPELINE_NAME = "segpipe"
 TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same run
 
 
+class PipelineOutputs(NamedTuple):
+    """What a pipeline run returns: the gate decision and the MLflow run of the trained model."""
+
+    passed: bool
+    train_run_id: str
+
+
 def build_pipeline(images: Images, defaults: PipelineConfig | None = None):
     # No `from __future__ import annotations` here: kfp reads the real parameter types.
     """The pipeline function, its steps in `images`, its parameter defaults from `defaults`."""
@@ -47,7 +54,7 @@ def build_pipeline(images: Images, defaults: PipelineConfig | None = None):
         model_name: str = d.publish.model_name,
         export_root: str = d.publish.export_root,
         alias: str = d.publish.alias,
-    ) -> NamedTuple("Summary", passed=bool, train_run_id=str):
+    ) -> PipelineOutputs:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         prep = preprocess_op(
             data_dir=data_dir,
@@ -98,7 +105,6 @@ def build_pipeline(images: Images, defaults: PipelineConfig | None = None):
                 experiment=experiment,
                 pipeline_run_id=run_id,
             ).set_display_name("publish").set_caching_options(False)
-        summary = NamedTuple("Summary", passed=bool, train_run_id=str)
-        return summary(gate.outputs["Output"], trained.outputs["Output"])
+        return PipelineOutputs(gate.outputs["Output"], trained.outputs["Output"])
 
     return segpipe

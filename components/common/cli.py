@@ -26,10 +26,14 @@ def add_config_flags(parser: argparse.ArgumentParser, config_type: type) -> None
 
 def config_from_flags(config_type: type[T], args: argparse.Namespace) -> T:
     """Build `config_type` from the flags `add_config_flags` added."""
-    values: dict[str, Any] = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)}
+    values: dict[str, Any] = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
+    }
     return config_type(**values)
 
 
 def setup_logging() -> None:
     """Plain INFO logging for step CLIs."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

@@ -17,12 +17,16 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     base = rng.uniform(40, 200, size=3)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     slope = rng.uniform(-0.4, 0.4, size=(2, 3))
-    texture = np.kron(rng.normal(0, 18, size=(height // 8 + 1, width // 8 + 1, 3)), np.ones((8, 8, 1)))
+    texture = np.kron(
+        rng.normal(0, 18, size=(height // 8 + 1, width // 8 + 1, 3)), np.ones((8, 8, 1))
+    )
     image = base + yy[..., None] * slope[0] + xx[..., None] * slope[1] + texture[:height, :width]
     return image + rng.normal(0, 10, size=(height, width, 3))
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: int, box: tuple[int, int, int, int], fill) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, shape: int, box: tuple[int, int, int, int], fill
+) -> None:
     x0, y0, x1, y1 = box
     if shape == 1:
         draw.ellipse(box, fill=fill)

@@ -57,7 +57,7 @@ def feature_spec() -> dict[str, tf.io.FixedLenFeature]:
 
 
 def decode_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Parse one serialized example into `image` (uint8 HxWx3), `mask` (uint8 HxWx1), `source_id`."""
+    """Parse one example into `image` (uint8 HxWx3), `mask` (uint8 HxWx1) and `source_id`."""
     import tensorflow as tf
 
     parsed = tf.io.parse_single_example(serialized, feature_spec())

@@ -12,7 +12,7 @@ STEP_TAG = "segpipe.step"
 
 
 def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI`, or a SQLite store in the working directory (the registry needs a DB)."""
+    """`MLFLOW_TRACKING_URI`, or SQLite in the working directory (the registry needs a DB)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE
 
 

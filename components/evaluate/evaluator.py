@@ -41,6 +41,8 @@ def confusion_for(export_dir: str, dataset_dir: str, split: str, info: DatasetIn
     for images, masks in make_dataset(info.shard_pattern(dataset_dir, split), 16, training=False):
         predicted = segment(images=tf.cast(images, tf.uint8))["class_ids"].numpy()
         update_confusion(confusion, masks.numpy()[..., 0], predicted, info.ignore_label)
+    if not confusion.any():
+        raise ValueError(f"split {split!r} of {dataset_dir} has no labelled pixels to evaluate on")
     return confusion
 
 
@@ -66,7 +68,9 @@ def evaluate(
         decision = decide(candidate.mean_iou, champion and champion.mean_iou, policy)
         metrics = candidate.as_dict(info.class_names)
         if champion is not None:
-            metrics.update({f"champion/{k}": v for k, v in champion.as_dict(info.class_names).items()})
+            metrics.update(
+                {f"champion/{k}": v for k, v in champion.as_dict(info.class_names).items()}
+            )
         metrics["gate_passed"] = float(decision.passed)
         mlflow.log_metrics(metrics)
         mlflow.log_params({"eval_split": policy.eval_split, "min_mean_iou": policy.min_mean_iou})

@@ -22,12 +22,11 @@ def decide(candidate: float, champion: float | None, policy: GatePolicy) -> Deci
     if champion is None:
         return Decision(
             True,
-            f"mean IoU {candidate:.4f} meets the minimum {policy.min_mean_iou:.4f}; no champion yet",
+            f"mean IoU {candidate:.4f} meets the minimum {policy.min_mean_iou:.4f}"
+            "; no champion yet",
         )
     if candidate < champion:
-        return Decision(
-            False, f"mean IoU {candidate:.4f} is below the champion's {champion:.4f}"
-        )
+        return Decision(False, f"mean IoU {candidate:.4f} is below the champion's {champion:.4f}")
     return Decision(
         True,
         f"mean IoU {candidate:.4f} meets the minimum {policy.min_mean_iou:.4f} "

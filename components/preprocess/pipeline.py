@@ -46,7 +46,6 @@ class EncodePair(beam.DoFn):
         yield assign_split(encoded.source_id, config.val_fraction), encoded
 
 
-
 class SumClassPixels(beam.CombineFn):
     """Per split: (number of examples, pixel count per class)."""
 
@@ -91,6 +90,20 @@ def format_stats(
         indent=2,
         sort_keys=True,
     )
+
+
+def _runner(config: PreprocessConfig):
+    """The runner to use; for DirectRunner, the FnApiRunner it would fall back to.
+
+    Beam's DirectRunner first tries Prism, which downloads a binary from GitHub (it fails or
+    hangs offline) and ignores `direct_running_mode`; the FnApiRunner honours both direct
+    options and runs the batch job in one worker process per core.
+    """
+    if config.runner == "DirectRunner":
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        return FnApiRunner()
+    return None  # resolved by Beam from the `runner` option
 
 
 def pipeline_options(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> PipelineOptions:
@@ -169,7 +182,8 @@ def run_preprocess(
     )
     pairs = list_paired_folders(data_dir)
     log.info("preprocess: %d inputs from %s -> %s", len(pairs), data_dir, output_dir)
-    with beam.Pipeline(options=pipeline_options(config, beam_args)) as root:
+    options = pipeline_options(config, beam_args)
+    with beam.Pipeline(runner=_runner(config), options=options) as root:
         build(root, pairs, output_dir, config)
     stats = storage.read_json(storage.join(output_dir, "stats.json"))
     if stats["inputs"] != len(pairs):

@@ -50,7 +50,9 @@ def publish(
         if current is not None and current.version != version.version:
             client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
         client.set_registered_model_alias(config.model_name, config.alias, version.version)
-        path = export_version(model_dir, config.export_root, config.model_name, str(version.version))
+        path = export_version(
+            model_dir, config.export_root, config.model_name, str(version.version)
+        )
         log.info(
             "publish: %s version %s is %s, exported to %s",
             config.model_name,

@@ -26,7 +26,7 @@ def _flip(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor
 def make_dataset(
     file_pattern: str, batch_size: int, training: bool, seed: int = 0
 ) -> tf.data.Dataset:
-    """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1); shuffled and flipped if training."""
+    """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1); shuffled, flipped if training."""
     files = tf.io.gfile.glob(file_pattern)
     if not files:
         raise FileNotFoundError(f"no TFRecord shards match {file_pattern}")

@@ -52,7 +52,13 @@ def train(
         train_data = make_dataset(
             info.shard_pattern(dataset_dir, "train"), config.batch_size, True, config.seed
         )
-        val_data = make_dataset(info.shard_pattern(dataset_dir, "val"), config.batch_size, False)
+        val_data = None
+        if stats["splits"]["val"]["examples"]:
+            val_data = make_dataset(
+                info.shard_pattern(dataset_dir, "val"), config.batch_size, False
+            )
+        else:
+            log.warning("train: the val split is empty; training without validation")
         model = build_unet(
             info.num_classes,
             info.image_height,
@@ -60,7 +66,9 @@ def train(
             config.unet_width,
             config.unet_depth,
         )
-        steps_per_epoch = max(1, math.ceil(stats["splits"]["train"]["examples"] / config.batch_size))
+        steps_per_epoch = max(
+            1, math.ceil(stats["splits"]["train"]["examples"] / config.batch_size)
+        )
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate, decay_steps=steps_per_epoch * config.epochs, alpha=0.05
         )

@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny generated data sets and an isolated MLflow store per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite tracking store, with artifacts under tmp_path, exported to subprocesses."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    MlflowClient(uri).create_experiment(
+        "segpipe", artifact_location=(tmp_path / "mlartifacts").as_uri()
+    )
+    return uri
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 synthetic pairs at 64x64."""
+    from components.common.sample_data import write_sample_data
+
+    directory = tmp_path_factory.mktemp("tiny-data")
+    write_sample_data(str(directory), count=24, seed=7, size=64)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_data preprocessed to 32x32 shards (in-memory Beam runner: fast for tiny inputs)."""
+    from components.common.config import PreprocessConfig
+    from components.preprocess.pipeline import run_preprocess
+
+    output = tmp_path_factory.mktemp("tiny-shards")
+    config = PreprocessConfig(
+        image_height=32,
+        image_width=32,
+        val_fraction=0.3,
+        num_shards=2,
+        direct_running_mode="in_memory",
+    )
+    run_preprocess(str(tiny_data), str(output), config)
+    return output

@@ -1,0 +1,93 @@
+"""train -> evaluate -> publish through their CLIs on tiny shards, with a real MLflow store."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        MlflowClient(uri).create_experiment(
+            "segpipe", artifact_location=(root / "artifacts").as_uri()
+        )
+        yield MlflowClient(uri)
+
+
+@pytest.fixture(scope="module")
+def trained(store, tiny_shards: Path, tmp_path_factory: pytest.TempPathFactory):
+    from components.train.__main__ import main
+
+    model_dir = tmp_path_factory.mktemp("model") / "export"
+    args = ["--dataset", str(tiny_shards), "--model-dir", str(model_dir), "--epochs", "2"]
+    assert main([*args, "--unet-width", "4", "--unet-depth", "2", "--batch-size", "4"]) == 0
+    (run,) = store.search_runs(
+        [store.get_experiment_by_name("segpipe").experiment_id], "tags.`segpipe.step` = 'train'"
+    )
+    return model_dir, run.info.run_id
+
+
+def test_train_logs_params_epochs_and_model(store, trained):
+    model_dir, run_id = trained
+    run = store.get_run(run_id)
+    assert run.data.params["epochs"] == "2"
+    history = store.get_metric_history(run_id, "val_mean_iou")
+    assert [m.step for m in history] == [1, 2]
+    artifacts = {a.path for a in store.list_artifacts(run_id, "model")}
+    assert "model/saved_model.pb" in artifacts
+    assert (model_dir / "saved_model.pb").exists()
+    assert run.data.tags["mlflow.parentRunId"]
+
+
+def test_serving_signature_takes_png_bytes_of_any_size(trained):
+    import tensorflow as tf
+
+    model_dir, _ = trained
+    serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((45, 70, 3), np.uint8), "RGB").save(buffer, format="PNG")
+    class_ids = serve(image_bytes=tf.constant(buffer.getvalue()))["class_ids"].numpy()
+    assert class_ids.shape == (45, 70)
+    assert class_ids.max() < 4
+
+
+def test_evaluate_gate_exit_codes_and_metrics(store, tiny_shards, trained, capsys):
+    from components.evaluate.__main__ import main
+
+    model_dir, _ = trained
+    args = ["--dataset", str(tiny_shards), "--model-dir", str(model_dir)]
+    assert main([*args, "--min-mean-iou", "0.0"]) == 0
+    passed = json.loads(capsys.readouterr().out)
+    assert passed["passed"] is True
+    assert 0.0 <= passed["metrics"]["mean_iou"] <= 1.0
+    assert main([*args, "--min-mean-iou", "1.01"]) == 3
+    failed = json.loads(capsys.readouterr().out)
+    assert "below the minimum" in failed["reason"]
+    assert failed["metrics"]["mean_iou"] == pytest.approx(passed["metrics"]["mean_iou"])
+
+
+def test_publish_registers_champion_exports_and_is_idempotent(store, trained, tmp_path):
+    from components.publish.__main__ import main
+
+    model_dir, run_id = trained
+    args = ["--model-dir", str(model_dir), "--train-run-id", run_id]
+    args += ["--export-root", str(tmp_path / "exports"), "--model-name", "tiny"]
+    assert main(args) == 0
+    assert main(args) == 0
+    versions = store.search_model_versions("name = 'tiny'")
+    assert len(versions) == 1
+    assert store.get_model_version_by_alias("tiny", "champion").run_id == run_id
+    export = tmp_path / "exports" / "tiny" / str(versions[0].version)
+    assert (export / "_SUCCESS").exists()
+    assert (export / "saved_model.pb").exists()

@@ -1,0 +1,99 @@
+"""The pipeline: compiled structure, CLI parameters, and local end-to-end runs with kfp.local."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.cli import main
+
+TASKS = {"preprocess", "train", "evaluate", "publish"}
+
+
+@pytest.fixture
+def compiled(tmp_path: Path) -> dict:
+    path = tmp_path / "pipeline.yaml"
+    assert (
+        main(["compile", "-o", str(path), "--registry", "reg.example/team", "--tag", "1.2.3"]) == 0
+    )
+    return yaml.safe_load(path.read_text())
+
+
+def test_compiled_pipeline_has_four_tasks_and_publish_under_the_gate(compiled):
+    root_tasks = compiled["root"]["dag"]["tasks"]
+    (condition_name,) = [n for n in root_tasks if n.startswith("condition")]
+    condition = root_tasks[condition_name]
+    inner = compiled["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(root_tasks) - {condition_name} == TASKS - {"publish"}
+    assert set(inner) == {"publish"}
+    assert "evaluate-Output" in condition["triggerPolicy"]["condition"]
+    assert root_tasks["train"]["retryPolicy"]["maxRetryCount"] == 3
+    assert root_tasks["evaluate"]["cachingOptions"] == {}
+
+
+def test_compiled_images_are_pinned_from_one_place(compiled):
+    executors = compiled["deploymentSpec"]["executors"]
+    images = {e["container"]["image"] for e in executors.values()}
+    assert images == {
+        "reg.example/team/segpipe-beam:1.2.3",
+        "reg.example/team/segpipe-trainer:1.2.3",
+        "reg.example/team/segpipe-runtime:1.2.3",
+    }
+    for executor in executors.values():
+        assert "pip install" not in " ".join(executor["container"]["command"])
+
+
+def test_compiled_yaml_loads_back_into_kfp(tmp_path):
+    from kfp import components
+
+    path = tmp_path / "pipeline.yaml"
+    assert main(["compile", "-o", str(path), "--param", "epochs=3"]) == 0
+    loaded = components.load_component_from_file(str(path))
+    assert loaded.name == "segpipe"
+    assert loaded.component_spec.inputs["epochs"].default == 3
+
+
+def test_unknown_or_malformed_param_is_refused():
+    with pytest.raises(SystemExit, match="unknown pipeline parameter"):
+        main(["compile", "--param", "epoch=3"])
+    with pytest.raises(SystemExit, match="not a valid int"):
+        main(["compile", "--param", "epochs=three"])
+
+
+def test_importing_pipelines_does_not_import_tensorflow_or_beam():
+    code = (
+        "import sys, pipelines.cli, pipelines.pipeline, pipelines.local;"
+        "print(sorted(m for m in ('tensorflow', 'apache_beam', 'mlflow') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_local_runs_publish_a_champion_then_refuse_an_impossible_gate(
+    mlflow_store, tiny_data, tmp_path, capsys
+):
+    from mlflow.tracking import MlflowClient
+
+    tiny = ["--param", "image_height=32", "--param", "image_width=32", "--param", "epochs=1"]
+    tiny += ["--param", "unet_width=4", "--param", "unet_depth=2", "--param", "batch_size=8"]
+    tiny += ["--param", "val_fraction=0.4"]
+    base = ["run", "--data", str(tiny_data), "--workdir", str(tmp_path), *tiny]
+
+    assert main([*base, "--param", "min_mean_iou=0.0"]) == 0
+    first = capsys.readouterr().out
+    client = MlflowClient(mlflow_store)
+    champion = client.get_model_version_by_alias("segpipe-unet", "champion")
+    assert "registered: version 1" in first
+    assert (tmp_path / "exports" / "segpipe-unet" / str(champion.version) / "_SUCCESS").exists()
+
+    assert main([*base, "--param", "min_mean_iou=1.01"]) == 0
+    second = capsys.readouterr().out
+    assert "gate:       FAILED" in second
+    assert len(client.search_model_versions("name = 'segpipe-unet'")) == 1
+    assert client.get_model_version_by_alias("segpipe-unet", "champion").version == champion.version
