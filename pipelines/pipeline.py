@@ -2,7 +2,8 @@
 
 from typing import NamedTuple
 
-from kfp import dsl
+from kfp import dsl, kubernetes
+from kfp.dsl import PipelineTask
 
 from components.common.config import PipelineConfig
 from components.common.images import Images
@@ -13,6 +14,14 @@ from components.train.component import train_component
 
 PIPELINE_NAME = "segpipe"
 TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same run
+# Keys of the MLflow Secret: the tracking URI is required, credentials are per-key optional.
+MLFLOW_SECRET_REQUIRED = {"tracking_uri": "MLFLOW_TRACKING_URI"}
+MLFLOW_SECRET_OPTIONAL = {
+    "username": "MLFLOW_TRACKING_USERNAME",
+    "password": "MLFLOW_TRACKING_PASSWORD",
+    "token": "MLFLOW_TRACKING_TOKEN",
+}
+GPU_TAINT = "nvidia.com/gpu"  # the taint GKE and the NVIDIA operator put on GPU nodes
 
 
 class PipelineOutputs(NamedTuple):
@@ -22,10 +31,39 @@ class PipelineOutputs(NamedTuple):
     train_run_id: str
 
 
-def build_pipeline(images: Images, defaults: PipelineConfig | None = None):
+def use_mlflow_secret(task: PipelineTask, secret_name) -> None:
+    """MLflow tracking URI and credentials as env vars from the Kubernetes Secret `secret_name`."""
+    kubernetes.use_secret_as_env(task, secret_name, MLFLOW_SECRET_REQUIRED)
+    kubernetes.use_secret_as_env(task, secret_name, MLFLOW_SECRET_OPTIONAL, optional=True)
+
+
+def request_gpu_node(
+    task: PipelineTask, cpu, memory, accelerator, gpus, node_selector: dict[str, str]
+) -> None:
+    """CPU, memory and accelerators for `task`, on a (tainted) GPU node matching `node_selector`."""
+    task.set_cpu_request(cpu).set_memory_request(memory)
+    task.set_accelerator_type(accelerator).set_accelerator_limit(gpus)
+    kubernetes.add_toleration(task, key=GPU_TAINT, operator="Exists", effect="NoSchedule")
+    for key, value in node_selector.items():
+        kubernetes.add_node_selector(task, key, value)
+
+
+def build_pipeline(
+    images: Images,
+    defaults: PipelineConfig | None = None,
+    *,
+    cluster: bool = False,
+    gpu_node_selector: dict[str, str] | None = None,
+):
     # No `from __future__ import annotations` here: kfp reads the real parameter types.
-    """The pipeline function, its steps in `images`, its parameter defaults from `defaults`."""
+    """The pipeline function, its steps in `images`, its parameter defaults from `defaults`.
+
+    `cluster=True` adds what only a Kubernetes cluster uses: the MLflow Secret as env vars,
+    the train task's resources, GPU toleration and `gpu_node_selector`. Without it (kfp.local)
+    the cluster parameters exist but are unused, so local runs see no no-op warnings.
+    """
     d = defaults or PipelineConfig()
+    node_selector = dict(gpu_node_selector or {})
     preprocess_op = preprocess_component(images.beam)
     train_op = train_component(images.trainer)
     evaluate_op = evaluate_component(images.trainer)
@@ -54,6 +92,11 @@ def build_pipeline(images: Images, defaults: PipelineConfig | None = None):
         model_name: str = d.publish.model_name,
         export_root: str = d.publish.export_root,
         alias: str = d.publish.alias,
+        mlflow_secret: str = d.cluster.mlflow_secret,
+        train_cpu: str = d.cluster.train_cpu,
+        train_memory: str = d.cluster.train_memory,
+        train_accelerator: str = d.cluster.train_accelerator,
+        train_gpus: int = d.cluster.train_gpus,
     ) -> PipelineOutputs:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         prep = preprocess_op(
@@ -67,6 +110,9 @@ def build_pipeline(images: Images, defaults: PipelineConfig | None = None):
             runner=runner,
             direct_running_mode=direct_running_mode,
         ).set_display_name("preprocess")
+        # Cached on a cluster: same inputs (data_dir + parameters), same shards. New files under
+        # the same data_dir do not change the key: submit with --no-cache to re-read them.
+        prep.set_caching_options(True)
         trained = (
             train_op(
                 dataset=prep.outputs["dataset"],
@@ -96,15 +142,25 @@ def build_pipeline(images: Images, defaults: PipelineConfig | None = None):
             .set_caching_options(False)
         )
         with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-            publish_op(
-                model=trained.outputs["model"],
-                train_run_id=trained.outputs["Output"],
-                model_name=model_name,
-                export_root=export_root,
-                alias=alias,
-                experiment=experiment,
-                pipeline_run_id=run_id,
-            ).set_display_name("publish").set_caching_options(False)
+            published = (
+                publish_op(
+                    model=trained.outputs["model"],
+                    train_run_id=trained.outputs["Output"],
+                    model_name=model_name,
+                    export_root=export_root,
+                    alias=alias,
+                    experiment=experiment,
+                    pipeline_run_id=run_id,
+                )
+                .set_display_name("publish")
+                .set_caching_options(False)
+            )
+        if cluster:
+            for task in (trained, gate, published):
+                use_mlflow_secret(task, mlflow_secret)
+            request_gpu_node(
+                trained, train_cpu, train_memory, train_accelerator, train_gpus, node_selector
+            )
         return PipelineOutputs(gate.outputs["Output"], trained.outputs["Output"])
 
     return segpipe

@@ -52,6 +52,17 @@ class PublishConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Kubernetes settings that take effect only on a cluster (kfp.local ignores them)."""
+
+    mlflow_secret: str = "segpipe-mlflow"  # Secret with tracking_uri (+ optional credentials)
+    train_cpu: str = "4"
+    train_memory: str = "16Gi"
+    train_accelerator: str = "nvidia.com/gpu"  # the node resource name of the GPU
+    train_gpus: int = 1
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Every pipeline parameter's default, gathered in one place."""
 
@@ -59,11 +70,12 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GatePolicy = field(default_factory=GatePolicy)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     experiment: str = "segpipe"
 
     def parameters(self) -> dict[str, object]:
         """Flat pipeline parameters (name -> default) from the nested configs."""
         flat: dict[str, object] = {"experiment": self.experiment}
-        for section in (self.preprocess, self.train, self.gate, self.publish):
+        for section in (self.preprocess, self.train, self.gate, self.publish, self.cluster):
             flat.update(dataclasses.asdict(section))
         return flat

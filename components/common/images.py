@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib.metadata import version
+
+REGISTRY_ENV = "SEGPIPE_REGISTRY"
 
 
 @dataclass(frozen=True)
@@ -24,3 +27,17 @@ def step_images(registry: str = "", tag: str | None = None) -> Images:
         trainer=f"{prefix}segpipe-trainer:{tag}",
         runtime=f"{prefix}segpipe-runtime:{tag}",
     )
+
+
+def cluster_registry(registry: str | None = None) -> str:
+    """`registry`, else $SEGPIPE_REGISTRY (read now, not at import); an error when neither is set.
+
+    A cluster pulls images from a registry: a bare `segpipe-trainer:0.1.0` would not resolve.
+    """
+    chosen = registry or os.environ.get(REGISTRY_ENV, "")
+    if not chosen.strip():
+        raise ValueError(
+            "no image registry: pass --registry (e.g. us-docker.pkg.dev/PROJECT/REPO) or set "
+            f"{REGISTRY_ENV}; the images are built and pushed there with `make push REGISTRY=...`"
+        )
+    return chosen.strip()
