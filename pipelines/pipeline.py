@@ -73,14 +73,29 @@ def build_pipeline(
     def segpipe(
         data_dir: str,
         experiment: str = d.experiment,
-        image_height: int = d.preprocess.image_height,
-        image_width: int = d.preprocess.image_width,
+        layout: str = d.preprocess.layout,
+        image_glob: str = d.preprocess.image_glob,
+        mask_pattern: str = d.preprocess.mask_pattern,
+        list_files: str = d.preprocess.list_files,
+        strip_prefix: str = d.preprocess.strip_prefix,
+        mask_encoding: str = d.preprocess.mask_encoding,
+        binary_threshold: int = d.preprocess.binary_threshold,
+        palette: str = d.preprocess.palette,
+        ignore_values: str = d.preprocess.ignore_values,
         num_classes: int = d.preprocess.num_classes,
         class_names: str = d.preprocess.class_names,
+        image_height: int = d.preprocess.image_height,
+        image_width: int = d.preprocess.image_width,
+        resize_mode: str = d.preprocess.resize_mode,
+        grayscale: bool = d.preprocess.grayscale,
         val_fraction: float = d.preprocess.val_fraction,
+        test_fraction: float = d.preprocess.test_fraction,
+        max_reject_fraction: float = d.preprocess.max_reject_fraction,
         num_shards: int = d.preprocess.num_shards,
+        target_shard_mb: int = d.preprocess.target_shard_mb,
         runner: str = d.preprocess.runner,
         direct_running_mode: str = d.preprocess.direct_running_mode,
+        beam_options: str = d.preprocess.beam_options,
         epochs: int = d.train.epochs,
         batch_size: int = d.train.batch_size,
         learning_rate: float = d.train.learning_rate,
@@ -101,14 +116,31 @@ def build_pipeline(
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         prep = preprocess_op(
             data_dir=data_dir,
-            image_height=image_height,
-            image_width=image_width,
+            layout=layout,
+            image_glob=image_glob,
+            mask_pattern=mask_pattern,
+            list_files=list_files,
+            strip_prefix=strip_prefix,
+            mask_encoding=mask_encoding,
+            binary_threshold=binary_threshold,
+            palette=palette,
+            ignore_values=ignore_values,
             num_classes=num_classes,
             class_names=class_names,
+            image_height=image_height,
+            image_width=image_width,
+            resize_mode=resize_mode,
+            grayscale=grayscale,
             val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            max_reject_fraction=max_reject_fraction,
             num_shards=num_shards,
+            target_shard_mb=target_shard_mb,
             runner=runner,
             direct_running_mode=direct_running_mode,
+            beam_options=beam_options,
+            experiment=experiment,
+            pipeline_run_id=run_id,
         ).set_display_name("preprocess")
         # Cached on a cluster: same inputs (data_dir + parameters), same shards. New files under
         # the same data_dir do not change the key: submit with --no-cache to re-read them.
@@ -156,7 +188,7 @@ def build_pipeline(
                 .set_caching_options(False)
             )
         if cluster:
-            for task in (trained, gate, published):
+            for task in (prep, trained, gate, published):  # every step that tracks to MLflow
                 use_mlflow_secret(task, mlflow_secret)
             request_gpu_node(
                 trained, train_cpu, train_memory, train_accelerator, train_gpus, node_selector

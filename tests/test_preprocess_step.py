@@ -1,4 +1,4 @@
-"""The preprocess CLI on tiny generated data, with planted bad inputs."""
+"""The preprocess CLI on tiny generated data: shards, stats, rejects, layouts, the reject limit."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from components.preprocess.__main__ import main
+from components.preprocess.pipeline import TooManyRejects
 
 
 @pytest.fixture
@@ -24,6 +26,9 @@ def data_with_bad_inputs(tiny_data: Path, tmp_path: Path) -> Path:
     (masks / "sample_00002.png").unlink()
     Image.fromarray(np.full((64, 64), 9, np.uint8), "L").save(masks / "sample_00003.png")
     Image.new("L", (64, 64)).save(masks / "orphan.png")
+    (masks / "sample_00004.png").write_bytes(b"not an image at all")
+    Image.fromarray(np.full((64, 64), 7, np.uint8), "L").save(masks / "sample_00005.png")
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(masks / "sample_00006.png")
     return data
 
 
@@ -33,9 +38,11 @@ def _run(data: Path, output: Path, *flags: str) -> dict:
     return json.loads((output / "stats.json").read_text())
 
 
-def test_bad_inputs_are_rejected_with_reasons_and_nothing_is_lost(data_with_bad_inputs, tmp_path):
+def test_every_bad_input_is_rejected_with_its_reason_and_nothing_is_lost(
+    mlflow_store, data_with_bad_inputs, tmp_path
+):
     output = tmp_path / "out"
-    stats = _run(data_with_bad_inputs, output)
+    stats = _run(data_with_bad_inputs, output, "--max-reject-fraction", "1", "--ignore-values", "7")
 
     rejects = [json.loads(line) for line in (output / "rejects.jsonl").read_text().splitlines()]
     reasons = {r["source_id"]: r["reason"] for r in rejects}
@@ -45,26 +52,41 @@ def test_bad_inputs_are_rejected_with_reasons_and_nothing_is_lost(data_with_bad_
         "sample_00002": "missing_mask",
         "sample_00003": "label_out_of_range",
         "orphan": "missing_image",
+        "sample_00004": "unreadable_mask",
+        "sample_00005": "empty_mask",
+        "sample_00006": "mask_not_class_index",
     }
-    assert all(r["detail"] for r in rejects)
-    assert (
-        "sample_00000.png" in next(r for r in rejects if r["source_id"] == "sample_00000")["detail"]
-    )
-    assert stats["rejected"] == 5
-    assert stats["examples_written"] == 20
+    details = {r["source_id"]: r["detail"] for r in rejects}
+    assert "sample_00000.png" in details["sample_00000"]
+    assert "10x12" in details["sample_00001"]
+    assert "[9]" in details["sample_00003"]
+    assert stats["rejected"] == 8
+    assert stats["rejects_by_reason"]["size_mismatch"] == 1
+    assert stats["examples_written"] == 17
     assert stats["inputs"] == 25
 
 
-def test_shards_hold_every_written_example_resized(tiny_data, tmp_path):
+def test_too_many_rejects_fail_the_step_after_writing_the_evidence(
+    mlflow_store, data_with_bad_inputs, tmp_path
+):
+    output = tmp_path / "out"
+    with pytest.raises(TooManyRejects, match=r"8 of 25 inputs rejected \(32.0% > "):
+        _run(data_with_bad_inputs, output)
+    assert len((output / "rejects.jsonl").read_text().splitlines()) == 8
+
+
+def test_shards_hold_every_written_example_resized(mlflow_store, tiny_data, tmp_path):
     import tensorflow as tf
 
     from components.common.schema import decode_example
 
     output = tmp_path / "out"
-    stats = _run(tiny_data, output, "--num-shards", "3", "--val-fraction", "0.25")
+    stats = _run(
+        tiny_data, output, "--num-shards", "3", "--val-fraction", "0.25", "--test-fraction", "0.25"
+    )
 
     ids, class_pixels = [], np.zeros(4, np.int64)
-    for split in ("train", "val"):
+    for split in ("train", "val", "test"):
         files = sorted((output / split).glob(f"{split}-*-of-00003.tfrecord"))
         assert len(files) == 3
         count = 0
@@ -76,12 +98,39 @@ def test_shards_hold_every_written_example_resized(tiny_data, tmp_path):
             ids.append(example["source_id"].numpy().decode())
             count += 1
         assert count == stats["splits"][split]["examples"]
+        assert count > 0
     assert sorted(ids) == [f"sample_{i:05d}" for i in range(24)]
-    total = np.sum([stats["splits"][s]["class_pixels"] for s in ("train", "val")], axis=0)
+    total = np.sum([s["class_pixels"] for s in stats["splits"].values()], axis=0)
     np.testing.assert_array_equal(total, class_pixels)
+    assert stats["splits"]["train"]["image_sizes"] == {
+        "64x64": stats["splits"]["train"]["examples"]
+    }
     assert json.loads((output / "dataset.json").read_text())["num_classes"] == 4
 
+    table = pq.read_table(output / "stats.parquet").to_pydict()
+    assert len(table["split"]) == 3 * 4
+    assert sum(table["pixels"]) == int(class_pixels.sum())
+    assert "| train |" in (output / "stats.md").read_text()
 
-def test_missing_folder_is_a_clear_error(tmp_path):
+
+def test_stats_are_logged_to_mlflow(mlflow_store, tiny_data, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    _run(tiny_data, tmp_path / "out")
+    client = MlflowClient(mlflow_store)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("segpipe").experiment_id],
+        "tags.`segpipe.step` = 'preprocess'",
+    )
+    assert run.data.metrics["inputs"] == 24
+    assert run.data.params["layout"] == "paired-folders"
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "dataset")} >= {
+        "dataset/stats.json",
+        "dataset/stats.md",
+        "dataset/rejects.jsonl",
+    }
+
+
+def test_missing_folder_is_a_clear_error(mlflow_store, tmp_path):
     with pytest.raises(FileNotFoundError, match="no images found under"):
         _run(tmp_path / "nowhere", tmp_path / "out")

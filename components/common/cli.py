@@ -18,10 +18,20 @@ def add_config_flags(parser: argparse.ArgumentParser, config_type: type) -> None
         group.add_argument(
             f"--{field.name.replace('_', '-')}",
             dest=field.name,
-            type=type(default),
+            type=parse_bool if isinstance(default, bool) else type(default),
             default=default,
-            help=f"(default: {default})",
+            help=f"(default: {default!r})",
         )
+
+
+def parse_bool(text: str) -> bool:
+    """'true'/'false' (also 1/0, yes/no) as a bool; anything else is an error."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
 
 
 def config_from_flags(config_type: type[T], args: argparse.Namespace) -> T:

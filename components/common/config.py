@@ -12,14 +12,34 @@ IGNORE_LABEL = 255  # class value stored in shards for "no label"; skipped by lo
 class PreprocessConfig:
     """How raw image + mask pairs become TFRecord shards."""
 
-    image_height: int = 128
-    image_width: int = 128
+    layout: str = "paired-folders"  # paired-folders | paired-globs | list-files | voc
+    image_glob: str = "images/*"  # paired-globs: images, relative to the data folder
+    mask_pattern: str = "masks/{stem}.png"  # paired-globs: each image's mask
+    list_files: str = ""  # list-files: "train.txt,val.txt" or "train=a.txt,val=b.txt"
+    strip_prefix: str = ""  # list-files: prefix removed from listed paths
+    mask_encoding: str = "index"  # index | binary | palette
+    binary_threshold: int = 128  # binary: values >= threshold are class 1 (0/1 masks as is)
+    palette: str = ""  # palette: "R,G,B=CLASS;R,G,B=CLASS"
+    ignore_values: str = ""  # comma-separated mask values stored as the ignore label
     num_classes: int = 4
     class_names: str = ""  # comma-separated, one per class; empty: class_0, class_1, ...
-    val_fraction: float = 0.2
-    num_shards: int = 4
+    image_height: int = 128
+    image_width: int = 128
+    resize_mode: str = "stretch"  # stretch | pad (keep aspect ratio, masks padded with ignore)
+    grayscale: bool = False
+    val_fraction: float = 0.2  # hash split, used when the layout sets no split
+    test_fraction: float = 0.0
+    max_reject_fraction: float = 0.05  # fail the step when more inputs than this are rejected
+    num_shards: int = 4  # 0: derived from target_shard_mb
+    target_shard_mb: int = 128
     runner: str = "DirectRunner"
     direct_running_mode: str = "multi_processing"
+    beam_options: str = (
+        ""  # extra Beam flags, e.g. "--project p --region r --temp_location gs://b/t"
+    )
+
+    def ignore_value_list(self) -> list[int]:
+        return [int(v) for v in self.ignore_values.split(",") if v.strip()]
 
 
 @dataclass(frozen=True)

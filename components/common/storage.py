@@ -26,10 +26,7 @@ def write_json(path: str, payload: object) -> None:
 
 def read_json(path: str) -> object:
     """Read JSON from a local or gs:// path."""
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path) as handle:
-        return json.loads(handle.read().decode("utf-8"))
+    return json.loads(read_text(path))
 
 
 def glob(pattern: str) -> list[str]:
@@ -38,3 +35,18 @@ def glob(pattern: str) -> list[str]:
 
     matches = FileSystems.match([pattern])[0].metadata_list
     return sorted(m.path for m in matches)
+
+
+def exists(path: str) -> bool:
+    """Whether a local or gs:// file exists."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.exists(path)
+
+
+def read_text(path: str) -> str:
+    """A local or gs:// file's text (UTF-8)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as handle:
+        return handle.read().decode("utf-8")

@@ -1,36 +1,71 @@
 """KFP wrapper of the preprocess step."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Output
+from kfp.dsl import Dataset, Markdown, Output
 
 
 def preprocess(
     data_dir: str,
     dataset: Output[Dataset],
-    image_height: int,
-    image_width: int,
+    report: Output[Markdown],
+    layout: str,
+    image_glob: str,
+    mask_pattern: str,
+    list_files: str,
+    strip_prefix: str,
+    mask_encoding: str,
+    binary_threshold: int,
+    palette: str,
+    ignore_values: str,
     num_classes: int,
     class_names: str,
+    image_height: int,
+    image_width: int,
+    resize_mode: str,
+    grayscale: bool,
     val_fraction: float,
+    test_fraction: float,
+    max_reject_fraction: float,
     num_shards: int,
+    target_shard_mb: int,
     runner: str,
     direct_running_mode: str,
+    beam_options: str,
+    experiment: str,
+    pipeline_run_id: str,
 ):
     """Validate, resize and shard `data_dir`'s image + mask pairs into TFRecords."""
     from components.common.config import PreprocessConfig
-    from components.preprocess.pipeline import run_preprocess
+    from components.preprocess.preprocessor import preprocess as run_step
 
     config = PreprocessConfig(
-        image_height=image_height,
-        image_width=image_width,
+        layout=layout,
+        image_glob=image_glob,
+        mask_pattern=mask_pattern,
+        list_files=list_files,
+        strip_prefix=strip_prefix,
+        mask_encoding=mask_encoding,
+        binary_threshold=binary_threshold,
+        palette=palette,
+        ignore_values=ignore_values,
         num_classes=num_classes,
         class_names=class_names,
+        image_height=image_height,
+        image_width=image_width,
+        resize_mode=resize_mode,
+        grayscale=grayscale,
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        max_reject_fraction=max_reject_fraction,
         num_shards=num_shards,
+        target_shard_mb=target_shard_mb,
         runner=runner,
         direct_running_mode=direct_running_mode,
+        beam_options=beam_options,
     )
-    run_preprocess(data_dir, dataset.path, config)
+    result = run_step(data_dir, dataset.path, config, experiment, pipeline_run_id)
+    with open(report.path, "w") as handle:
+        handle.write(result.report_markdown)
 
 
 def preprocess_component(image: str):

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import shlex
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.common import storage
 from components.common.config import IGNORE_LABEL, PreprocessConfig
 from components.common.dataset import DatasetInfo, class_names_for, write_dataset_info
 from components.preprocess.examples import RejectedInput, encode_pair
-from components.preprocess.sources import SourcePair, list_paired_folders
+from components.preprocess.sources import SourcePair, list_sources
 from components.preprocess.split import SPLITS, assign_split
+from components.preprocess.stats import SplitStatsFn, assemble_stats, stats_markdown, stats_table
 
 REJECTED = "rejected"
 log = logging.getLogger(__name__)
+
+
+class TooManyRejects(RuntimeError):
+    """More inputs were rejected than the configured fraction allows."""
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    stats: dict
+    output_dir: str
+    report_markdown: str
 
 
 class EncodePair(beam.DoFn):
@@ -28,9 +42,8 @@ class EncodePair(beam.DoFn):
         self._config = config
 
     def process(self, pair: SourcePair) -> Iterator:
-        config = self._config
         try:
-            encoded = encode_pair(pair, config.image_height, config.image_width, config.num_classes)
+            encoded = encode_pair(pair, self._config)
         except RejectedInput as rejected:
             yield beam.pvalue.TaggedOutput(
                 REJECTED,
@@ -43,53 +56,19 @@ class EncodePair(beam.DoFn):
                 },
             )
             return
-        yield assign_split(encoded.source_id, config.val_fraction), encoded
+        split = pair.split or assign_split(
+            pair.source_id, self._config.val_fraction, self._config.test_fraction
+        )
+        yield split, encoded
 
 
-class SumClassPixels(beam.CombineFn):
-    """Per split: (number of examples, pixel count per class)."""
-
-    def __init__(self, num_classes: int):
-        self._num_classes = num_classes
-
-    def create_accumulator(self) -> tuple[int, np.ndarray]:
-        return 0, np.zeros(self._num_classes, dtype=np.int64)
-
-    def add_input(self, accumulator, class_pixels):
-        return accumulator[0] + 1, accumulator[1] + class_pixels
-
-    def merge_accumulators(self, accumulators):
-        counts, pixels = zip(*accumulators, strict=True)
-        return sum(counts), np.sum(pixels, axis=0)
-
-    def extract_output(self, accumulator):
-        return accumulator
-
-
-def format_stats(
-    per_split: list[tuple[str, tuple[int, np.ndarray]]],
-    reject_reasons: list[tuple[str, int]],
-    num_classes: int,
-) -> str:
-    """The stats JSON: examples and class pixels per split, rejects per reason."""
-    splits = {name: {"examples": 0, "class_pixels": [0] * num_classes} for name in SPLITS}
-    for split, (count, pixels) in per_split:
-        splits[split] = {"examples": int(count), "class_pixels": [int(v) for v in pixels]}
-    rejects = dict(sorted(reject_reasons))
-    written = sum(s["examples"] for s in splits.values())
-    return json.dumps(
-        {
-            "splits": splits,
-            "examples_written": written,
-            "rejected": sum(rejects.values()),
-            "rejects_by_reason": rejects,
-            "inputs": written + sum(rejects.values()),
-            "num_classes": num_classes,
-            "ignore_label": IGNORE_LABEL,
-        },
-        indent=2,
-        sort_keys=True,
-    )
+def shard_count(config: PreprocessConfig, examples: int) -> int:
+    """`num_shards`, or enough shards that none exceeds `target_shard_mb` (uncompressed bound)."""
+    if config.num_shards > 0:
+        return config.num_shards
+    channels = 1 if config.grayscale else 3
+    bytes_per_example = config.image_height * config.image_width * (channels + 1)
+    return max(1, math.ceil(examples * bytes_per_example / (config.target_shard_mb * 2**20)))
 
 
 def _runner(config: PreprocessConfig):
@@ -107,16 +86,23 @@ def _runner(config: PreprocessConfig):
 
 
 def pipeline_options(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> PipelineOptions:
-    """Beam options with the runner named explicitly; `beam_args` pass through untouched."""
-    options = {"runner": config.runner}
+    """Beam options with the runner named explicitly; extra Beam flags pass through untouched."""
+    options: dict[str, object] = {"runner": config.runner}
     if config.runner == "DirectRunner":
         options["direct_running_mode"] = config.direct_running_mode
         if config.direct_running_mode != "in_memory":
             options["direct_num_workers"] = 0  # one worker per core
-    return PipelineOptions(flags=list(beam_args), **options)
+    flags = [*shlex.split(config.beam_options), *beam_args]
+    return PipelineOptions(flags=flags, **options)
 
 
-def build(root: beam.Pipeline, pairs: list[SourcePair], output_dir: str, config: PreprocessConfig):
+def build(
+    root: beam.Pipeline,
+    pairs: list[SourcePair],
+    output_dir: str,
+    config: PreprocessConfig,
+    class_names: tuple[str, ...],
+) -> None:
     """Wire the transforms onto `root`."""
     results = (
         root
@@ -125,6 +111,7 @@ def build(root: beam.Pipeline, pairs: list[SourcePair], output_dir: str, config:
     )
     encoded, rejected = results.encoded, results[REJECTED]
 
+    shards = shard_count(config, len(pairs))
     by_split = encoded | "BySplit" >> beam.Partition(lambda kv, _: SPLITS.index(kv[0]), len(SPLITS))
     for split, examples in zip(SPLITS, by_split, strict=True):
         _ = (
@@ -134,14 +121,13 @@ def build(root: beam.Pipeline, pairs: list[SourcePair], output_dir: str, config:
             >> beam.io.WriteToTFRecord(
                 storage.join(output_dir, split, split),
                 file_name_suffix=".tfrecord",
-                num_shards=config.num_shards,
+                num_shards=shards,
             )
         )
 
     split_stats = (
         encoded
-        | "ClassPixels" >> beam.Map(lambda kv: (kv[0], kv[1].class_pixels))
-        | "SumPerSplit" >> beam.CombinePerKey(SumClassPixels(config.num_classes))
+        | "SplitStats" >> beam.CombinePerKey(SplitStatsFn(config.num_classes))
         | "CollectSplits" >> beam.combiners.ToList()
     )
     reason_counts = (
@@ -152,8 +138,13 @@ def build(root: beam.Pipeline, pairs: list[SourcePair], output_dir: str, config:
     )
     _ = (
         split_stats
-        | "FormatStats"
-        >> beam.Map(format_stats, beam.pvalue.AsSingleton(reason_counts), config.num_classes)
+        | "AssembleStats"
+        >> beam.Map(
+            lambda per_split, reasons: json.dumps(
+                assemble_stats(per_split, reasons, class_names, IGNORE_LABEL), indent=2
+            ),
+            beam.pvalue.AsSingleton(reason_counts),
+        )
         | "WriteStats"
         >> beam.io.WriteToText(
             storage.join(output_dir, "stats"), file_name_suffix=".json", shard_name_template=""
@@ -169,24 +160,49 @@ def build(root: beam.Pipeline, pairs: list[SourcePair], output_dir: str, config:
     )
 
 
+def _write_reports(output_dir: str, stats: dict) -> str:
+    """stats.parquet and stats.md beside stats.json; returns the Markdown."""
+    from apache_beam.io.filesystems import FileSystems
+
+    markdown = stats_markdown(stats)
+    with FileSystems.create(storage.join(output_dir, "stats.parquet")) as handle:
+        handle.write(stats_table(stats))
+    with FileSystems.create(storage.join(output_dir, "stats.md")) as handle:
+        handle.write(markdown.encode("utf-8"))
+    return markdown
+
+
 def run_preprocess(
     data_dir: str, output_dir: str, config: PreprocessConfig, beam_args: Sequence[str] = ()
-) -> dict:
-    """Run the Beam job over the paired folders in `data_dir`; returns the stats written."""
+) -> PreprocessResult:
+    """Run the Beam job over `data_dir` in `config.layout`; returns the stats it wrote.
+
+    Raises TooManyRejects (after writing every output) when rejects exceed the allowed fraction.
+    """
+    class_names = class_names_for(config.num_classes, config.class_names)
+    pairs = list_sources(data_dir, config)
+    log.info("preprocess: %d inputs from %s -> %s", len(pairs), data_dir, output_dir)
+    options = pipeline_options(config, beam_args)
+    with beam.Pipeline(runner=_runner(config), options=options) as root:
+        build(root, pairs, output_dir, config, class_names)
+    stats = storage.read_json(storage.join(output_dir, "stats.json"))
+    if stats["inputs"] != len(pairs):
+        raise RuntimeError(f"{len(pairs)} inputs but {stats['inputs']} written or rejected")
     info = DatasetInfo(
         num_classes=config.num_classes,
-        class_names=class_names_for(config.num_classes, config.class_names),
+        class_names=class_names,
         image_height=config.image_height,
         image_width=config.image_width,
         ignore_label=IGNORE_LABEL,
     )
-    pairs = list_paired_folders(data_dir)
-    log.info("preprocess: %d inputs from %s -> %s", len(pairs), data_dir, output_dir)
-    options = pipeline_options(config, beam_args)
-    with beam.Pipeline(runner=_runner(config), options=options) as root:
-        build(root, pairs, output_dir, config)
-    stats = storage.read_json(storage.join(output_dir, "stats.json"))
-    if stats["inputs"] != len(pairs):
-        raise RuntimeError(f"{len(pairs)} inputs but {stats['inputs']} written or rejected")
     write_dataset_info(output_dir, info)
-    return stats
+    markdown = _write_reports(output_dir, stats)
+    rejected_fraction = stats["rejected"] / max(1, stats["inputs"])
+    if rejected_fraction > config.max_reject_fraction:
+        raise TooManyRejects(
+            f"{stats['rejected']} of {stats['inputs']} inputs rejected "
+            f"({rejected_fraction:.1%} > max_reject_fraction {config.max_reject_fraction:.1%}); "
+            f"by reason: {stats['rejects_by_reason']}; "
+            f"details in {storage.join(output_dir, 'rejects.jsonl')}"
+        )
+    return PreprocessResult(stats, output_dir, markdown)

@@ -1,0 +1,46 @@
+"""The preprocess step as tracked in MLflow: the Beam job plus its params, counts and reports."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from components.common import storage
+from components.common.config import PreprocessConfig
+from components.common.tracking import step_run
+from components.preprocess.pipeline import PreprocessResult, run_preprocess
+
+
+def _log_outputs(output_dir: str) -> None:
+    import mlflow
+
+    stats = storage.read_json(storage.join(output_dir, "stats.json"))
+    metrics = {f"examples/{name}": s["examples"] for name, s in stats["splits"].items()}
+    metrics.update(rejected=stats["rejected"], inputs=stats["inputs"])
+    metrics.update({f"rejects/{reason}": n for reason, n in stats["rejects_by_reason"].items()})
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(stats, "dataset/stats.json")
+    mlflow.log_text(storage.read_text(storage.join(output_dir, "stats.md")), "dataset/stats.md")
+    rejects = storage.read_text(storage.join(output_dir, "rejects.jsonl"))
+    mlflow.log_text(rejects, "dataset/rejects.jsonl")
+
+
+def preprocess(
+    data_dir: str,
+    output_dir: str,
+    config: PreprocessConfig,
+    experiment: str = "segpipe",
+    pipeline_run_id: str = "manual",
+    beam_args: Sequence[str] = (),
+) -> PreprocessResult:
+    """Run the Beam job inside the step's MLflow run; outputs are logged even when it fails."""
+    import mlflow
+
+    with step_run("preprocess", experiment, pipeline_run_id):
+        params = {k: v for k, v in dataclasses.asdict(config).items() if k != "beam_options"}
+        mlflow.log_params({**params, "data_dir": data_dir, "output_dir": output_dir})
+        try:
+            return run_preprocess(data_dir, output_dir, config, beam_args)
+        finally:
+            if storage.exists(storage.join(output_dir, "stats.md")):
+                _log_outputs(output_dir)
