@@ -20,7 +20,7 @@ def compiled(tmp_path: Path) -> dict:
     assert (
         main(["compile", "-o", str(path), "--registry", "reg.example/team", "--tag", "1.2.3"]) == 0
     )
-    return yaml.safe_load(path.read_text())
+    return next(yaml.safe_load_all(path.read_text()))  # then the platform (Kubernetes) spec
 
 
 def test_compiled_pipeline_has_four_tasks_and_publish_under_the_gate(compiled):
@@ -51,7 +51,7 @@ def test_compiled_yaml_loads_back_into_kfp(tmp_path):
     from kfp import components
 
     path = tmp_path / "pipeline.yaml"
-    assert main(["compile", "-o", str(path), "--param", "epochs=3"]) == 0
+    assert main(["compile", "-o", str(path), "--registry", "r.example", "--param", "epochs=3"]) == 0
     loaded = components.load_component_from_file(str(path))
     assert loaded.name == "segpipe"
     assert loaded.component_spec.inputs["epochs"].default == 3

@@ -1,0 +1,156 @@
+"""The pipeline as compiled for a cluster: caching, retry, resources, GPU node, MLflow Secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.cli import main
+
+SENTINEL = "s3cr3t-7f2a9b"
+
+
+def _compile(tmp_path: Path, *extra: str) -> tuple[dict, dict, str]:
+    path = tmp_path / "pipeline.yaml"
+    assert main(["compile", "-o", str(path), "--tag", "1.2.3", *extra]) == 0
+    text = path.read_text()
+    spec, platform = yaml.safe_load_all(text)
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"], text
+
+
+@pytest.fixture
+def cluster_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, str]:
+    # Secrets in the compiling machine's environment must not leak into the package.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"https://user:{SENTINEL}@mlflow.example.com")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SENTINEL)
+    monkeypatch.setenv("SEGPIPE_KFP_TOKEN", SENTINEL)
+    selector = "cloud.google.com/gke-accelerator=nvidia-l4"
+    return _compile(tmp_path, "--registry", "reg.example/t", "--gpu-node-selector", selector)
+
+
+def _tasks(spec: dict) -> dict[str, dict]:
+    """Every task by name, the ones inside the gate's condition included."""
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    return tasks
+
+
+def test_caching_is_on_for_preprocess_only_off_for_evaluate_and_publish(cluster_yaml):
+    tasks = _tasks(cluster_yaml[0])
+    assert tasks["preprocess"]["cachingOptions"] == {"enableCache": True}
+    assert tasks["evaluate"]["cachingOptions"] == {}  # protobuf JSON omits False
+    assert tasks["publish"]["cachingOptions"] == {}
+    assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 3
+
+
+def test_train_requests_cpu_memory_and_gpus_from_pipeline_parameters(cluster_yaml):
+    spec = cluster_yaml[0]
+    executors = spec["deploymentSpec"]["executors"]
+    resources = executors["exec-train"]["container"]["resources"]
+    channel = "{{$.inputs.parameters['pipelinechannel--%s']}}"
+    assert resources == {
+        "resourceCpuRequest": channel % "train_cpu",
+        "resourceMemoryRequest": channel % "train_memory",
+        "accelerator": {
+            "resourceType": channel % "train_accelerator",
+            "resourceCount": channel % "train_gpus",
+        },
+    }
+    for name in ("exec-preprocess", "exec-evaluate", "exec-publish"):
+        assert "resources" not in executors[name]["container"]
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["train_cpu"]["defaultValue"] == "4"
+    assert inputs["train_memory"]["defaultValue"] == "16Gi"
+    assert inputs["train_accelerator"]["defaultValue"] == "nvidia.com/gpu"
+    assert inputs["train_gpus"]["defaultValue"] == 1
+
+
+def test_only_train_goes_to_a_gpu_node(cluster_yaml):
+    platform = cluster_yaml[1]
+    assert platform["exec-train"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert platform["exec-train"]["nodeSelector"] == {
+        "labels": {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    }
+    for name in ("exec-preprocess", "exec-evaluate", "exec-publish"):
+        assert "tolerations" not in platform[name] and "nodeSelector" not in platform[name]
+
+
+def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cluster_yaml):
+    spec, platform, _ = cluster_yaml
+    for name in ("exec-preprocess", "exec-train", "exec-evaluate", "exec-publish"):
+        required, optional = platform[name]["secretAsEnv"]
+        assert required["keyToEnv"] == [
+            {"secretKey": "tracking_uri", "envVar": "MLFLOW_TRACKING_URI"}
+        ]
+        assert required["optional"] is False
+        assert {m["envVar"] for m in optional["keyToEnv"]} == {
+            "MLFLOW_TRACKING_USERNAME",
+            "MLFLOW_TRACKING_PASSWORD",
+            "MLFLOW_TRACKING_TOKEN",
+        }
+        assert optional["optional"] is True
+        source = required["secretNameParameter"]["componentInputParameter"]
+        # publish sits in the gate's sub-DAG, which receives the parameter as a channel
+        assert source == (
+            "pipelinechannel--mlflow_secret" if name == "exec-publish" else "mlflow_secret"
+        )
+    (condition,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("condition")]
+    wired = condition["inputs"]["parameters"]["pipelinechannel--mlflow_secret"]
+    assert wired == {"componentInputParameter": "mlflow_secret"}
+    default = spec["root"]["inputDefinitions"]["parameters"]["mlflow_secret"]["defaultValue"]
+    assert default == "segpipe-mlflow"
+
+
+def test_no_secret_value_is_compiled_in(cluster_yaml):
+    spec, _, text = cluster_yaml
+    assert SENTINEL not in text
+    assert "mlflow.example.com" not in text
+    for executor in spec["deploymentSpec"]["executors"].values():
+        assert "env" not in executor["container"]
+
+
+def test_secret_name_and_resources_can_be_set_at_compile_time(tmp_path: Path):
+    params = ["--param", "mlflow_secret=team-mlflow", "--param", "train_gpus=4"]
+    spec, _, _ = _compile(tmp_path, "--registry", "r.example", *params)
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["mlflow_secret"]["defaultValue"] == "team-mlflow"
+    assert inputs["train_gpus"]["defaultValue"] == 4
+
+
+def test_compiling_for_a_cluster_needs_a_registry_read_at_call_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("SEGPIPE_REGISTRY", raising=False)
+    with pytest.raises(SystemExit, match="--registry .* or set SEGPIPE_REGISTRY"):
+        main(["compile", "-o", str(tmp_path / "p.yaml")])
+    assert not (tmp_path / "p.yaml").exists()
+
+    monkeypatch.setenv("SEGPIPE_REGISTRY", "env.example/team/")  # set after import
+    spec, _, _ = _compile(tmp_path)
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {f"env.example/team/segpipe-{k}:1.2.3" for k in ("beam", "trainer", "runtime")}
+
+
+def test_the_local_pipeline_carries_no_cluster_settings(tmp_path: Path):
+    """kfp.local only warns about resources and never reads the platform spec: leave both out."""
+    from kfp import compiler
+
+    from components.common.images import step_images
+    from pipelines.pipeline import build_pipeline
+
+    path = tmp_path / "local.yaml"
+    compiler.Compiler().compile(build_pipeline(step_images()), str(path))
+    (spec,) = yaml.safe_load_all(path.read_text())  # no second (platform) document
+    for executor in spec["deploymentSpec"]["executors"].values():
+        assert "resources" not in executor["container"]
+    assert _tasks(spec)["train"]["retryPolicy"]["maxRetryCount"] == 3
+
+
+def test_local_runs_refuse_cluster_only_parameters(tmp_path: Path):
+    with pytest.raises(SystemExit, match="train_gpus only takes effect on a cluster"):
+        main(["run", "--workdir", str(tmp_path), "--param", "train_gpus=2"])
