@@ -8,6 +8,15 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DATA ?=
 PARAMS ?=
+# Images: one per kind of step (docker/<kind>.Dockerfile -> segpipe-<kind>), never :latest.
+# TAG defaults to the package version; `make images TAG=$(git rev-parse --short HEAD)` tags by commit
+# (then compile/submit with the same --tag).
+REGISTRY ?= $(SEGPIPE_REGISTRY)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+TAG ?= $(VERSION)
+DOCKER ?= docker
+IMAGE_KINDS := beam trainer runtime
+image_ref = $(if $(REGISTRY),$(patsubst %/,%,$(REGISTRY))/)segpipe-$(1):$(TAG)
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +27,7 @@ $(INSTALLED): pyproject.toml
 .PHONY: help
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: install
 install: $(INSTALLED) ## Create .venv (if missing) and install segpipe with its dev tools
@@ -39,8 +48,29 @@ fmt: $(INSTALLED) ## Format and auto-fix the code
 	$(BIN)/ruff check --fix .
 
 .PHONY: compile
-compile: $(INSTALLED) ## Compile the pipeline to pipeline.yaml
-	$(BIN)/segpipe compile -o pipeline.yaml
+compile: $(INSTALLED) ## Compile the pipeline for a cluster to pipeline.yaml (REGISTRY=... or env SEGPIPE_REGISTRY)
+	$(BIN)/segpipe compile -o pipeline.yaml --tag $(TAG) $(if $(REGISTRY),--registry $(REGISTRY)) $(PARAMS)
+
+.PHONY: images
+images: ## Build the step images segpipe-{beam,trainer,runtime}:TAG (needs Docker)
+	@for kind in $(IMAGE_KINDS); do \
+		ref="$(call image_ref,$$kind)"; \
+		echo "building $$ref"; \
+		$(DOCKER) build -f docker/$$kind.Dockerfile --build-arg SEGPIPE_VERSION=$(TAG) -t "$$ref" . || exit 1; \
+	done
+
+.PHONY: push
+push: need-registry images ## Build and push the step images to REGISTRY=... (e.g. us-docker.pkg.dev/PROJECT/REPO)
+	@for kind in $(IMAGE_KINDS); do $(DOCKER) push "$(call image_ref,$$kind)" || exit 1; done
+
+.PHONY: need-registry
+need-registry:
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=... (or env SEGPIPE_REGISTRY), e.g. us-docker.pkg.dev/PROJECT/REPO"; exit 2; }
+
+.PHONY: mlflow-image
+mlflow-image: ## Build (and with REGISTRY=..., push) the optional MLflow server image
+	$(DOCKER) build -f docker/mlflow.Dockerfile --build-arg SEGPIPE_VERSION=$(TAG) -t "$(call image_ref,mlflow)" .
+	$(if $(REGISTRY),$(DOCKER) push "$(call image_ref,mlflow)")
 
 .PHONY: ui
 ui: $(INSTALLED) ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
