@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.common.cli import parse_bool
 from components.common.config import ClusterConfig, PipelineConfig
 
 SAMPLE_CLASS_NAMES = "background,circle,square,triangle"
@@ -30,7 +31,7 @@ def _parse_params(pairs: list[str], local: bool = False) -> dict[str, object]:
             raise SystemExit(f"--param {key} only takes effect on a cluster (segpipe submit)")
         kind = type(defaults[key])
         try:
-            params[key] = kind(value)
+            params[key] = parse_bool(value) if kind is bool else kind(value)
         except ValueError as error:
             raise SystemExit(f"--param {key}: {value!r} is not a valid {kind.__name__}") from error
     return params
@@ -180,7 +181,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             max_concurrency=args.max_concurrency,
             no_catchup=args.no_catchup,
             pipeline_root=args.pipeline_root,
-            enable_caching=False if args.no_cache else None,
+            # A recurring retraining must re-read its data folder, which a cache hit would skip.
+            enable_caching=False,
             service_account=args.service_account,
         )
     catchup = "off" if made.no_catchup else "on"

@@ -140,7 +140,6 @@ def build_pipeline(
             direct_running_mode=direct_running_mode,
             beam_options=beam_options,
             experiment=experiment,
-            pipeline_run_id=run_id,
         ).set_display_name("preprocess")
         # Cached on a cluster: same inputs (data_dir + parameters), same shards. New files under
         # the same data_dir do not change the key: submit with --no-cache to re-read them.

@@ -134,3 +134,13 @@ def test_stats_are_logged_to_mlflow(mlflow_store, tiny_data, tmp_path):
 def test_missing_folder_is_a_clear_error(mlflow_store, tmp_path):
     with pytest.raises(FileNotFoundError, match="no images found under"):
         _run(tmp_path / "nowhere", tmp_path / "out")
+
+
+def test_output_files_are_deterministic(mlflow_store, tiny_data, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    _run(tiny_data, first, "--num-shards", "2")
+    _run(tiny_data, second, "--num-shards", "2", "--direct-running-mode", "multi_processing")
+    shards = sorted(p.relative_to(first) for p in first.rglob("*.tfrecord"))
+    assert len(shards) == 2 * 3
+    for shard in shards:
+        assert (first / shard).read_bytes() == (second / shard).read_bytes(), shard

@@ -19,26 +19,22 @@ SOURCE_ID = "image/source_id"
 def encode_example(
     source_id: str, image_png: bytes, mask_png: bytes, height: int, width: int
 ) -> bytes:
-    """Serialize one PNG image + PNG class mask pair as a tf.train.Example."""
-    from tensorflow.core.example import example_pb2, feature_pb2
+    """Serialize one PNG image + PNG class mask pair as a tf.train.Example (no TensorFlow)."""
+    from components.common.example_proto import example_classes
 
-    def _bytes(value: bytes) -> feature_pb2.Feature:
-        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[value]))
-
-    def _int(value: int) -> feature_pb2.Feature:
-        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=[value]))
-
-    features = {
-        IMAGE_ENCODED: _bytes(image_png),
-        IMAGE_FORMAT: _bytes(b"png"),
-        IMAGE_HEIGHT: _int(height),
-        IMAGE_WIDTH: _int(width),
-        MASK_ENCODED: _bytes(mask_png),
-        MASK_FORMAT: _bytes(b"png"),
-        SOURCE_ID: _bytes(source_id.encode("utf-8")),
-    }
-    example = example_pb2.Example(features=feature_pb2.Features(feature=features))
-    return example.SerializeToString()
+    example = example_classes()["Example"]()
+    features = example.features.feature
+    for key, value in (
+        (IMAGE_ENCODED, image_png),
+        (IMAGE_FORMAT, b"png"),
+        (MASK_ENCODED, mask_png),
+        (MASK_FORMAT, b"png"),
+        (SOURCE_ID, source_id.encode("utf-8")),
+    ):
+        features[key].bytes_list.value.append(value)
+    features[IMAGE_HEIGHT].int64_list.value.append(height)
+    features[IMAGE_WIDTH].int64_list.value.append(width)
+    return example.SerializeToString(deterministic=True)  # sorted map keys: stable bytes
 
 
 def feature_spec() -> dict[str, tf.io.FixedLenFeature]:

@@ -44,8 +44,12 @@ def _parent_run_id(client, experiment_id: str, pipeline_run_id: str) -> str:
 
 
 @contextlib.contextmanager
-def step_run(step: str, experiment: str, pipeline_run_id: str) -> Iterator:
-    """An active MLflow run for `step`, nested under the pipeline run's parent run."""
+def step_run(step: str, experiment: str, pipeline_run_id: str | None) -> Iterator:
+    """An active MLflow run for `step`, nested under the pipeline run's parent run.
+
+    Without a pipeline run id (a step whose outputs are cached across pipeline runs) the
+    run stands alone, and later steps link to it by id.
+    """
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -53,6 +57,10 @@ def step_run(step: str, experiment: str, pipeline_run_id: str) -> Iterator:
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     experiment_id = mlflow.set_experiment(experiment).experiment_id
+    if pipeline_run_id is None:
+        with mlflow.start_run(run_name=step, tags={STEP_TAG: step}) as run:
+            yield run
+        return
     client = MlflowClient(tracking_uri=uri)
     parent_id = _parent_run_id(client, experiment_id, pipeline_run_id)
     tags = {PIPELINE_RUN_TAG: pipeline_run_id, STEP_TAG: step}

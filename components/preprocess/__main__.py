@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
 
 from components.common.cli import add_config_flags, config_from_flags, setup_logging
 from components.common.config import PreprocessConfig
@@ -35,7 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="input folder (local or gs://)")
     parser.add_argument("--output", required=True, help="output folder (local or gs://)")
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
-    parser.add_argument("--pipeline-run-id", default=f"cli-{uuid.uuid4().hex[:12]}")
     add_config_flags(parser, PreprocessConfig)
     args, beam_args = parser.parse_known_args(argv)
     setup_logging()
@@ -46,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         args.output,
         config_from_flags(PreprocessConfig, args),
         args.experiment,
-        args.pipeline_run_id,
         beam_args,
     )
     json.dump(result.stats, sys.stdout, indent=2)

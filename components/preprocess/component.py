@@ -32,7 +32,6 @@ def preprocess(
     direct_running_mode: str,
     beam_options: str,
     experiment: str,
-    pipeline_run_id: str,
 ):
     """Validate, resize and shard `data_dir`'s image + mask pairs into TFRecords."""
     from components.common.config import PreprocessConfig
@@ -63,7 +62,7 @@ def preprocess(
         direct_running_mode=direct_running_mode,
         beam_options=beam_options,
     )
-    result = run_step(data_dir, dataset.path, config, experiment, pipeline_run_id)
+    result = run_step(data_dir, dataset.path, config, experiment)
     with open(report.path, "w") as handle:
         handle.write(result.report_markdown)
 

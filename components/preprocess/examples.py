@@ -26,13 +26,24 @@ class RejectedInput(Exception):
 
 
 @dataclass(frozen=True)
+class ExampleSummary:
+    """What statistics need to know about one written example."""
+
+    class_pixels: np.ndarray  # pixel count per class index, ignore label excluded
+    original_size: str  # "WIDTHxHEIGHT" of the source image
+
+
+@dataclass(frozen=True)
 class EncodedExample:
-    """A written example and what statistics need to know about it."""
+    """A serialized example and its summary."""
 
     source_id: str
     serialized: bytes
-    class_pixels: np.ndarray  # pixel count per class index, ignore label excluded
-    original_size: str  # "WIDTHxHEIGHT" of the source image
+    class_pixels: np.ndarray
+    original_size: str
+
+    def summary(self) -> ExampleSummary:
+        return ExampleSummary(self.class_pixels, self.original_size)
 
 
 def parse_palette(spec: str) -> dict[tuple[int, int, int], int]:

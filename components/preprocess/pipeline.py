@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -35,31 +36,83 @@ class PreprocessResult:
     report_markdown: str
 
 
-class EncodePair(beam.DoFn):
-    """Encodes a pair to (split, example); rejects go to the REJECTED output with a reason."""
+@dataclass(frozen=True)
+class ShardTask:
+    """One output file and the pairs that go into it: the Beam job's unit of work."""
 
-    def __init__(self, config: PreprocessConfig):
+    split: str
+    index: int
+    count: int
+    pairs: tuple[SourcePair, ...]
+
+    def path(self, output_dir: str) -> str:
+        name = f"{self.split}-{self.index:05d}-of-{self.count:05d}.tfrecord"
+        return storage.join(output_dir, self.split, name)
+
+
+def plan_shards(pairs: Sequence[SourcePair], config: PreprocessConfig) -> list[ShardTask]:
+    """Every pair placed in its split (the layout's, or the hash split) and a stable shard.
+
+    Placement depends only on each pair's source id, so output files are deterministic and a
+    retried shard is rewritten identically.
+    """
+    by_split: dict[str, list[SourcePair]] = {name: [] for name in SPLITS}
+    for pair in pairs:
+        split = pair.split or assign_split(
+            pair.source_id, config.val_fraction, config.test_fraction
+        )
+        by_split[split].append(pair)
+    tasks = []
+    for split, members in by_split.items():
+        count = shard_count(config, len(members))
+        shards: list[list[SourcePair]] = [[] for _ in range(count)]
+        for pair in members:
+            shards[shard_of(pair.source_id, count)].append(pair)
+        tasks += [ShardTask(split, i, count, tuple(shard)) for i, shard in enumerate(shards)]
+    return tasks
+
+
+class WriteShard(beam.DoFn):
+    """Encodes a shard's pairs and streams them into its TFRecord file.
+
+    Emits (split, stats of one example) for every written example and a reject record with a
+    reason for every pair that could not be used. Nothing holds more than one example.
+    """
+
+    def __init__(self, output_dir: str, config: PreprocessConfig):
+        self._output_dir = output_dir
         self._config = config
 
-    def process(self, pair: SourcePair) -> Iterator:
-        try:
-            encoded = encode_pair(pair, self._config)
-        except RejectedInput as rejected:
-            yield beam.pvalue.TaggedOutput(
-                REJECTED,
-                {
-                    "source_id": pair.source_id,
-                    "image": pair.image_path,
-                    "mask": pair.mask_path,
-                    "reason": rejected.reason,
-                    "detail": rejected.detail,
-                },
-            )
-            return
-        split = pair.split or assign_split(
-            pair.source_id, self._config.val_fraction, self._config.test_fraction
-        )
-        yield split, encoded
+    def process(self, task: ShardTask) -> Iterator:
+        from apache_beam.io.filesystems import FileSystems
+
+        # Beam's own TFRecord framing (length, masked CRC32C), as WriteToTFRecord uses it.
+        from apache_beam.io.tfrecordio import _TFRecordUtil
+
+        with FileSystems.create(task.path(self._output_dir)) as handle:
+            for pair in task.pairs:
+                try:
+                    encoded = encode_pair(pair, self._config)
+                except RejectedInput as rejected:
+                    yield beam.pvalue.TaggedOutput(
+                        REJECTED,
+                        {
+                            "source_id": pair.source_id,
+                            "image": pair.image_path,
+                            "mask": pair.mask_path,
+                            "reason": rejected.reason,
+                            "detail": rejected.detail,
+                        },
+                    )
+                    continue
+                _TFRecordUtil.write_record(handle, encoded.serialized)
+                yield task.split, encoded.summary()
+
+
+def shard_of(source_id: str, count: int) -> int:
+    """A stable shard index for `source_id` (independent of the split's hash bits)."""
+    digest = hashlib.sha256(source_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[8:16], "big") % count
 
 
 def shard_count(config: PreprocessConfig, examples: int) -> int:
@@ -106,27 +159,14 @@ def build(
     """Wire the transforms onto `root`."""
     results = (
         root
-        | "ListPairs" >> beam.Create(pairs, reshuffle=True)
-        | "EncodeOrReject" >> beam.ParDo(EncodePair(config)).with_outputs(REJECTED, main="encoded")
+        | "PlanShards" >> beam.Create(plan_shards(pairs, config), reshuffle=True)
+        | "WriteShards"
+        >> beam.ParDo(WriteShard(output_dir, config)).with_outputs(REJECTED, main="written")
     )
-    encoded, rejected = results.encoded, results[REJECTED]
-
-    shards = shard_count(config, len(pairs))
-    by_split = encoded | "BySplit" >> beam.Partition(lambda kv, _: SPLITS.index(kv[0]), len(SPLITS))
-    for split, examples in zip(SPLITS, by_split, strict=True):
-        _ = (
-            examples
-            | f"Serialize_{split}" >> beam.Map(lambda kv: kv[1].serialized)
-            | f"Write_{split}"
-            >> beam.io.WriteToTFRecord(
-                storage.join(output_dir, split, split),
-                file_name_suffix=".tfrecord",
-                num_shards=shards,
-            )
-        )
+    written, rejected = results.written, results[REJECTED]
 
     split_stats = (
-        encoded
+        written
         | "SplitStats" >> beam.CombinePerKey(SplitStatsFn(config.num_classes))
         | "CollectSplits" >> beam.combiners.ToList()
     )

@@ -10,6 +10,8 @@ from components.common.config import PreprocessConfig
 from components.common.tracking import step_run
 from components.preprocess.pipeline import PreprocessResult, run_preprocess
 
+LINEAGE_FILE = "lineage.json"
+
 
 def _log_outputs(output_dir: str) -> None:
     import mlflow
@@ -30,13 +32,20 @@ def preprocess(
     output_dir: str,
     config: PreprocessConfig,
     experiment: str = "segpipe",
-    pipeline_run_id: str = "manual",
     beam_args: Sequence[str] = (),
 ) -> PreprocessResult:
-    """Run the Beam job inside the step's MLflow run; outputs are logged even when it fails."""
+    """Run the Beam job inside its own MLflow run; outputs are logged even when it fails.
+
+    The run is not nested under a pipeline run: the step takes no run id, so identical inputs
+    can hit the KFP cache. Its id goes into `lineage.json`; train tags its run with it.
+    """
     import mlflow
 
-    with step_run("preprocess", experiment, pipeline_run_id):
+    with step_run("preprocess", experiment, None) as run:
+        storage.write_json(
+            storage.join(output_dir, LINEAGE_FILE),
+            {"preprocess_run_id": run.info.run_id, "data_dir": data_dir},
+        )
         params = {k: v for k, v in dataclasses.asdict(config).items() if k != "beam_options"}
         mlflow.log_params({**params, "data_dir": data_dir, "output_dir": output_dir})
         try:

@@ -49,6 +49,10 @@ def train(
         stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
         mlflow.log_dict(stats, "dataset/stats.json")  # lineage: what this model saw
         mlflow.log_dict(dataclasses.asdict(info), "dataset/dataset.json")
+        lineage_path = storage.join(dataset_dir, "lineage.json")
+        if storage.exists(lineage_path):
+            lineage = storage.read_json(lineage_path)
+            mlflow.set_tags({f"segpipe.{k}": v for k, v in lineage.items()})
         train_data = make_dataset(
             info.shard_pattern(dataset_dir, "train"), config.batch_size, True, config.seed
         )
