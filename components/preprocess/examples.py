@@ -39,11 +39,7 @@ class EncodedExample:
 
     source_id: str
     serialized: bytes
-    class_pixels: np.ndarray
-    original_size: str
-
-    def summary(self) -> ExampleSummary:
-        return ExampleSummary(self.class_pixels, self.original_size)
+    summary: ExampleSummary
 
 
 def parse_palette(spec: str) -> dict[tuple[int, int, int], int]:
@@ -193,6 +189,5 @@ def encode_pair(pair: SourcePair, config: PreprocessConfig) -> EncodedExample:
     serialized = encode_example(
         pair.source_id, _png(resized_image), _png(resized_mask), height, width
     )
-    return EncodedExample(
-        pair.source_id, serialized, counts.astype(np.int64), f"{image.width}x{image.height}"
-    )
+    summary = ExampleSummary(counts.astype(np.int64), f"{image.width}x{image.height}")
+    return EncodedExample(pair.source_id, serialized, summary)

@@ -1,4 +1,4 @@
-"""The Beam job: list pairs -> encode or reject -> split -> sharded TFRecords + stats + rejects."""
+"""The Beam job: list pairs -> plan shards -> encode or reject into them -> stats + rejects."""
 
 from __future__ import annotations
 
@@ -31,9 +31,8 @@ class TooManyRejects(RuntimeError):
 
 @dataclass(frozen=True)
 class PreprocessResult:
-    stats: dict
-    output_dir: str
-    report_markdown: str
+    stats: dict  # as written to stats.json
+    report_markdown: str  # as written to stats.md
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ class WriteShard(beam.DoFn):
                     )
                     continue
                 _TFRecordUtil.write_record(handle, encoded.serialized)
-                yield task.split, encoded.summary()
+                yield task.split, encoded.summary
 
 
 def shard_of(source_id: str, count: int) -> int:
@@ -245,4 +244,4 @@ def run_preprocess(
             f"by reason: {stats['rejects_by_reason']}; "
             f"details in {storage.join(output_dir, 'rejects.jsonl')}"
         )
-    return PreprocessResult(stats, output_dir, markdown)
+    return PreprocessResult(stats, markdown)
