@@ -52,6 +52,26 @@ class TrainConfig:
     unet_width: int = 16
     unet_depth: int = 3
     seed: int = 42
+    architecture: str = "unet"  # unet | deeplabv3plus ("model" is the output artifact)
+    backbone: str = "mobilenetv2"  # deeplabv3plus: mobilenetv2 | resnet50
+    backbone_weights: str = ""  # deeplabv3plus: "" (random) | imagenet | a local weights file
+    optimizer: str = "adam"  # adam | sgd (with momentum) | rmsprop
+    lr_schedule: str = "cosine"  # cosine | polynomial | constant
+    momentum: float = 0.9  # sgd and rmsprop
+    warmup_epochs: int = 0  # linear learning-rate warm-up before the schedule
+    class_weights: bool = False  # weight pixels by stats.json's median-frequency class weights
+    dice_weight: float = 0.0  # > 0: add this times the soft Dice loss to cross-entropy
+    flip: bool = True  # random left-right flips of image and mask together
+    scale_min: float = 1.0  # random scale range then crop back (1.0, 1.0: no scaling)
+    scale_max: float = 1.0
+    color_jitter: float = 0.0  # max brightness/contrast/saturation change (0: none)
+    early_stopping_patience: int = 0  # epochs without a better val mean IoU; 0: never stop
+    checkpoint_root: str = ""  # durable folder (local or gs://); a run resumes from <root>/<run id>
+    checkpoint_every_steps: int = 0  # also checkpoint every N steps (0: at epoch ends only)
+    warm_start: bool = False  # start from the registered champion's weights where shapes match
+    precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16
+    jit_compile: bool = False  # XLA
+    system_metrics: bool = True  # CPU/GPU/memory into the MLflow run (needs psutil)
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,12 @@ def _parent_run_id(client, experiment_id: str, pipeline_run_id: str) -> str:
 
 
 @contextlib.contextmanager
-def step_run(step: str, experiment: str, pipeline_run_id: str | None) -> Iterator:
+def step_run(
+    step: str, experiment: str, pipeline_run_id: str | None, run_id: str | None = None
+) -> Iterator:
     """An active MLflow run for `step`, nested under the pipeline run's parent run.
+
+    `run_id` reopens that earlier run instead (a retried task that resumes its work).
 
     Without a pipeline run id (a step whose outputs are cached across pipeline runs) the
     run stands alone, and later steps link to it by id.
@@ -66,7 +70,9 @@ def step_run(step: str, experiment: str, pipeline_run_id: str | None) -> Iterato
     tags = {PIPELINE_RUN_TAG: pipeline_run_id, STEP_TAG: step}
     status = "FAILED"
     try:
-        with mlflow.start_run(run_name=step, parent_run_id=parent_id, tags=tags) as run:
+        with mlflow.start_run(
+            run_id=run_id, run_name=step, parent_run_id=parent_id, tags=tags
+        ) as run:
             yield run
         status = "FINISHED"
     finally:

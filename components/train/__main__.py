@@ -7,7 +7,7 @@ import sys
 import uuid
 
 from components.common.cli import add_config_flags, config_from_flags, setup_logging
-from components.common.config import TrainConfig
+from components.common.config import PublishConfig, TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +18,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True, help="preprocess output folder")
     parser.add_argument("--model-dir", required=True, help="where to write the SavedModel")
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
-    parser.add_argument("--pipeline-run-id", default=f"cli-{uuid.uuid4().hex[:12]}")
+    parser.add_argument(
+        "--pipeline-run-id",
+        default=None,
+        help="names the checkpoint under --checkpoint-root: rerun with the same id to resume "
+        "(default: a new cli-<random> id)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        default="",
+        help="checkpoint here instead of <checkpoint-root>/<pipeline-run-id>/train; "
+        "a rerun with the same folder resumes",
+    )
+    parser.add_argument(
+        "--model-name", default=PublishConfig.model_name, help="registered model to warm start from"
+    )
+    parser.add_argument("--alias", default=PublishConfig.alias, help="its alias to warm start from")
     add_config_flags(parser, TrainConfig)
     args = parser.parse_args(argv)
     setup_logging()
@@ -29,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         args.model_dir,
         config_from_flags(TrainConfig, args),
         args.experiment,
-        args.pipeline_run_id,
+        args.pipeline_run_id or f"cli-{uuid.uuid4().hex[:12]}",
+        checkpoint_dir=args.checkpoint_dir,
+        model_name=args.model_name,
+        alias=args.alias,
     )
     print(run_id)
     return 0

@@ -13,10 +13,36 @@ def train(
     unet_width: int,
     unet_depth: int,
     seed: int,
+    architecture: str,
+    backbone: str,
+    backbone_weights: str,
+    optimizer: str,
+    lr_schedule: str,
+    momentum: float,
+    warmup_epochs: int,
+    class_weights: bool,
+    dice_weight: float,
+    flip: bool,
+    scale_min: float,
+    scale_max: float,
+    color_jitter: float,
+    early_stopping_patience: int,
+    checkpoint_root: str,
+    checkpoint_every_steps: int,
+    warm_start: bool,
+    precision: str,
+    jit_compile: bool,
+    system_metrics: bool,
+    model_name: str,
+    alias: str,
     experiment: str,
     pipeline_run_id: str,
+    pipeline_root: str = "",
 ) -> str:
-    """Train on the shards and export a SavedModel; returns the MLflow run id."""
+    """Train on the shards and export a SavedModel; returns the MLflow run id.
+
+    A retry of this task (same pipeline run id) resumes from `checkpoint_root`'s checkpoint.
+    """
     from components.common.config import TrainConfig
     from components.train.trainer import train as run_training
 
@@ -27,8 +53,37 @@ def train(
         unet_width=unet_width,
         unet_depth=unet_depth,
         seed=seed,
+        architecture=architecture,
+        backbone=backbone,
+        backbone_weights=backbone_weights,
+        optimizer=optimizer,
+        lr_schedule=lr_schedule,
+        momentum=momentum,
+        warmup_epochs=warmup_epochs,
+        class_weights=class_weights,
+        dice_weight=dice_weight,
+        flip=flip,
+        scale_min=scale_min,
+        scale_max=scale_max,
+        color_jitter=color_jitter,
+        early_stopping_patience=early_stopping_patience,
+        checkpoint_root=checkpoint_root,
+        checkpoint_every_steps=checkpoint_every_steps,
+        warm_start=warm_start,
+        precision=precision,
+        jit_compile=jit_compile,
+        system_metrics=system_metrics,
     )
-    return run_training(dataset.path, model.path, config, experiment, pipeline_run_id)
+    return run_training(
+        dataset.path,
+        model.path,
+        config,
+        experiment,
+        pipeline_run_id,
+        model_name=model_name,
+        alias=alias,
+        pipeline_root=pipeline_root,
+    )
 
 
 def train_component(image: str):

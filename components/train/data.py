@@ -1,12 +1,27 @@
-"""tf.data input pipeline over the TFRecord shards."""
+"""tf.data input pipeline over the TFRecord shards: parallel reads, joint augmentation."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import tensorflow as tf
 
+from components.common.config import IGNORE_LABEL
 from components.common.schema import decode_example
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes applied to image and mask together (the mask only geometrically)."""
+
+    flip: bool = True
+    scale_min: float = 1.0
+    scale_max: float = 1.0
+    color_jitter: float = 0.0
+    ignore_label: int = IGNORE_LABEL  # fills mask pixels that scaling leaves uncovered
 
 
 def _to_pair(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -23,13 +38,75 @@ def _flip(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor
     )
 
 
+def _scale_crop(image, mask, seed, scale_min: float, scale_max: float, ignore_label: int):
+    """Rescale by a random factor, then crop (or pad, the mask with the ignore label) back."""
+    height, width = image.shape[0], image.shape[1]
+    scale_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    scale = tf.random.stateless_uniform([], scale_seed, scale_min, scale_max)
+    size = tf.cast(tf.round(tf.constant([height, width], tf.float32) * scale), tf.int32)
+    image = tf.image.resize(image, size, method="bilinear")
+    mask = tf.image.resize(mask, size, method="nearest")
+    padded = tf.maximum(size, [height, width])
+    image = tf.image.pad_to_bounding_box(image, 0, 0, padded[0], padded[1])
+    # pad_to_bounding_box fills with 0: shift so the fill comes out as the ignore label
+    mask = tf.image.pad_to_bounding_box(mask - ignore_label, 0, 0, padded[0], padded[1])
+    mask = mask + ignore_label
+    # one crop window for both, so image and mask stay aligned
+    stacked = tf.concat([image, tf.cast(mask, tf.float32)], axis=-1)
+    stacked = tf.image.stateless_random_crop(stacked, [height, width, 4], seed=crop_seed)
+    return stacked[..., :3], tf.cast(stacked[..., 3:], tf.int32)
+
+
+def _jitter(image, seed, amount: float):
+    """Random brightness, contrast and saturation, each within +-amount, on 0..255 pixels."""
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    image = tf.image.stateless_random_brightness(image, 255.0 * amount, seeds[0])
+    image = tf.image.stateless_random_contrast(image, 1 - amount, 1 + amount, seeds[1])
+    image = tf.image.stateless_random_saturation(image, 1 - amount, 1 + amount, seeds[2])
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def augment(image, mask, seed, options: Augmentation):
+    """One example's augmentation, a pure function of `seed` (a shape [2] int tensor)."""
+    scale_seed, flip_seed, jitter_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    if options.scale_min != 1.0 or options.scale_max != 1.0:
+        image, mask = _scale_crop(
+            image, mask, scale_seed, options.scale_min, options.scale_max, options.ignore_label
+        )
+    if options.flip:
+        image, mask = _flip(image, mask, flip_seed)
+    if options.color_jitter > 0:
+        image = _jitter(image, jitter_seed, options.color_jitter)
+    return image, mask
+
+
+def pixel_weights(mask, class_weights: Sequence[float], ignore_label: int):
+    """Per-pixel loss weights (H x W) from per-class weights; ignored pixels weigh 0."""
+    table = tf.constant(list(class_weights), tf.float32)
+    labels = mask[..., 0]
+    valid = tf.logical_and(labels >= 0, labels < len(class_weights))
+    weights = tf.gather(table, tf.where(valid, labels, 0))
+    return tf.where(tf.logical_and(valid, labels != ignore_label), weights, 0.0)
+
+
 def make_dataset(
-    file_pattern: str, batch_size: int, training: bool, seed: int = 0
+    file_pattern: str,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    augmentation: Augmentation | None = Augmentation(),
+    class_weights: Sequence[float] | None = None,
+    deterministic: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1); shuffled, flipped if training."""
+    """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1[, float32 weights HxW]).
+
+    Training data is shuffled and augmented with per-example seeds drawn from `seed`, so
+    `deterministic=True` (ordered reads) gives the same batches every time.
+    """
     files = tf.io.gfile.glob(file_pattern)
     if not files:
         raise FileNotFoundError(f"no TFRecord shards match {file_pattern}")
+    ordered = deterministic or not training
     dataset = tf.data.Dataset.from_tensor_slices(sorted(files))
     if training:
         dataset = dataset.shuffle(len(files), seed=seed)
@@ -37,13 +114,23 @@ def make_dataset(
         tf.data.TFRecordDataset,
         cycle_length=min(len(files), 8),
         num_parallel_calls=AUTOTUNE,
-        deterministic=not training,
+        deterministic=ordered,
     )
-    dataset = dataset.map(_to_pair, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    dataset = dataset.map(_to_pair, num_parallel_calls=AUTOTUNE, deterministic=ordered)
     if training:
         dataset = dataset.cache().shuffle(1024, seed=seed)
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda pair, s: _flip(pair[0], pair[1], s), num_parallel_calls=AUTOTUNE
-        )
+        if augmentation is not None:
+            seeds = tf.data.Dataset.random(seed=seed).batch(2)
+            dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+                lambda pair, s: augment(pair[0], pair[1], s, augmentation),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=ordered,
+            )
+        if class_weights is not None:
+            ignore = augmentation.ignore_label if augmentation else IGNORE_LABEL
+            dataset = dataset.map(
+                lambda image, mask: (image, mask, pixel_weights(mask, class_weights, ignore)),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=ordered,
+            )
     return dataset.batch(batch_size).prefetch(AUTOTUNE)

@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from components.common.dataset import DatasetInfo
+from components.train.warm_start import LAYER_WEIGHTS_FILE, save_layer_weights
 
 MODEL_INFO_FILE = "segpipe_model.json"
 
@@ -17,6 +18,7 @@ def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None
     """Write a SavedModel with `serving_default` (encoded image bytes) and `segment` (uint8 batch).
 
     Both resize to the model's input size and return the class map at the caller's size.
+    The layer weights go alongside, for warm starts of later models.
     """
     height, width = info.image_height, info.image_width
 
@@ -37,6 +39,7 @@ def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None
     archive.add_endpoint("serving_default", serve_bytes)
     archive.add_endpoint("segment", segment)
     archive.write_out(export_dir, verbose=False)
+    save_layer_weights(model, os.path.join(export_dir, LAYER_WEIGHTS_FILE))
     with open(os.path.join(export_dir, MODEL_INFO_FILE), "w") as handle:
         json.dump(
             {

@@ -1,4 +1,4 @@
-"""Model zoo: a U-Net whose width and depth are configurable."""
+"""Model zoo: a configurable U-Net and DeepLabV3+ on a keras.applications backbone."""
 
 from __future__ import annotations
 
@@ -34,3 +34,84 @@ def build_unet(num_classes: int, height: int, width: int, base_width: int = 16, 
         x = _conv_block(x, filters, f"dec{level}")
     logits = layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=f"unet_w{base_width}_d{depth}")
+
+
+# (low-level feature at stride 4, high-level feature at stride 16) of each backbone
+BACKBONE_FEATURES = {
+    "resnet50": ("conv2_block3_2_relu", "conv4_block6_2_relu"),
+    "mobilenetv2": ("block_3_expand_relu", "block_13_expand_relu"),
+}
+
+
+def _conv_bn_relu(x, filters: int, kernel: int, name: str, dilation: int = 1):
+    x = layers.Conv2D(
+        filters, kernel, padding="same", dilation_rate=dilation, use_bias=False, name=name
+    )(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _backbone(name: str, inputs, weights: str):
+    """The backbone applied to `inputs` (0..255), and its preprocessing; weights loaded."""
+    from keras import applications
+
+    if name not in BACKBONE_FEATURES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONE_FEATURES)}, got {name!r}")
+    # "imagenet" downloads (or finds in ~/.keras); any other non-empty value is a local file
+    builtin = "imagenet" if weights == "imagenet" else None
+    shape = tuple(inputs.shape[1:])
+    if name == "resnet50":
+        x = applications.resnet50.preprocess_input(inputs)
+        net = applications.ResNet50(include_top=False, weights=builtin, input_shape=shape)
+    else:
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+        net = applications.MobileNetV2(include_top=False, weights=builtin, input_shape=shape)
+    if weights and weights != "imagenet":
+        net.load_weights(weights)
+    low, high = BACKBONE_FEATURES[name]
+    features = keras.Model(net.input, [net.get_layer(low).output, net.get_layer(high).output])
+    return features(x)
+
+
+def build_deeplabv3plus(
+    num_classes: int,
+    height: int,
+    width: int,
+    backbone: str = "mobilenetv2",
+    backbone_weights: str = "",
+    filters: int = 256,
+):
+    """DeepLabV3+ (ASPP at stride 16, decoder at stride 4); logits at the input size."""
+    if height % 16 or width % 16:
+        raise ValueError(f"input {height}x{width} must be divisible by 16 for DeepLabV3+")
+    inputs = keras.Input((height, width, 3), name="image")
+    low, high = _backbone(backbone, inputs, backbone_weights)
+    pooled = layers.GlobalAveragePooling2D(keepdims=True, name="aspp_pool")(high)
+    pooled = _conv_bn_relu(pooled, filters, 1, "aspp_pool_conv")
+    pooled = layers.UpSampling2D((height // 16, width // 16), name="aspp_pool_up")(pooled)
+    branches = [pooled, _conv_bn_relu(high, filters, 1, "aspp_1x1")]
+    branches += [_conv_bn_relu(high, filters, 3, f"aspp_d{r}", r) for r in (6, 12, 18)]
+    x = layers.Concatenate(name="aspp_concat")(branches)
+    x = _conv_bn_relu(x, filters, 1, "aspp_out")
+    x = layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up4")(x)
+    skip = _conv_bn_relu(low, 48, 1, "decoder_skip")
+    x = layers.Concatenate(name="decoder_concat")([x, skip])
+    x = _conv_bn_relu(x, filters, 3, "decoder_conv1")
+    x = _conv_bn_relu(x, filters, 3, "decoder_conv2")
+    x = layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up_out")(x)
+    logits = layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name=f"deeplabv3plus_{backbone}")
+
+
+ARCHITECTURES = ("unet", "deeplabv3plus")
+
+
+def build_model(config, num_classes: int, height: int, width: int):
+    """The model `config.architecture` (a TrainConfig) names."""
+    if config.architecture == "unet":
+        return build_unet(num_classes, height, width, config.unet_width, config.unet_depth)
+    if config.architecture == "deeplabv3plus":
+        return build_deeplabv3plus(
+            num_classes, height, width, config.backbone, config.backbone_weights
+        )
+    raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")

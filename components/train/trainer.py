@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.util
 import logging
 import math
 
@@ -10,12 +12,16 @@ import keras
 import mlflow
 
 from components.common import storage
-from components.common.config import TrainConfig
+from components.common.config import PublishConfig, TrainConfig
 from components.common.dataset import read_dataset_info
 from components.common.tracking import step_run
-from components.train.data import make_dataset
+from components.train import checkpoints, hardware
+from components.train.data import Augmentation, make_dataset
 from components.train.export import export_model
-from components.train.model import build_unet
+from components.train.losses import CrossEntropyDice
+from components.train.model import build_model
+from components.train.optimization import make_optimizer
+from components.train.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -30,31 +36,98 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1)
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """TerminateOnNaN, but failing the task with a message instead of ending it quietly."""
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {loss} at epoch {self._epoch + 1}, step {batch + 1}; "
+                "try a lower learning_rate, more warmup_epochs or precision=float32"
+            )
+
+
+@contextlib.contextmanager
+def _system_metrics(enabled: bool):
+    """System metrics for the run started inside, and for no other run of this process."""
+    if enabled and importlib.util.find_spec("psutil") is None:
+        log.warning("train: psutil is not installed; no system metrics")
+        enabled = False
+    if enabled:
+        mlflow.enable_system_metrics_logging()
+    try:
+        yield
+    finally:
+        if enabled:
+            mlflow.disable_system_metrics_logging()
+
+
+def _early_stopping(patience: int) -> keras.callbacks.EarlyStopping:
+    return keras.callbacks.EarlyStopping(
+        monitor="val_mean_iou", mode="max", patience=patience, restore_best_weights=True
+    )
+
+
 def train(
     dataset_dir: str,
     model_dir: str,
     config: TrainConfig,
     experiment: str = "segpipe",
     pipeline_run_id: str = "manual",
+    checkpoint_dir: str = "",
+    model_name: str = PublishConfig.model_name,
+    alias: str = PublishConfig.alias,
+    pipeline_root: str = "",
 ) -> str:
     """Train on `dataset_dir`'s train split, validate on val, export to `model_dir`.
 
+    Checkpoints go to `checkpoint_dir`, by default `<checkpoint_root>/<pipeline_run_id>/train`
+    with `<pipeline_root>/checkpoints` standing in for an empty root (none when all are empty);
+    a rerun finding one resumes its epochs and its MLflow run.
+    `model_name@alias` is the model a warm start copies weights from.
     Returns the MLflow run id that holds the logged model.
     """
     info = read_dataset_info(dataset_dir)
     keras.utils.set_random_seed(config.seed)
-    with step_run("train", experiment, pipeline_run_id) as run:
-        mlflow.log_params(dataclasses.asdict(config))
-        mlflow.log_params({f"data.{k}": v for k, v in dataclasses.asdict(info).items()})
+    checkpoint_dir = checkpoint_dir or checkpoints.checkpoint_dir_for(
+        config.checkpoint_root, pipeline_run_id, pipeline_root
+    )
+    resumed_run_id = checkpoints.saved_run_id(checkpoint_dir)
+    with (
+        _system_metrics(config.system_metrics),
+        step_run("train", experiment, pipeline_run_id, run_id=resumed_run_id) as run,
+    ):
+        if resumed_run_id:
+            log.info("train: resuming MLflow run %s from %s", resumed_run_id, checkpoint_dir)
+        else:
+            _log_inputs(dataset_dir, config, info)
+            if checkpoint_dir:
+                checkpoints.save_run_id(checkpoint_dir, run.info.run_id)
         stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
-        mlflow.log_dict(stats, "dataset/stats.json")  # lineage: what this model saw
-        mlflow.log_dict(dataclasses.asdict(info), "dataset/dataset.json")
-        lineage_path = storage.join(dataset_dir, "lineage.json")
-        if storage.exists(lineage_path):
-            lineage = storage.read_json(lineage_path)
-            mlflow.set_tags({f"segpipe.{k}": v for k, v in lineage.items()})
+        strategy, policy = hardware.setup(config.precision)
+        mlflow.set_tags({"segpipe.precision": policy, "segpipe.strategy": type(strategy).__name__})
+        augmentation = Augmentation(
+            flip=config.flip,
+            scale_min=config.scale_min,
+            scale_max=config.scale_max,
+            color_jitter=config.color_jitter,
+            ignore_label=info.ignore_label,
+        )
         train_data = make_dataset(
-            info.shard_pattern(dataset_dir, "train"), config.batch_size, True, config.seed
+            info.shard_pattern(dataset_dir, "train"),
+            config.batch_size,
+            True,
+            config.seed,
+            augmentation=augmentation,
+            class_weights=stats["class_weights"] if config.class_weights else None,
         )
         val_data = None
         if stats["splits"]["val"]["examples"]:
@@ -63,41 +136,60 @@ def train(
             )
         else:
             log.warning("train: the val split is empty; training without validation")
-        model = build_unet(
-            info.num_classes,
-            info.image_height,
-            info.image_width,
-            config.unet_width,
-            config.unet_depth,
-        )
         steps_per_epoch = max(
             1, math.ceil(stats["splits"]["train"]["examples"] / config.batch_size)
         )
-        schedule = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=steps_per_epoch * config.epochs, alpha=0.05
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
-            loss=keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, ignore_class=info.ignore_label
-            ),
-            metrics=[
-                keras.metrics.MeanIoU(
-                    info.num_classes,
-                    name="mean_iou",
-                    ignore_class=info.ignore_label,
-                    sparse_y_pred=False,
+        with strategy.scope():
+            model = build_model(config, info.num_classes, info.image_height, info.image_width)
+            if config.warm_start and not resumed_run_id:
+                mlflow.set_tags(
+                    {f"segpipe.{k}": v for k, v in warm_start(model, model_name, alias).items()}
                 )
-            ],
-        )
+            model.compile(
+                optimizer=make_optimizer(config, steps_per_epoch),
+                loss=CrossEntropyDice(info.num_classes, info.ignore_label, config.dice_weight),
+                metrics=[
+                    keras.metrics.MeanIoU(
+                        info.num_classes,
+                        name="mean_iou",
+                        ignore_class=info.ignore_label,
+                        sparse_y_pred=False,
+                    )
+                ],
+                jit_compile=config.jit_compile,
+            )
+        callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(), MlflowEpochLogger()]
+        if config.early_stopping_patience and val_data is not None:
+            callbacks.append(_early_stopping(config.early_stopping_patience))
+        if checkpoint_dir:
+            # last, so the epoch's metrics are logged before the checkpoint says it is done
+            callbacks.append(
+                checkpoints.EpochAndStepBackup(
+                    checkpoints.state_dir(checkpoint_dir), config.checkpoint_every_steps
+                )
+            )
         model.fit(
             train_data,
             validation_data=val_data,
             epochs=config.epochs,
-            callbacks=[MlflowEpochLogger()],
+            callbacks=callbacks,
             verbose=2,
         )
         export_model(model, model_dir, info)
         mlflow.log_artifacts(model_dir, "model")
+        checkpoints.remove(checkpoint_dir)  # only now: the model is safely exported
         log.info("train: exported to %s, MLflow run %s", model_dir, run.info.run_id)
         return run.info.run_id
+
+
+def _log_inputs(dataset_dir: str, config: TrainConfig, info) -> None:
+    """Params and the data set's lineage, once per MLflow run."""
+    mlflow.log_params(dataclasses.asdict(config))
+    mlflow.log_params({f"data.{k}": v for k, v in dataclasses.asdict(info).items()})
+    stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
+    mlflow.log_dict(stats, "dataset/stats.json")  # lineage: what this model saw
+    mlflow.log_dict(dataclasses.asdict(info), "dataset/dataset.json")
+    lineage_path = storage.join(dataset_dir, "lineage.json")
+    if storage.exists(lineage_path):
+        lineage = storage.read_json(lineage_path)
+        mlflow.set_tags({f"segpipe.{k}": v for k, v in lineage.items()})
