@@ -40,20 +40,28 @@ def _flip(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor
 
 def _scale_crop(image, mask, seed, scale_min: float, scale_max: float, ignore_label: int):
     """Rescale by a random factor, then crop (or pad, the mask with the ignore label) back."""
-    height, width = image.shape[0], image.shape[1]
-    scale_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    height, width = tf.shape(image)[0], tf.shape(image)[1]  # decoded PNGs: no static shape
+    scale_seed, pad_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     scale = tf.random.stateless_uniform([], scale_seed, scale_min, scale_max)
-    size = tf.cast(tf.round(tf.constant([height, width], tf.float32) * scale), tf.int32)
+    size = tf.cast(tf.round(tf.cast(tf.stack([height, width]), tf.float32) * scale), tf.int32)
     image = tf.image.resize(image, size, method="bilinear")
     mask = tf.image.resize(mask, size, method="nearest")
-    padded = tf.maximum(size, [height, width])
-    image = tf.image.pad_to_bounding_box(image, 0, 0, padded[0], padded[1])
+    padded = tf.maximum(size, tf.stack([height, width]))
+    # a shrunk image lands anywhere in the frame, not always top-left
+    room = padded - size
+    offset = tf.cast(
+        tf.random.stateless_uniform([2], pad_seed) * tf.cast(room + 1, tf.float32), tf.int32
+    )
+    offset = tf.minimum(offset, room)
+    image = tf.image.pad_to_bounding_box(image, offset[0], offset[1], padded[0], padded[1])
     # pad_to_bounding_box fills with 0: shift so the fill comes out as the ignore label
-    mask = tf.image.pad_to_bounding_box(mask - ignore_label, 0, 0, padded[0], padded[1])
+    mask = tf.image.pad_to_bounding_box(
+        mask - ignore_label, offset[0], offset[1], padded[0], padded[1]
+    )
     mask = mask + ignore_label
     # one crop window for both, so image and mask stay aligned
     stacked = tf.concat([image, tf.cast(mask, tf.float32)], axis=-1)
-    stacked = tf.image.stateless_random_crop(stacked, [height, width, 4], seed=crop_seed)
+    stacked = tf.image.stateless_random_crop(stacked, tf.stack([height, width, 4]), seed=crop_seed)
     return stacked[..., :3], tf.cast(stacked[..., 3:], tf.int32)
 
 

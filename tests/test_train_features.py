@@ -1,0 +1,306 @@
+"""Train step features: hardware choice, augmentation, losses, schedules, models, warm start."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.common.config import TrainConfig
+from components.train.hardware import (
+    DeviceFacts,
+    choose_precision,
+    choose_strategy_kind,
+    cpu_has_amx_bf16,
+    is_multi_worker,
+)
+
+# ---- hardware: pure decisions -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("facts", "kind", "auto"),
+    [
+        (DeviceFacts(), "default", "float32"),
+        (DeviceFacts(cpu_has_amx_bf16=True), "default", "mixed_bfloat16"),
+        (DeviceFacts(num_gpus=1), "default", "mixed_float16"),
+        (DeviceFacts(num_gpus=4), "mirrored", "mixed_float16"),
+        (DeviceFacts(tpu_found=True, num_gpus=0), "tpu", "mixed_bfloat16"),
+        (DeviceFacts(multi_worker=True, num_gpus=2), "multi_worker", "mixed_float16"),
+    ],
+)
+def test_strategy_and_precision_follow_the_device_facts(facts, kind, auto):
+    assert choose_strategy_kind(facts) == kind
+    assert choose_precision("auto", facts) == auto
+    assert choose_precision("float32", facts) == "float32"  # an explicit choice wins
+
+
+def test_precision_typo_is_refused():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        choose_precision("fp16", DeviceFacts())
+
+
+def test_tf_config_and_cpuinfo_parsing():
+    two = '{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "chief"}}'
+    assert is_multi_worker(two)
+    assert not is_multi_worker('{"cluster": {"worker": ["a:1"]}}')
+    assert not is_multi_worker(None) and not is_multi_worker("")
+    assert cpu_has_amx_bf16("processor: 0\nflags\t\t: fpu sse amx_bf16 amx_tile\n")
+    assert not cpu_has_amx_bf16("flags\t\t: fpu sse avx512_bf16\n")
+
+
+def test_checkpoint_dir_is_stable_per_pipeline_run():
+    from components.train.checkpoints import checkpoint_dir_for
+
+    assert checkpoint_dir_for("gs://b/ckpt", "run-1") == "gs://b/ckpt/run-1/train"
+    assert checkpoint_dir_for("", "run-1", "/w/local_outputs") == (
+        "/w/local_outputs/checkpoints/run-1/train"
+    )
+    assert checkpoint_dir_for("", "run-1", "gs://root") == "gs://root/checkpoints/run-1/train"
+    assert checkpoint_dir_for("", "run-1", "minio://mlpipeline/v2") == ""  # TF cannot write it
+    assert checkpoint_dir_for("", "run-1") == ""
+
+
+# ---- input: joint augmentation -------------------------------------------------------------
+
+
+def _column_pair(size: int = 32):
+    """Image whose red channel encodes the column, mask = column // 8: alignment is checkable."""
+    import tensorflow as tf
+
+    columns = np.tile(np.arange(size, dtype=np.float32), (size, 1))
+    image = np.stack([columns * 8 + 1, columns, columns], axis=-1)  # +1: never 0 (padding)
+    mask = (columns // 8).astype(np.int32)[..., None]
+    return tf.constant(image), tf.constant(mask)
+
+
+def test_flip_moves_image_and_mask_together_and_is_seeded():
+    import tensorflow as tf
+
+    from components.train.data import Augmentation, augment
+
+    image, mask = _column_pair()
+    flipped_any = False
+    for i in range(8):
+        seed = tf.constant([7, i], tf.int64)
+        out_image, out_mask = augment(image, mask, seed, Augmentation(flip=True))
+        again_image, _ = augment(image, mask, seed, Augmentation(flip=True))
+        np.testing.assert_array_equal(out_image.numpy(), again_image.numpy())
+        columns = (out_image.numpy()[..., 0] - 1) / 8
+        np.testing.assert_array_equal(out_mask.numpy()[..., 0], columns // 8)
+        flipped_any |= bool(out_mask.numpy()[0, 0, 0] == 3)
+    assert flipped_any
+
+
+def test_downscale_pads_the_mask_with_the_ignore_label():
+    import tensorflow as tf
+
+    from components.train.data import Augmentation, augment
+
+    image, mask = _column_pair()
+    options = Augmentation(flip=False, scale_min=0.5, scale_max=0.5, ignore_label=255)
+    out_image, out_mask = augment(image, mask, tf.constant([1, 2], tf.int64), options)
+    assert out_image.shape == (32, 32, 3) and out_mask.shape == (32, 32, 1)
+    ignored = out_mask.numpy()[..., 0] == 255
+    assert ignored.sum() == 32 * 32 - 16 * 16  # everything outside the shrunk image
+    assert (out_image.numpy()[ignored] == 0).all()
+    assert (out_image.numpy()[~ignored][:, 0] > 0).all()
+    assert set(np.unique(out_mask.numpy()[~ignored])) <= {0, 1, 2, 3}
+
+
+def test_upscale_crops_aligned_and_jitter_keeps_range():
+    import tensorflow as tf
+
+    from components.train.data import Augmentation, augment
+
+    image, mask = _column_pair()
+    options = Augmentation(flip=False, scale_min=2.0, scale_max=2.0, color_jitter=0.0)
+    out_image, out_mask = augment(image, mask, tf.constant([3, 4], tf.int64), options)
+    assert not (out_mask.numpy() == 255).any()
+    # nearest-resized mask vs bilinear image: classes agree away from the class borders
+    columns = (out_image.numpy()[..., 0] - 1) / 8
+    interior = np.abs(columns - np.round(columns / 8) * 8) > 1
+    np.testing.assert_array_equal(
+        out_mask.numpy()[..., 0][interior], (np.floor(columns) // 8)[interior]
+    )
+    jittered, _ = augment(
+        image, mask, tf.constant([3, 4], tf.int64), Augmentation(color_jitter=0.4)
+    )
+    assert 0.0 <= jittered.numpy().min() and jittered.numpy().max() <= 255.0
+
+
+def test_deterministic_dataset_repeats_batches_and_adds_pixel_weights(tiny_shards: Path):
+    from components.train.data import Augmentation, make_dataset
+
+    pattern = str(tiny_shards / "train" / "train-*.tfrecord")
+    options = Augmentation(scale_min=0.75, scale_max=1.25, color_jitter=0.2)
+    weights = [0.5, 1.0, 2.0, 3.0]
+
+    def first_batch():
+        data = make_dataset(pattern, 4, True, 5, options, weights, deterministic=True)
+        return next(iter(data))
+
+    (image_a, mask_a, weight_a), (image_b, mask_b, _) = first_batch(), first_batch()
+    np.testing.assert_array_equal(image_a.numpy(), image_b.numpy())
+    np.testing.assert_array_equal(mask_a.numpy(), mask_b.numpy())
+    labels, weight = mask_a.numpy()[..., 0], weight_a.numpy()
+    assert weight.shape == labels.shape
+    assert (weight[labels == 255] == 0).all()
+    for class_id, class_weight in enumerate(weights):
+        assert (weight[labels == class_id] == class_weight).all()
+
+
+# ---- loss and optimisation -----------------------------------------------------------------
+
+
+def test_loss_ignores_the_ignore_label_and_dice_adds_to_it():
+    import keras
+
+    from components.train.losses import CrossEntropyDice
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (2, 8, 8, 1)).astype(np.int32)
+    labels[:, :2] = 255
+    logits = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    reference = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)
+    plain = CrossEntropyDice(3, 255)
+    assert float(plain(labels, logits)) == pytest.approx(float(reference(labels, logits)), 1e-5)
+    changed = logits.copy()
+    changed[:, :2] = 50.0  # only ignored pixels differ
+    assert float(plain(labels, changed)) == pytest.approx(float(plain(labels, logits)), 1e-5)
+    with_dice = CrossEntropyDice(3, 255, dice_weight=1.0)
+    assert float(with_dice(labels, logits)) > float(plain(labels, logits)) + 0.1
+    perfect = np.where(np.eye(3)[np.minimum(labels[..., 0], 2)] > 0, 30.0, -30.0)
+    assert float(with_dice(labels, perfect.astype(np.float32))) < 1e-3
+    weighted = float(plain(labels, logits, sample_weight=np.full(labels.shape[:3], 2.0)))
+    assert weighted == pytest.approx(2 * float(plain(labels, logits)), 1e-5)
+
+
+def test_schedules_warm_up_linearly_then_decay():
+    from components.train.optimization import make_optimizer, make_schedule
+
+    config = TrainConfig(epochs=10, learning_rate=0.1, warmup_epochs=2, lr_schedule="polynomial")
+    schedule = make_schedule(config, steps_per_epoch=5)
+    rates = [float(schedule(step)) for step in (0, 4, 9, 10, 49)]
+    assert rates[0] == pytest.approx(0.01) and rates[1] == pytest.approx(0.05)
+    assert rates[2] == pytest.approx(0.1) and rates[3] == pytest.approx(0.1)
+    assert rates[4] < 0.01
+    cosine = make_schedule(TrainConfig(epochs=4, learning_rate=0.1), steps_per_epoch=5)
+    assert float(cosine(0)) == pytest.approx(0.1) and float(cosine(20)) == pytest.approx(0.005)
+    sgd = make_optimizer(TrainConfig(optimizer="sgd", momentum=0.8), 5)
+    assert type(sgd).__name__ == "SGD" and sgd.momentum == pytest.approx(0.8)
+    assert type(make_optimizer(TrainConfig(optimizer="rmsprop"), 5)).__name__ == "RMSprop"
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        make_optimizer(TrainConfig(optimizer="adamw"), 5)
+
+
+def test_non_finite_loss_fails_with_a_clear_error():
+    from components.train.trainer import StopOnNonFiniteLoss
+
+    callback = StopOnNonFiniteLoss()
+    callback.on_epoch_begin(2)
+    callback.on_train_batch_end(0, {"loss": 0.7})
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 3, step 5"):
+        callback.on_train_batch_end(4, {"loss": math.nan})
+
+
+# ---- models ----------------------------------------------------------------------------------
+
+
+def test_deeplabv3plus_gives_logits_at_input_size_and_trains_one_step():
+    import keras
+
+    from components.train.losses import CrossEntropyDice
+    from components.train.model import build_deeplabv3plus, build_model
+
+    model = build_deeplabv3plus(4, 64, 64, "mobilenetv2", filters=16)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    masks = np.random.default_rng(1).integers(0, 4, (2, 64, 64, 1)).astype(np.int32)
+    assert model(images).shape == (2, 64, 64, 4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=CrossEntropyDice(4, 255, 0.5))
+    loss = model.train_on_batch(images, masks)
+    assert math.isfinite(float(loss))
+    resnet = build_model(TrainConfig(architecture="deeplabv3plus", backbone="resnet50"), 3, 64, 64)
+    assert resnet.output_shape == (None, 64, 64, 3)
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        build_deeplabv3plus(4, 64, 64, "vgg16")
+
+
+# ---- warm start ----------------------------------------------------------------------------
+
+
+def test_warm_start_copies_matching_layers_from_the_registered_champion(mlflow_store, tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from components.train.model import build_unet
+    from components.train.warm_start import LAYER_WEIGHTS_FILE, save_layer_weights, warm_start
+
+    champion = build_unet(4, 32, 32, base_width=4, depth=2)
+    export = tmp_path / "export"
+    export.mkdir()
+    save_layer_weights(champion, str(export / LAYER_WEIGHTS_FILE))
+    client = MlflowClient(mlflow_store)
+    assert warm_start(build_unet(4, 32, 32, 4, 2), "tiny") == {"warm_start": "none"}
+    mlflow.set_tracking_uri(mlflow_store)
+    mlflow.set_experiment("segpipe")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(export), "model")
+    client.create_registered_model("tiny")
+    version = client.create_model_version("tiny", f"{run.info.artifact_uri}/model", run.info.run_id)
+    client.set_registered_model_alias("tiny", "champion", version.version)
+
+    deeper = build_unet(4, 32, 32, base_width=4, depth=3)  # same names, some new shapes
+    result = warm_start(deeper, "tiny")
+    assert result["warm_start"] == "tiny@champion"
+    assert 0 < result["warm_start_layers"] and 0 < result["warm_start_skipped"]
+    for name in ("down0_conv1", "down1_bn2", "logits"):
+        for new, old in zip(
+            deeper.get_layer(name).get_weights(),
+            champion.get_layer(name).get_weights(),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(new, old)
+    # the bottom block changed width (32 -> 64 filters at depth 3): left as initialised
+    assert (
+        deeper.get_layer("bottom_conv1").kernel.shape
+        != champion.get_layer("bottom_conv1").kernel.shape
+    )
+
+
+# ---- the trainer end to end with the optional features on ----------------------------------
+
+
+def test_trainer_with_options_stops_early_and_exports(mlflow_store, tiny_shards, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from components.train.trainer import train
+    from components.train.warm_start import LAYER_WEIGHTS_FILE
+
+    config = TrainConfig(
+        epochs=8,
+        batch_size=4,
+        learning_rate=0.0,  # nothing improves: early stopping must end the run
+        lr_schedule="constant",
+        optimizer="sgd",
+        unet_width=4,
+        unet_depth=2,
+        class_weights=True,
+        dice_weight=0.5,
+        scale_min=0.75,
+        scale_max=1.25,
+        color_jitter=0.1,
+        early_stopping_patience=1,
+        checkpoint_every_steps=2,
+        checkpoint_root=str(tmp_path / "ckpt"),
+    )
+    run_id = train(str(tiny_shards), str(tmp_path / "model"), config, pipeline_run_id="opts")
+    client = MlflowClient(mlflow_store)
+    epochs_run = len(client.get_metric_history(run_id, "val_mean_iou"))
+    assert 2 <= epochs_run < 8
+    assert (tmp_path / "model" / LAYER_WEIGHTS_FILE).exists()
+    assert not (tmp_path / "ckpt" / "opts" / "train").exists()
+    tags = client.get_run(run_id).data.tags
+    assert tags["segpipe.precision"] == "float32" or "bfloat16" in tags["segpipe.precision"]
