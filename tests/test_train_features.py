@@ -304,3 +304,28 @@ def test_trainer_with_options_stops_early_and_exports(mlflow_store, tiny_shards,
     assert not (tmp_path / "ckpt" / "opts" / "train").exists()
     tags = client.get_run(run_id).data.tags
     assert tags["segpipe.precision"] == "float32" or "bfloat16" in tags["segpipe.precision"]
+
+
+# ---- pipeline wiring -------------------------------------------------------------------------
+
+
+def test_every_train_setting_reaches_the_train_task_with_a_durable_checkpoint_default(tmp_path):
+    import dataclasses
+
+    import yaml
+    from kfp import compiler
+
+    from components.common.images import step_images
+    from pipelines.pipeline import build_pipeline
+
+    path = tmp_path / "pipeline.yaml"
+    compiler.Compiler().compile(build_pipeline(step_images()), str(path))
+    spec = next(yaml.safe_load_all(path.read_text()))
+    task = spec["root"]["dag"]["tasks"]["train"]
+    inputs = task["inputs"]["parameters"]
+    for name in (f.name for f in dataclasses.fields(TrainConfig)):
+        assert inputs[name] == {"componentInputParameter": name}
+    # retries of one run share its id, so they find the same checkpoint folder
+    assert inputs["pipeline_run_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
+    assert inputs["pipeline_root"] == {"runtimeValue": {"constant": "{{$.pipeline_root}}"}}
+    assert task["retryPolicy"]["maxRetryCount"] == 3
