@@ -273,7 +273,10 @@ def test_warm_start_copies_matching_layers_from_the_registered_champion(mlflow_s
 # ---- the trainer end to end with the optional features on ----------------------------------
 
 
-def test_trainer_with_options_stops_early_and_exports(mlflow_store, tiny_shards, tmp_path):
+def test_trainer_with_options_stops_early_and_exports(
+    mlflow_store, tiny_shards, tmp_path, monkeypatch
+):
+    import mlflow
     from mlflow.tracking import MlflowClient
 
     from components.train.trainer import train
@@ -296,13 +299,20 @@ def test_trainer_with_options_stops_early_and_exports(mlflow_store, tiny_shards,
         checkpoint_every_steps=2,
         checkpoint_root=str(tmp_path / "ckpt"),
     )
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
     run_id = train(str(tiny_shards), str(tmp_path / "model"), config, pipeline_run_id="opts")
     client = MlflowClient(mlflow_store)
     epochs_run = len(client.get_metric_history(run_id, "val_mean_iou"))
     assert 2 <= epochs_run < 8
     assert (tmp_path / "model" / LAYER_WEIGHTS_FILE).exists()
     assert not (tmp_path / "ckpt" / "opts" / "train").exists()
-    tags = client.get_run(run_id).data.tags
+    run = client.get_run(run_id)
+    assert any(key.startswith("system/cpu") for key in run.data.metrics)
+    with mlflow.start_run() as other:  # only the train run records system metrics
+        pass
+    assert not client.get_run(other.info.run_id).data.metrics
+    tags = run.data.tags
     assert tags["segpipe.precision"] == "float32" or "bfloat16" in tags["segpipe.precision"]
 
 
