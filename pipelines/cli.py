@@ -1,4 +1,4 @@
-"""The `segpipe` command line: sample-data, run (kfp.local), compile, and cluster commands."""
+"""The `segpipe` command line: sample-data, run (kfp.local), compile, cluster commands, predict."""
 
 from __future__ import annotations
 
@@ -68,6 +68,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"  registered: {registered or 'nothing (gate did not pass)'}")
     print(f"  MLflow run: {summary.train_run_id}")
     print(f"  browse:     mlflow ui --backend-store-uri {store}   (or: make ui)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from components.publish.predict import predict
+
+    try:
+        written = predict(args.model, args.input, args.output)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        raise SystemExit(f"segpipe predict: {error}") from error
+    print(f"wrote {len(written)} masks and overlays to {args.output}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from components.publish.publisher import rollback
+
+    try:
+        result = rollback(args.model, args.alias)
+    except (LookupError, RuntimeError) as error:
+        raise SystemExit(f"segpipe rollback: {error}") from error
+    previous = f"version {result.previous}" if result.previous else "none"
+    print(f"{args.model}@{args.alias}: version {result.retired} -> version {result.champion}")
+    print(f"{args.model}@previous: {previous}")
     return 0
 
 
@@ -367,6 +391,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_options(runs, "segpipe")
     runs.add_argument("--limit", type=int, default=10)
     runs.set_defaults(func=cmd_runs)
+
+    pred = commands.add_parser(
+        "predict",
+        help="segment images with a published model: class-index masks and overlays",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  segpipe predict --model models:/segpipe-unet@champion --input photos/ --output out/\n"
+        "  segpipe predict --model models:/segpipe-unet/3 --input 'shots/*.jpg' --output out/\n"
+        "  segpipe predict --model exports/segpipe-unet/3 --input img.png --output out/\n"
+        "MLflow models are looked up at $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db).",
+    )
+    pred.add_argument(
+        "--model",
+        required=True,
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, or a local SavedModel folder",
+    )
+    pred.add_argument("--input", required=True, help="image folder (recursive), file or glob")
+    pred.add_argument("--output", required=True, help="folder for NAME_mask.png, NAME_overlay.png")
+    pred.set_defaults(func=cmd_predict)
+
+    back = commands.add_parser(
+        "rollback",
+        help="point the champion alias back at the previous version",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  segpipe rollback --model segpipe-unet\n"
+        "champion moves to the version aliased previous; previous moves to the version that\n"
+        "one replaced, or is removed. Uses $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db).",
+    )
+    back.add_argument("--model", required=True, help="registered model name")
+    back.add_argument("--alias", default="champion", help="the alias to move back")
+    back.set_defaults(func=cmd_rollback)
     return parser
 
 

@@ -124,6 +124,8 @@ def build_pipeline(
         system_metrics: bool = d.train.system_metrics,
         min_mean_iou: float = d.gate.min_mean_iou,
         eval_split: str = d.gate.eval_split,
+        max_drop: float = d.gate.max_drop,
+        max_class_drop: float = d.gate.max_class_drop,
         model_name: str = d.publish.model_name,
         export_root: str = d.publish.export_root,
         alias: str = d.publish.alias,
@@ -208,6 +210,8 @@ def build_pipeline(
                 model=trained.outputs["model"],
                 min_mean_iou=min_mean_iou,
                 eval_split=eval_split,
+                max_drop=max_drop,
+                max_class_drop=max_class_drop,
                 model_name=model_name,
                 experiment=experiment,
                 pipeline_run_id=run_id,
@@ -219,6 +223,7 @@ def build_pipeline(
             published = (
                 publish_op(
                     model=trained.outputs["model"],
+                    dataset=prep.outputs["dataset"],
                     train_run_id=trained.outputs["Output"],
                     model_name=model_name,
                     export_root=export_root,

@@ -34,3 +34,59 @@ def test_nan_never_passes():
 
 def test_floor_applies_even_when_champion_is_worse():
     assert not decide(0.4, 0.3, POLICY).passed
+
+
+def _scores(*per_class):
+    import numpy as np
+
+    from components.evaluate.metrics import SegmentationMetrics
+
+    return SegmentationMetrics(
+        mean_iou=float(np.nanmean(per_class)),
+        per_class_iou=tuple(per_class),
+        pixel_accuracy=0.9,
+    )
+
+
+def test_max_drop_allows_a_small_fall_below_the_champion():
+    policy = GatePolicy(min_mean_iou=0.5, max_drop=0.1)
+    assert decide(0.7, 0.8, policy).passed  # 0.8 - 0.7 is not exactly 0.1 in floats
+    assert "within the allowed drop" in decide(0.7, 0.8, policy).reason
+    failed = decide(0.69, 0.8, policy)
+    assert not failed.passed and "allowed drop 0.1000" in failed.reason
+
+
+def test_decide_takes_metrics_objects():
+    assert decide(_scores(0.8, 0.8), _scores(0.7, 0.7), POLICY).passed
+    assert not decide(_scores(0.6, 0.6), _scores(0.7, 0.7), POLICY).passed
+
+
+def test_per_class_guard_is_off_by_default():
+    # mean rises 0.70 -> 0.75, class b falls 0.6 -> 0.3
+    assert decide(_scores(0.9, 0.3, 1.05), _scores(0.8, 0.6, 0.7), POLICY).passed
+
+
+def test_per_class_guard_names_the_class_that_dropped():
+    policy = GatePolicy(min_mean_iou=0.5, max_class_drop=0.2)
+    candidate, champion = _scores(0.9, 0.3, 1.0), _scores(0.8, 0.6, 0.7)
+    decision = decide(candidate, champion, policy, ("a", "b", "c"))
+    assert not decision.passed
+    assert "class b" in decision.reason and "0.3000" in decision.reason
+    assert decide(candidate, champion, GatePolicy(max_class_drop=0.3), ("a", "b", "c")).passed
+
+
+def test_per_class_guard_ignores_classes_the_champion_never_scored():
+    policy = GatePolicy(min_mean_iou=0.5, max_class_drop=0.0)
+    nan = float("nan")
+    decision = decide(_scores(0.8, 0.9, 0.7), _scores(0.8, 0.8, nan), policy)
+    assert decision.passed
+    assert "no class IoU dropped" in decision.reason
+
+
+def test_class_that_vanishes_from_the_candidate_counts_as_a_drop_to_zero():
+    policy = GatePolicy(min_mean_iou=0.0, max_drop=1.0, max_class_drop=0.5)
+    assert not decide(_scores(0.9, float("nan")), _scores(0.8, 0.6), policy).passed
+
+
+def test_max_drop_never_waives_the_floor():
+    assert not decide(0.45, 0.5, GatePolicy(min_mean_iou=0.5, max_drop=0.5)).passed

@@ -80,6 +80,8 @@ class GatePolicy:
 
     min_mean_iou: float = 0.5
     eval_split: str = "val"
+    max_drop: float = 0.0  # largest mean IoU drop vs the champion that may still pass
+    max_class_drop: float = -1.0  # largest per-class IoU drop vs the champion; < 0: no guard
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import urllib.parse
 from collections.abc import Iterator
 
 DEFAULT_STORE = "sqlite:///mlflow.db"
@@ -16,10 +18,20 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE
 
 
-def check_reachable(uri: str) -> None:
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail early, naming the URI, when the tracking server cannot be reached."""
     from mlflow.tracking import MlflowClient
 
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        # A plain connect first: MLflow's client retries a dead server for minutes.
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+        except OSError as error:
+            raise RuntimeError(
+                f"MLflow tracking server at {uri} is unreachable: {error}"
+            ) from error
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as error:  # any transport or store failure means the same to the user

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import uuid
@@ -22,21 +23,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-name", default=PublishConfig.model_name)
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
     parser.add_argument("--pipeline-run-id", default=f"cli-{uuid.uuid4().hex[:12]}")
+    parser.add_argument("--report", default=None, help="also write the HTML report here")
+    parser.add_argument(
+        "--per-image", default=None, help="also write the per-image IoU Parquet table here"
+    )
     add_config_flags(parser, GatePolicy)
     args = parser.parse_args(argv)
     setup_logging()
     from components.evaluate.evaluator import evaluate
 
-    result = evaluate(
-        args.dataset,
-        args.model_dir,
-        config_from_flags(GatePolicy, args),
-        args.model_name,
-        args.experiment,
-        args.pipeline_run_id,
-    )
+    # stdout carries only the JSON summary: MLflow prints "View run" links for HTTP servers.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = evaluate(
+            args.dataset,
+            args.model_dir,
+            config_from_flags(GatePolicy, args),
+            args.model_name,
+            args.experiment,
+            args.pipeline_run_id,
+            args.report,
+            args.per_image,
+        )
     summary = {"passed": result.decision.passed, "reason": result.decision.reason}
-    json.dump({**summary, "metrics": result.metrics}, sys.stdout, indent=2)
+    report = {"report": result.report_path, "per_image": result.images_path}
+    json.dump({**summary, "metrics": result.metrics, **report}, sys.stdout, indent=2)
     print()
     return 0 if result.decision.passed else 3
 

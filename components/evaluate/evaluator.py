@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
-import mlflow
-import numpy as np
-from mlflow.tracking import MlflowClient
-
 from components.common.config import GatePolicy
-from components.common.dataset import DatasetInfo, read_dataset_info
-from components.common.registry import alias_version, download_version
-from components.common.tracking import step_run, tracking_uri
+from components.common.dataset import read_dataset_info
+from components.common.tracking import check_reachable, step_run, tracking_uri
 from components.evaluate.gate import Decision, decide
-from components.evaluate.metrics import SegmentationMetrics, compute_metrics, update_confusion
+from components.evaluate.metrics import SegmentationMetrics, compute_metrics
 
 log = logging.getLogger(__name__)
 CHAMPION_ALIAS = "champion"
+REPORT_FILE = "report.html"
+IMAGES_FILE = "per_image_iou.parquet"
 
 
 @dataclass(frozen=True)
@@ -27,23 +27,8 @@ class Evaluation:
     champion_version: str | None
     decision: Decision
     metrics: dict[str, float]  # flat keys, as logged to MLflow and KFP
-
-
-def confusion_for(export_dir: str, dataset_dir: str, split: str, info: DatasetInfo) -> np.ndarray:
-    """Stream `split` through an exported model; returns its confusion matrix."""
-    import tensorflow as tf
-
-    from components.train.data import make_dataset
-    from components.train.export import load_segmenter
-
-    segment = load_segmenter(export_dir)
-    confusion = np.zeros((info.num_classes, info.num_classes), dtype=np.int64)
-    for images, masks in make_dataset(info.shard_pattern(dataset_dir, split), 16, training=False):
-        predicted = segment(images=tf.cast(images, tf.uint8))["class_ids"].numpy()
-        update_confusion(confusion, masks.numpy()[..., 0], predicted, info.ignore_label)
-    if not confusion.any():
-        raise ValueError(f"split {split!r} of {dataset_dir} has no labelled pixels to evaluate on")
-    return confusion
+    report_path: str
+    images_path: str
 
 
 def evaluate(
@@ -53,39 +38,88 @@ def evaluate(
     model_name: str,
     experiment: str = "segpipe",
     pipeline_run_id: str = "manual",
+    report_path: str | None = None,
+    images_path: str | None = None,
 ) -> Evaluation:
-    """Metrics for the candidate in `model_dir` and for `model_name@champion`, plus the gate."""
+    """Metrics for the candidate in `model_dir` and for `model_name@champion`, plus the gate.
+
+    Writes the HTML report and the per-image Parquet table (to `report_path` and
+    `images_path` when given) and logs both to the step's MLflow run under `evaluation/`.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from components.common.registry import alias_version, download_version
+    from components.evaluate.report import render_report, write_image_table
+    from components.evaluate.scoring import score_model
+
+    check_reachable(tracking_uri())  # before loading any model: fail in seconds, not minutes
     info = read_dataset_info(dataset_dir)
+    outputs = tempfile.mkdtemp(prefix="segpipe-evaluate-")
     with step_run("evaluate", experiment, pipeline_run_id):
-        candidate = compute_metrics(confusion_for(model_dir, dataset_dir, policy.eval_split, info))
+        scores = score_model(model_dir, dataset_dir, policy.eval_split, info)
+        candidate = compute_metrics(scores.confusion)
         champion_version = alias_version(MlflowClient(tracking_uri()), model_name, CHAMPION_ALIAS)
-        champion = None
+        champion_scores = champion = None
         if champion_version is not None:
             champion_dir = download_version(champion_version)
-            champion = compute_metrics(
-                confusion_for(champion_dir, dataset_dir, policy.eval_split, info)
+            champion_scores = score_model(
+                champion_dir, dataset_dir, policy.eval_split, info, samples=0
             )
-        decision = decide(candidate.mean_iou, champion and champion.mean_iou, policy)
+            champion = compute_metrics(champion_scores.confusion)
+        decision = decide(candidate, champion, policy, info.class_names)
         metrics = candidate.as_dict(info.class_names)
         if champion is not None:
             metrics.update(
                 {f"champion/{k}": v for k, v in champion.as_dict(info.class_names).items()}
             )
         metrics["gate_passed"] = float(decision.passed)
+        version = str(champion_version.version) if champion_version else None
+
+        # Fixed names in MLflow, whatever the paths KFP hands us are called.
+        with open(os.path.join(outputs, REPORT_FILE), "w", encoding="utf-8") as handle:
+            handle.write(
+                render_report(
+                    info.class_names,
+                    info.ignore_label,
+                    scores,
+                    candidate,
+                    champion,
+                    version,
+                    decision.passed,
+                    decision.reason,
+                )
+            )
+        write_image_table(os.path.join(outputs, IMAGES_FILE), scores, champion_scores)
+        for name, target in ((REPORT_FILE, report_path), (IMAGES_FILE, images_path)):
+            if target:
+                os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+                shutil.copyfile(os.path.join(outputs, name), target)
+
         mlflow.log_metrics(metrics)
-        mlflow.log_params({"eval_split": policy.eval_split, "min_mean_iou": policy.min_mean_iou})
+        mlflow.log_params(
+            {
+                "eval_split": policy.eval_split,
+                "min_mean_iou": policy.min_mean_iou,
+                "max_drop": policy.max_drop,
+                "max_class_drop": policy.max_class_drop,
+            }
+        )
         mlflow.set_tags(
             {
                 "gate.passed": str(decision.passed).lower(),
                 "gate.reason": decision.reason,
-                "champion_version": str(champion_version.version) if champion_version else "none",
+                "champion_version": version or "none",
             }
         )
+        mlflow.log_artifacts(outputs, "evaluation")
         log.info("evaluate: %s", decision.reason)
         return Evaluation(
             candidate,
             champion,
-            str(champion_version.version) if champion_version else None,
+            version,
             decision,
             metrics,
+            report_path or os.path.join(outputs, REPORT_FILE),
+            images_path or os.path.join(outputs, IMAGES_FILE),
         )

@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model-dir", required=True, help="SavedModel folder to export")
     parser.add_argument("--train-run-id", required=True, help="MLflow run that logged the model")
+    parser.add_argument(
+        "--dataset", default=None, help="preprocess output: stats.json fingerprint for the card"
+    )
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
     parser.add_argument("--pipeline-run-id", default=f"cli-{uuid.uuid4().hex[:12]}")
     add_config_flags(parser, PublishConfig)
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         config_from_flags(PublishConfig, args),
         args.experiment,
         args.pipeline_run_id,
+        dataset_dir=args.dataset,
     )
     print(f"version {result.version} exported to {result.export_path}")
     return 0

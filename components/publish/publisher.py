@@ -1,19 +1,22 @@
-"""Register a passed model in the MLflow Model Registry, move its alias, export it."""
+"""Register a passed model in the MLflow Model Registry, export it, move its aliases; roll back."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
-from mlflow.tracking import MlflowClient
-
 from components.common.config import PublishConfig
 from components.common.registry import alias_version
-from components.common.tracking import step_run, tracking_uri
+from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG, check_reachable, tracking_uri
 from components.publish.export import export_version
+from components.publish.model_card import MODEL_CARD_FILE, render_model_card
 
 log = logging.getLogger(__name__)
 PREVIOUS_ALIAS = "previous"
+REPLACED_TAG = "segpipe.replaced_version"  # on a version: the champion it replaced
+DATASET_TAG = "segpipe.dataset_sha256"
+STATS_FILE = "stats.json"
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,14 @@ class Publication:
     export_path: str
 
 
-def _version_for_run(client: MlflowClient, model_name: str, train_run_id: str, source: str):
+@dataclass(frozen=True)
+class Rollback:
+    champion: str  # the version that is champion now
+    previous: str | None  # the version now aliased `previous`, if any
+    retired: str  # the version that was champion before
+
+
+def _version_for_run(client, model_name: str, train_run_id: str, source: str):
     """The registered version of `train_run_id`, created on first call only (idempotent)."""
     if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
         client.create_registered_model(model_name)
@@ -34,30 +44,135 @@ def _version_for_run(client: MlflowClient, model_name: str, train_run_id: str, s
     return client.create_model_version(model_name, source=source, run_id=train_run_id)
 
 
+def dataset_fingerprint(dataset_dir: str) -> tuple[str, dict[str, object]]:
+    """sha256 of the data set's stats.json, and a short summary of it for the model card."""
+    from components.common import storage
+
+    text = storage.read_text(storage.join(dataset_dir, STATS_FILE))
+    stats = storage.read_json(storage.join(dataset_dir, STATS_FILE))
+    summary: dict[str, object] = {"location": dataset_dir}
+    if isinstance(stats, dict):
+        for split, values in (stats.get("splits") or {}).items():
+            summary[f"{split} examples"] = values.get("examples")
+        if stats.get("class_names"):
+            summary["classes"] = ", ".join(stats["class_names"])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest(), summary
+
+
+def _evaluation(client, experiment_id: str, pipeline_run_id: str):
+    """The evaluate run of the same pipeline run, if there is one."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
+        f" and tags.`{STEP_TAG}` = 'evaluate'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
 def publish(
     model_dir: str,
     train_run_id: str,
     config: PublishConfig,
     experiment: str = "segpipe",
     pipeline_run_id: str = "manual",
+    dataset_dir: str | None = None,
 ) -> Publication:
-    """Register the train run's model, point `config.alias` at it, export it."""
-    with step_run("publish", experiment, pipeline_run_id):
+    """Register the train run's model, export it with a model card, then move the aliases.
+
+    The aliases move last: if the export fails, `champion` still points at a version that
+    was fully exported. Refuses a model whose evaluation (same pipeline run) did not pass.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from components.common.tracking import step_run
+
+    check_reachable(tracking_uri())  # before anything is registered or copied
+    fingerprint, data_summary = dataset_fingerprint(dataset_dir) if dataset_dir else (None, {})
+    with step_run("publish", experiment, pipeline_run_id) as run:
         client = MlflowClient(tracking_uri())
-        source = f"{client.get_run(train_run_id).info.artifact_uri}/model"
+        train_run = client.get_run(train_run_id)
+        evaluation = _evaluation(client, run.info.experiment_id, pipeline_run_id)
+        if evaluation is not None and evaluation.data.tags.get("gate.passed") == "false":
+            raise RuntimeError(
+                f"refusing to publish: the gate failed for pipeline run {pipeline_run_id}: "
+                f"{evaluation.data.tags.get('gate.reason')}"
+            )
+        metrics = {
+            key: value
+            for key, value in (evaluation.data.metrics if evaluation else {}).items()
+            if not key.startswith("champion/") and key != "gate_passed"
+        }
+        reason = evaluation.data.tags.get("gate.reason", "") if evaluation else ""
+        source = f"{train_run.info.artifact_uri}/model"
         version = _version_for_run(client, config.model_name, train_run_id, source)
-        current = alias_version(client, config.model_name, config.alias)
-        if current is not None and current.version != version.version:
-            client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
-        client.set_registered_model_alias(config.model_name, config.alias, version.version)
-        path = export_version(
-            model_dir, config.export_root, config.model_name, str(version.version)
+        number = str(version.version)
+        tags = {
+            PIPELINE_RUN_TAG: pipeline_run_id,
+            "segpipe.train_run_id": train_run_id,
+            "gate.reason": reason,
+            **{f"metrics.{key}": f"{value:.6f}" for key, value in metrics.items()},
+        }
+        if fingerprint:
+            tags[DATASET_TAG] = fingerprint
+        for key, value in tags.items():
+            client.set_model_version_tag(config.model_name, number, key, value)
+        card = render_model_card(
+            config.model_name,
+            number,
+            train_run_id=train_run_id,
+            pipeline_run_id=pipeline_run_id,
+            dataset_sha256=fingerprint,
+            dataset_summary=data_summary,
+            params=train_run.data.params,
+            metrics=metrics,
+            decision=reason,
         )
+        path = export_version(
+            model_dir, config.export_root, config.model_name, number, {MODEL_CARD_FILE: card}
+        )
+        mlflow.log_text(card, MODEL_CARD_FILE)
+        mlflow.set_tags({"registered_version": number, "export_path": path})
+
+        current = alias_version(client, config.model_name, config.alias)
+        if current is not None and str(current.version) != number:
+            client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
+            client.set_model_version_tag(config.model_name, number, REPLACED_TAG, current.version)
+        client.set_registered_model_alias(config.model_name, config.alias, number)
         log.info(
             "publish: %s version %s is %s, exported to %s",
             config.model_name,
-            version.version,
+            number,
             config.alias,
             path,
         )
-        return Publication(str(version.version), path)
+        return Publication(number, path)
+
+
+def rollback(model_name: str, alias: str = "champion") -> Rollback:
+    """Point `alias` back at `previous`; `previous` moves to the version that one replaced.
+
+    When the restored version replaced nothing (or its record is gone), `previous` is removed.
+    """
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri()
+    check_reachable(uri)
+    client = MlflowClient(uri)
+    current = alias_version(client, model_name, alias)
+    restored = alias_version(client, model_name, PREVIOUS_ALIAS)
+    if current is None or restored is None:
+        missing = alias if current is None else PREVIOUS_ALIAS
+        raise LookupError(f"{model_name} has no '{missing}' version: nothing to roll back to")
+    client.set_registered_model_alias(model_name, alias, restored.version)
+    older = restored.tags.get(REPLACED_TAG)
+    if older and older != str(current.version):
+        client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, older)
+    else:
+        client.delete_registered_model_alias(model_name, PREVIOUS_ALIAS)
+        older = None
+    client.set_model_version_tag(model_name, str(current.version), "segpipe.rolled_back", "true")
+    log.info("rollback: %s %s is version %s again", model_name, alias, restored.version)
+    return Rollback(str(restored.version), older, str(current.version))

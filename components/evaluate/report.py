@@ -1,0 +1,162 @@
+"""The evaluation report: a self-contained HTML page and a per-image Parquet table."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+
+import numpy as np
+
+from components.common.overlay import blend, colorize, png_bytes
+from components.evaluate.metrics import SegmentationMetrics
+from components.evaluate.scoring import ModelScores, Sample
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th { background: #f3f3f3; }
+.pass { color: #0a7a2f; } .fail { color: #b00020; }
+figure { display: inline-block; margin: 0 1em 1em 0; }
+img { image-rendering: pixelated; height: 160px; }
+"""
+
+
+def write_image_table(path: str, candidate: ModelScores, champion: ModelScores | None) -> None:
+    """One row per eval image: its id, the candidate's (and champion's) mean IoU and accuracy."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {
+        "source_id": [s.source_id for s in candidate.images],
+        "labelled_pixels": [s.labelled_pixels for s in candidate.images],
+        "mean_iou": [s.mean_iou for s in candidate.images],
+        "pixel_accuracy": [s.pixel_accuracy for s in candidate.images],
+    }
+    if champion is not None:
+        by_id = {s.source_id: s for s in champion.images}
+        columns["champion_mean_iou"] = [
+            by_id[s.source_id].mean_iou if s.source_id in by_id else None for s in candidate.images
+        ]
+    pq.write_table(pa.table(columns), path)
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def _data_uri(array: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode("ascii")
+
+
+def _heat_map(confusion: np.ndarray, names: tuple[str, ...]) -> str:
+    """The confusion matrix as a table, each cell shaded by its share of the truth row."""
+    rows = confusion.sum(axis=1, keepdims=True)
+    share = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = []
+    for name, counts, fractions in zip(names, confusion, share, strict=True):
+        cells = "".join(
+            f'<td style="background: rgba(0, 90, 200, {f:.3f}); '
+            f'color: {"#fff" if f > 0.5 else "#222"}" '
+            f'title="{f:.1%} of {html.escape(name)}">{c}</td>'
+            for c, f in zip(counts, fractions, strict=True)
+        )
+        body.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
+    return (
+        f"<table><tr><th>truth \\ predicted</th>{head}</tr>{''.join(body)}</table>"
+        "<p>Cells count pixels; shading is the share of the truth class (row).</p>"
+    )
+
+
+def _class_table(
+    names: tuple[str, ...], candidate: SegmentationMetrics, champion: SegmentationMetrics | None
+) -> str:
+    header = "<tr><th>class</th><th>IoU</th><th>F1</th><th>accuracy</th>"
+    if champion is not None:
+        header += "<th>champion IoU</th><th>change</th>"
+    rows = [header + "</tr>"]
+    for index, name in enumerate(names):
+        cells = [
+            _fmt(candidate.per_class_iou[index]),
+            _fmt(candidate.per_class_f1[index]),
+            _fmt(candidate.per_class_accuracy[index]),
+        ]
+        if champion is not None:
+            old = champion.per_class_iou[index]
+            cells += [_fmt(old), _fmt(candidate.per_class_iou[index] - old)]
+        row = "".join(f"<td>{c}</td>" for c in cells)
+        rows.append(f"<tr><th>{html.escape(name)}</th>{row}</tr>")
+    return f"<table>{''.join(rows)}</table>"
+
+
+def _summary_table(candidate: SegmentationMetrics, champion: SegmentationMetrics | None) -> str:
+    keys = ("mean_iou", "frequency_weighted_iou", "pixel_accuracy", "mean_class_accuracy")
+    keys += ("mean_f1",)
+    header = "<tr><th>metric</th><th>candidate</th>"
+    header += "<th>champion</th></tr>" if champion is not None else "</tr>"
+    rows = [header]
+    for key in keys:
+        cells = f"<td>{_fmt(getattr(candidate, key))}</td>"
+        if champion is not None:
+            cells += f"<td>{_fmt(getattr(champion, key))}</td>"
+        rows.append(f"<tr><th>{key}</th>{cells}</tr>")
+    return f"<table>{''.join(rows)}</table>"
+
+
+def _sample_figures(samples: list[Sample], num_classes: int, ignore_label: int) -> str:
+    figures = []
+    for sample in samples:
+        truth = np.where(sample.truth == ignore_label, 0, sample.truth)
+        panels = (
+            ("image", sample.image),
+            ("truth", blend(sample.image, truth, num_classes)),
+            ("prediction", blend(sample.image, sample.prediction, num_classes)),
+            ("prediction mask", colorize(sample.prediction, num_classes)),
+        )
+        images = "".join(
+            f'<img alt="{label}" title="{label}" src="{_data_uri(a)}">' for label, a in panels
+        )
+        caption = (
+            f"{html.escape(sample.score.source_id)}: mean IoU {_fmt(sample.score.mean_iou)}, "
+            f"pixel accuracy {_fmt(sample.score.pixel_accuracy)}"
+        )
+        figures.append(f"<figure>{images}<figcaption>{caption}</figcaption></figure>")
+    return "<br>".join(figures) or "<p>none</p>"
+
+
+def render_report(
+    names: tuple[str, ...],
+    ignore_label: int,
+    candidate: ModelScores,
+    candidate_metrics: SegmentationMetrics,
+    champion_metrics: SegmentationMetrics | None,
+    champion_version: str | None,
+    passed: bool,
+    reason: str,
+) -> str:
+    """The whole report as one HTML string (images inline as PNG data URIs)."""
+    verdict = "PASSED" if passed else "FAILED"
+    champion_text = f"version {champion_version}" if champion_version else "none yet"
+    sections = [
+        "<h1>segpipe evaluation</h1>",
+        f'<p class="{"pass" if passed else "fail"}"><b>Gate {verdict}</b>: '
+        f"{html.escape(reason)}</p>",
+        f"<p>Champion: {html.escape(champion_text)}. Images evaluated: "
+        f"{len(candidate.images)}.</p>",
+        "<h2>Summary</h2>",
+        _summary_table(candidate_metrics, champion_metrics),
+        "<h2>Per class</h2>",
+        _class_table(names, candidate_metrics, champion_metrics),
+        "<h2>Confusion matrix (candidate)</h2>",
+        _heat_map(candidate.confusion, names),
+        "<h2>Best images</h2><p>image | truth | prediction | predicted classes</p>",
+        _sample_figures(candidate.best, len(names), ignore_label),
+        "<h2>Worst images</h2>",
+        _sample_figures(candidate.worst, len(names), ignore_label),
+    ]
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>segpipe evaluation</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>"
+    )
