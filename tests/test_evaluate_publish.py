@@ -225,3 +225,50 @@ def test_unreachable_tracking_server_fails_fast_naming_the_uri(
         main(args)
     assert time.monotonic() - start < 15
     assert not (tmp_path / "exports").exists()
+
+
+def test_predict_from_a_folder_and_from_the_registry(client, trained, tiny_data, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from pipelines.cli import main as segpipe
+
+    model_dir, run_id = trained[0]
+    images = sorted((tiny_data / "images").iterdir())
+    local = tmp_path / "local"
+    assert (
+        segpipe(
+            ["predict", "--model", str(model_dir), "--input", str(tiny_data / "images")]
+            + ["--output", str(local)]
+        )
+        == 0
+    )
+    assert f"predict: {len(images)}/{len(images)}" in capsys.readouterr().err
+    for image in images:
+        mask = np.asarray(Image.open(local / f"{image.stem}_mask.png"))
+        overlay = Image.open(local / f"{image.stem}_overlay.png")
+        assert mask.shape == Image.open(image).size[::-1] and mask.max() < 4
+        assert overlay.mode == "RGB" and overlay.size == Image.open(image).size
+
+    from components.publish.__main__ import main as publish
+
+    args = ["--model-dir", str(model_dir), "--train-run-id", run_id, "--model-name", "tiny-pred"]
+    assert publish([*args, "--export-root", str(tmp_path / "exports")]) == 0
+    registry = tmp_path / "registry"
+    pattern = str(tiny_data / "images" / f"{images[0].stem[:-1]}*")  # a glob: some of them
+    reference = "models:/tiny-pred@champion"
+    assert (
+        segpipe(["predict", "--model", reference, "--input", pattern, "--output", str(registry)])
+        == 0
+    )
+    masks = sorted(registry.glob("*_mask.png"))
+    assert masks and len(masks) < len(images)
+    for mask in masks:  # the same model, downloaded from the server: the same masks
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(mask)), np.asarray(Image.open(local / mask.name))
+        )
+    with pytest.raises(SystemExit, match="no image files"):
+        segpipe(
+            ["predict", "--model", reference, "--input", str(tmp_path / "nothing-*.png")]
+            + ["--output", str(registry)]
+        )

@@ -60,13 +60,15 @@ def _export_gcs(
     bucket_name, _, root = export_root.removeprefix("gs://").partition("/")
     root = root.strip("/")
     final = "/".join(p for p in (root, model_name, version) if p)
-    staging = "/".join(p for p in (root, model_name, f".tmp-{version}-{uuid.uuid4().hex}") if p)
+    temporary = "/".join(p for p in (root, model_name, f".tmp-{version}-") if p)
+    staging = f"{temporary}{uuid.uuid4().hex}"
     client = storage.Client()
     bucket = client.bucket(bucket_name)
     if bucket.blob(f"{final}/{SUCCESS_MARKER}").exists():
         return f"gs://{bucket_name}/{final}"
-    for stale in client.list_blobs(bucket_name, prefix=f"{final}/"):
-        stale.delete()  # from a crashed attempt: no _SUCCESS, so nobody trusts it
+    for prefix in (f"{final}/", temporary):  # left by a crashed attempt; nobody trusts them
+        for stale in client.list_blobs(bucket_name, prefix=prefix):
+            stale.delete()
     uploaded = []
     for directory, _, files in os.walk(model_dir):
         for name in sorted(files):

@@ -1,0 +1,60 @@
+"""Alias history: publish moves champion and previous; rollback walks them back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.common.config import PublishConfig
+
+
+@pytest.fixture
+def published(mlflow_store, tmp_path: Path):
+    """Three versions published in turn from stand-in train runs (the export only copies)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from components.publish.publisher import publish
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "saved_model.pb").write_bytes(b"graph")
+    config = PublishConfig(model_name="m", export_root=str(tmp_path / "exports"))
+    mlflow.set_tracking_uri(mlflow_store)
+    mlflow.set_experiment("segpipe")
+    for index in range(3):
+        with mlflow.start_run() as run:
+            pass
+        assert publish(str(model_dir), run.info.run_id, config, "segpipe", f"p{index}").version
+    return MlflowClient(mlflow_store)
+
+
+def _aliases(client) -> dict[str, str]:
+    return {k: str(v) for k, v in client.get_registered_model("m").aliases.items()}
+
+
+def test_publish_moves_champion_and_keeps_previous(published):
+    assert _aliases(published) == {"champion": "3", "previous": "2"}
+    assert published.get_model_version("m", "3").tags["segpipe.replaced_version"] == "2"
+
+
+def test_rollback_walks_back_then_runs_out(published, capsys):
+    from pipelines.cli import main
+
+    assert main(["rollback", "--model", "m"]) == 0
+    assert _aliases(published) == {"champion": "2", "previous": "1"}
+    assert "version 3 -> version 2" in capsys.readouterr().out
+    assert published.get_model_version("m", "3").tags["segpipe.rolled_back"] == "true"
+    assert main(["rollback", "--model", "m"]) == 0
+    assert _aliases(published) == {"champion": "1"}  # version 1 replaced nothing
+    with pytest.raises(SystemExit, match="no 'previous' version"):
+        main(["rollback", "--model", "m"])
+    assert _aliases(published) == {"champion": "1"}
+
+
+def test_rollback_of_an_unknown_model_is_a_clear_error(mlflow_store):
+    from pipelines.cli import main
+
+    with pytest.raises(SystemExit, match="nope has no 'champion' version"):
+        main(["rollback", "--model", "nope"])
