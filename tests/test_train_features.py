@@ -52,7 +52,7 @@ def test_tf_config_and_cpuinfo_parsing():
 
 
 def test_checkpoint_dir_is_stable_per_pipeline_run():
-    from components.train.checkpoints import checkpoint_dir_for
+    from components.train.checkpoints import checkpoint_dir_for, state_dir
 
     assert checkpoint_dir_for("gs://b/ckpt", "run-1") == "gs://b/ckpt/run-1/train"
     assert checkpoint_dir_for("", "run-1", "/w/local_outputs") == (
@@ -61,6 +61,8 @@ def test_checkpoint_dir_is_stable_per_pipeline_run():
     assert checkpoint_dir_for("", "run-1", "gs://root") == "gs://root/checkpoints/run-1/train"
     assert checkpoint_dir_for("", "run-1", "minio://mlpipeline/v2") == ""  # TF cannot write it
     assert checkpoint_dir_for("", "run-1") == ""
+    assert state_dir("gs://b/c") == "gs://b/c/state"
+    assert state_dir("gs://b/c", worker=2) == "gs://b/c/state-worker-2"  # never the chief's files
 
 
 # ---- input: joint augmentation -------------------------------------------------------------
@@ -150,6 +152,15 @@ def test_deterministic_dataset_repeats_batches_and_adds_pixel_weights(tiny_shard
     assert (weight[labels == 255] == 0).all()
     for class_id, class_weight in enumerate(weights):
         assert (weight[labels == class_id] == class_weight).all()
+    static = make_dataset(
+        pattern, 4, True, 5, options, weights, image_size=(32, 32), drop_remainder=True
+    )
+    image_spec, mask_spec, weight_spec = static.element_spec
+    assert (image_spec.shape, mask_spec.shape, weight_spec.shape) == (
+        (4, 32, 32, 3),
+        (4, 32, 32, 1),
+        (4, 32, 32),
+    )
 
 
 # ---- loss and optimisation -----------------------------------------------------------------

@@ -60,16 +60,15 @@ class EpochAndStepBackup(keras.callbacks.BackupAndRestore):
             log.info("train: resuming from checkpoint at epoch %d (%d done)", done + 1, done)
 
 
-def state_dir(checkpoint_dir: str) -> str:
+def state_dir(checkpoint_dir: str, worker: int | None = None) -> str:
+    """BackupAndRestore's folder; workers other than the chief each keep their own copy.
+
+    Keras' callback has every worker write the same files; synchronous workers hold the same
+    state, so each restoring its own copy resumes them all at the same epoch.
+    """
+    if worker:
+        return storage.join(checkpoint_dir, f"{STATE_DIR}-worker-{worker}")
     return storage.join(checkpoint_dir, STATE_DIR)
-
-
-def completed_epochs(checkpoint_dir: str) -> int:
-    """Epochs finished according to the checkpoint (0 when there is none)."""
-    path = storage.join(state_dir(checkpoint_dir), "training_metadata.json")
-    if not checkpoint_dir or not storage.exists(path):
-        return 0
-    return int(storage.read_json(path)["epoch"])
 
 
 def saved_run_id(checkpoint_dir: str) -> str | None:

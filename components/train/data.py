@@ -105,11 +105,14 @@ def make_dataset(
     augmentation: Augmentation | None = Augmentation(),
     class_weights: Sequence[float] | None = None,
     deterministic: bool = False,
+    image_size: tuple[int, int] | None = None,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1[, float32 weights HxW]).
 
     Training data is shuffled and augmented with per-example seeds drawn from `seed`, so
-    `deterministic=True` (ordered reads) gives the same batches every time.
+    `deterministic=True` (ordered reads) gives the same batches every time. `image_size` makes
+    the shapes static and `drop_remainder` the batch size (TPUs and XLA want both).
     """
     files = tf.io.gfile.glob(file_pattern)
     if not files:
@@ -141,4 +144,13 @@ def make_dataset(
                 num_parallel_calls=AUTOTUNE,
                 deterministic=ordered,
             )
-    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+    if image_size is not None:
+        dataset = dataset.map(lambda *pair: _with_shape(image_size, *pair))
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+
+
+def _with_shape(size: tuple[int, int], image, mask, *weights):
+    """Decoded PNGs have unknown sizes: state the known one (fails loudly on a mismatch)."""
+    image = tf.ensure_shape(image, [*size, 3])
+    mask = tf.ensure_shape(mask, [*size, 1])
+    return (image, mask, *(tf.ensure_shape(w, list(size)) for w in weights))

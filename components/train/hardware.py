@@ -106,6 +106,13 @@ def make_strategy(kind: str, resolver=None):
     return tf.distribute.get_strategy()
 
 
+def worker_index(strategy) -> int:
+    """This worker's index among the non-chief workers + 1, or 0 for the chief / one machine."""
+    if not getattr(strategy.extended, "should_checkpoint", True):
+        return int(strategy.cluster_resolver.task_id) + 1
+    return 0
+
+
 def setup(precision: str):
     """Detect the hardware, set the global dtype policy; returns (strategy, policy name)."""
     import keras

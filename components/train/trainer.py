@@ -10,6 +10,7 @@ import math
 
 import keras
 import mlflow
+import tensorflow as tf
 
 from components.common import storage
 from components.common.config import PublishConfig, TrainConfig
@@ -113,6 +114,10 @@ def train(
                 checkpoints.save_run_id(checkpoint_dir, run.info.run_id)
         stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
         strategy, policy = hardware.setup(config.precision)
+        static = {  # TPUs need static shapes and full batches; XLA compiles once with them
+            "image_size": (info.image_height, info.image_width),
+            "drop_remainder": isinstance(strategy, tf.distribute.TPUStrategy),
+        }
         mlflow.set_tags({"segpipe.precision": policy, "segpipe.strategy": type(strategy).__name__})
         augmentation = Augmentation(
             flip=config.flip,
@@ -128,11 +133,12 @@ def train(
             config.seed,
             augmentation=augmentation,
             class_weights=stats["class_weights"] if config.class_weights else None,
+            **static,
         )
         val_data = None
         if stats["splits"]["val"]["examples"]:
             val_data = make_dataset(
-                info.shard_pattern(dataset_dir, "val"), config.batch_size, False
+                info.shard_pattern(dataset_dir, "val"), config.batch_size, False, **static
             )
         else:
             log.warning("train: the val split is empty; training without validation")
@@ -165,7 +171,8 @@ def train(
             # last, so the epoch's metrics are logged before the checkpoint says it is done
             callbacks.append(
                 checkpoints.EpochAndStepBackup(
-                    checkpoints.state_dir(checkpoint_dir), config.checkpoint_every_steps
+                    checkpoints.state_dir(checkpoint_dir, hardware.worker_index(strategy)),
+                    config.checkpoint_every_steps,
                 )
             )
         model.fit(
