@@ -133,6 +133,15 @@ def test_upscale_crops_aligned_and_jitter_keeps_range():
     assert 0.0 <= jittered.numpy().min() and jittered.numpy().max() <= 255.0
 
 
+def test_bad_augmentation_settings_are_refused():
+    from components.train.data import Augmentation
+
+    with pytest.raises(ValueError, match="scale_min <= scale_max"):
+        Augmentation(scale_min=1.5, scale_max=1.0)
+    with pytest.raises(ValueError, match="color_jitter"):
+        Augmentation(color_jitter=1.5)
+
+
 def test_deterministic_dataset_repeats_batches_and_adds_pixel_weights(tiny_shards: Path):
     from components.train.data import Augmentation, make_dataset
 
@@ -309,6 +318,7 @@ def test_trainer_with_options_stops_early_and_exports(
         early_stopping_patience=1,
         checkpoint_every_steps=2,
         checkpoint_root=str(tmp_path / "ckpt"),
+        jit_compile=True,
     )
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")

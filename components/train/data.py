@@ -23,6 +23,14 @@ class Augmentation:
     color_jitter: float = 0.0
     ignore_label: int = IGNORE_LABEL  # fills mask pixels that scaling leaves uncovered
 
+    def __post_init__(self) -> None:
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ValueError(
+                f"need 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}"
+            )
+        if not 0 <= self.color_jitter < 1:
+            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
+
 
 def _to_pair(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     example = decode_example(serialized)
