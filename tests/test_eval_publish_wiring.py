@@ -1,0 +1,35 @@
+"""The compiled pipeline hands the gate policy, report outputs and data set to the right tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from components.common.config import GatePolicy
+from pipelines.cli import main
+
+
+def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
+    path = tmp_path / "pipeline.yaml"
+    args = ["compile", "-o", str(path), "--registry", "r.example", "--param", "max_drop=0.02"]
+    assert main([*args, "--param", "max_class_drop=0.1"]) == 0
+    spec = next(yaml.safe_load_all(path.read_text()))
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["max_drop"]["defaultValue"] == 0.02
+    assert inputs["max_class_drop"]["defaultValue"] == 0.1
+    assert GatePolicy().max_drop == 0.0 and GatePolicy().max_class_drop < 0  # off by default
+
+    evaluate = spec["root"]["dag"]["tasks"]["evaluate"]
+    for name in ("min_mean_iou", "max_drop", "max_class_drop", "eval_split"):
+        binding = evaluate["inputs"]["parameters"][name]
+        assert binding["componentInputParameter"] == name
+    outputs = spec["components"][evaluate["componentRef"]["name"]]["outputDefinitions"]
+    assert {"metrics", "report", "per_image"} <= set(outputs["artifacts"])
+    assert outputs["artifacts"]["report"]["artifactType"]["schemaTitle"] == "system.HTML"
+    assert set(outputs["parameters"]) == {"Output"}  # dsl.If reads the sole Output
+
+    (condition,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("cond")]
+    publish = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]["publish"]
+    dataset = publish["inputs"]["artifacts"]["dataset"]
+    assert dataset["componentInputArtifact"] == "pipelinechannel--preprocess-dataset"
