@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -63,6 +64,24 @@ def test_checkpoint_dir_is_stable_per_pipeline_run():
     assert checkpoint_dir_for("", "run-1") == ""
     assert state_dir("gs://b/c") == "gs://b/c/state"
     assert state_dir("gs://b/c", worker=2) == "gs://b/c/state-worker-2"  # never the chief's files
+
+
+def test_backup_saves_every_n_steps_and_at_every_epoch_end(tmp_path, monkeypatch):
+    import keras
+
+    from components.train.checkpoints import EpochAndStepBackup
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    backup = EpochAndStepBackup(str(tmp_path / "state"), every_steps=2)
+    saves = []
+    original = backup._save_model
+    monkeypatch.setattr(backup, "_save_model", lambda: (saves.append(1), original()))
+    x, y = np.zeros((10, 2), np.float32), np.zeros((10, 1), np.float32)
+    model.fit(x, y, batch_size=2, epochs=2, callbacks=[backup], verbose=0)  # 5 steps an epoch
+    assert len(saves) == 2 * (2 + 1)  # steps 2 and 4, then the epoch's end, twice
+    state = json.loads((tmp_path / "state" / "training_metadata.json").read_text())
+    assert state["epoch"] == 2
 
 
 # ---- input: joint augmentation -------------------------------------------------------------
@@ -319,6 +338,7 @@ def test_trainer_with_options_stops_early_and_exports(
         checkpoint_every_steps=2,
         checkpoint_root=str(tmp_path / "ckpt"),
         jit_compile=True,
+        warm_start=True,  # no champion registered yet: starts from scratch, says so
     )
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
@@ -334,6 +354,7 @@ def test_trainer_with_options_stops_early_and_exports(
         pass
     assert not client.get_run(other.info.run_id).data.metrics
     tags = run.data.tags
+    assert tags["segpipe.warm_start"] == "none"
     assert tags["segpipe.precision"] == "float32" or "bfloat16" in tags["segpipe.precision"]
 
 
