@@ -22,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True, help="candidate SavedModel folder")
     parser.add_argument("--model-name", default=PublishConfig.model_name)
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
-    parser.add_argument("--pipeline-run-id", default=f"cli-{uuid.uuid4().hex[:12]}")
+    parser.add_argument(
+        "--pipeline-run-id",
+        default=f"cli-{uuid.uuid4().hex[:12]}",
+        help="groups the MLflow runs; pass the same id to publish",
+    )
     parser.add_argument("--report", default=None, help="also write the HTML report here")
     parser.add_argument(
         "--per-image", default=None, help="also write the per-image IoU Parquet table here"

@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
         "--dataset", default=None, help="preprocess output: stats.json fingerprint for the card"
     )
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
-    parser.add_argument("--pipeline-run-id", default=f"cli-{uuid.uuid4().hex[:12]}")
+    parser.add_argument(
+        "--pipeline-run-id",
+        default=f"cli-{uuid.uuid4().hex[:12]}",
+        help="the evaluate run with this id supplies metrics and the gate decision",
+    )
     add_config_flags(parser, PublishConfig)
     args = parser.parse_args(argv)
     setup_logging()
