@@ -114,40 +114,14 @@ def train(
                 checkpoints.save_run_id(checkpoint_dir, run.info.run_id)
         stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
         strategy, policy = hardware.setup(config.precision)
-        static = {  # TPUs need static shapes and full batches; XLA compiles once with them
-            "image_size": (info.image_height, info.image_width),
-            "drop_remainder": isinstance(strategy, tf.distribute.TPUStrategy),
-        }
         mlflow.set_tags({"segpipe.precision": policy, "segpipe.strategy": type(strategy).__name__})
-        augmentation = Augmentation(
-            flip=config.flip,
-            scale_min=config.scale_min,
-            scale_max=config.scale_max,
-            color_jitter=config.color_jitter,
-            ignore_label=info.ignore_label,
-        )
-        train_data = make_dataset(
-            info.shard_pattern(dataset_dir, "train"),
-            config.batch_size,
-            True,
-            config.seed,
-            augmentation=augmentation,
-            class_weights=stats["class_weights"] if config.class_weights else None,
-            **static,
-        )
-        val_data = None
-        if stats["splits"]["val"]["examples"]:
-            val_data = make_dataset(
-                info.shard_pattern(dataset_dir, "val"), config.batch_size, False, **static
-            )
-        else:
-            log.warning("train: the val split is empty; training without validation")
-        steps_per_epoch = max(
-            1, math.ceil(stats["splits"]["train"]["examples"] / config.batch_size)
+        train_data, val_data, steps_per_epoch = _datasets(
+            dataset_dir, info, stats, config, strategy
         )
         with strategy.scope():
             model = build_model(config, info.num_classes, info.image_height, info.image_width)
-            if config.warm_start and not resumed_run_id:
+            # also on a resumed run: a checkpoint, if one was written, overrides it in fit
+            if config.warm_start:
                 mlflow.set_tags(
                     {f"segpipe.{k}": v for k, v in warm_start(model, model_name, alias).items()}
                 )
@@ -164,17 +138,7 @@ def train(
                 ],
                 jit_compile=config.jit_compile,
             )
-        callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(), MlflowEpochLogger()]
-        if config.early_stopping_patience and val_data is not None:
-            callbacks.append(_early_stopping(config.early_stopping_patience))
-        if checkpoint_dir:
-            # last, so the epoch's metrics are logged before the checkpoint says it is done
-            callbacks.append(
-                checkpoints.EpochAndStepBackup(
-                    checkpoints.state_dir(checkpoint_dir, hardware.worker_index(strategy)),
-                    config.checkpoint_every_steps,
-                )
-            )
+        callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None)
         model.fit(
             train_data,
             validation_data=val_data,
@@ -187,6 +151,56 @@ def train(
         checkpoints.remove(checkpoint_dir)  # only now: the model is safely exported
         log.info("train: exported to %s, MLflow run %s", model_dir, run.info.run_id)
         return run.info.run_id
+
+
+def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy):
+    """(train batches, val batches or None, train steps per epoch)."""
+    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    # TPUs need static shapes and full batches; XLA compiles once with static shapes
+    static = {"image_size": (info.image_height, info.image_width), "drop_remainder": tpu}
+    augmentation = Augmentation(
+        flip=config.flip,
+        scale_min=config.scale_min,
+        scale_max=config.scale_max,
+        color_jitter=config.color_jitter,
+        ignore_label=info.ignore_label,
+    )
+    train_data = make_dataset(
+        info.shard_pattern(dataset_dir, "train"),
+        config.batch_size,
+        True,
+        config.seed,
+        augmentation=augmentation,
+        class_weights=stats["class_weights"] if config.class_weights else None,
+        **static,
+    )
+    val_data = None
+    if stats["splits"]["val"]["examples"]:
+        val_data = make_dataset(
+            info.shard_pattern(dataset_dir, "val"), config.batch_size, False, **static
+        )
+    else:
+        log.warning("train: the val split is empty; training without validation")
+    examples = stats["splits"]["train"]["examples"]
+    steps = examples // config.batch_size if tpu else math.ceil(examples / config.batch_size)
+    return train_data, val_data, max(1, steps)
+
+
+def _callbacks(
+    config: TrainConfig, checkpoint_dir: str, strategy, validated: bool
+) -> list[keras.callbacks.Callback]:
+    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(), MlflowEpochLogger()]
+    if config.early_stopping_patience and validated:
+        callbacks.append(_early_stopping(config.early_stopping_patience))
+    if checkpoint_dir:
+        # last, so the epoch's metrics are logged before the checkpoint says it is done
+        callbacks.append(
+            checkpoints.EpochAndStepBackup(
+                checkpoints.state_dir(checkpoint_dir, hardware.worker_index(strategy)),
+                config.checkpoint_every_steps,
+            )
+        )
+    return callbacks
 
 
 def _log_inputs(dataset_dir: str, config: TrainConfig, info) -> None:
