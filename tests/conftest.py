@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,28 @@ def tiny_shards(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     )
     run_preprocess(str(tiny_data), str(output), config)
     return output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def gcs(monkeypatch: pytest.MonkeyPatch):
+    """gcp-storage-emulator on 127.0.0.1 with a bucket `segpipe-test`; yields a storage client."""
+    from gcp_storage_emulator.server import create_server
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    client = storage.Client(project="test", credentials=AnonymousCredentials())
+    client.create_bucket("segpipe-test")
+    try:
+        yield client
+    finally:
+        server.stop()

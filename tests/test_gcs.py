@@ -3,35 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
-
-import pytest
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def gcs(monkeypatch: pytest.MonkeyPatch):
-    """A bucket `segpipe-test` in a fresh in-memory emulator; yields a storage client."""
-    from gcp_storage_emulator.server import create_server
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-    client = storage.Client(project="test", credentials=AnonymousCredentials())
-    client.create_bucket("segpipe-test")
-    try:
-        yield client
-    finally:
-        server.stop()
 
 
 def test_preprocess_reads_and_writes_gs_paths(gcs, mlflow_store, tiny_data: Path):

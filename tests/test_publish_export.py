@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from components.publish.export import SUCCESS_MARKER, export_version
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def gcs(monkeypatch: pytest.MonkeyPatch):
-    """A bucket `exports-test` in a fresh in-memory emulator; yields a storage client."""
-    from gcp_storage_emulator.server import create_server
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-    client = storage.Client(project="test", credentials=AnonymousCredentials())
-    client.create_bucket("exports-test")
-    try:
-        yield client
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -46,29 +20,29 @@ def model_dir(tmp_path: Path) -> Path:
 
 
 def _names(gcs, prefix: str) -> set[str]:
-    return {blob.name for blob in gcs.list_blobs("exports-test", prefix=prefix)}
+    return {blob.name for blob in gcs.list_blobs("segpipe-test", prefix=prefix)}
 
 
 def test_gcs_export_copies_everything_then_marks_success(gcs, model_dir):
     card = {"MODEL_CARD.md": "# card"}
-    path = export_version(str(model_dir), "gs://exports-test/root", "m", "3", card)
-    assert path == "gs://exports-test/root/m/3"
+    path = export_version(str(model_dir), "gs://segpipe-test/root", "m", "3", card)
+    assert path == "gs://segpipe-test/root/m/3"
     assert _names(gcs, "root/") == {
         "root/m/3/saved_model.pb",
         "root/m/3/variables/variables.index",
         "root/m/3/MODEL_CARD.md",
         f"root/m/3/{SUCCESS_MARKER}",
     }  # and nothing left under the temporary prefix
-    bucket = gcs.bucket("exports-test")
+    bucket = gcs.bucket("segpipe-test")
     assert bucket.blob("root/m/3/MODEL_CARD.md").download_as_text() == "# card"
     assert bucket.blob("root/m/3/variables/variables.index").download_as_bytes() == b"index"
 
 
 def test_gcs_export_is_idempotent_and_never_rewrites_a_finished_version(gcs, model_dir):
-    export_version(str(model_dir), "gs://exports-test", "m", "1")
+    export_version(str(model_dir), "gs://segpipe-test", "m", "1")
     (model_dir / "saved_model.pb").write_bytes(b"changed")
-    export_version(str(model_dir), "gs://exports-test", "m", "1")
-    blob = gcs.bucket("exports-test").blob("m/1/saved_model.pb")
+    export_version(str(model_dir), "gs://segpipe-test", "m", "1")
+    blob = gcs.bucket("segpipe-test").blob("m/1/saved_model.pb")
     assert blob.download_as_bytes() == b"graph"
 
 
@@ -86,12 +60,12 @@ def test_gcs_export_that_fails_midway_leaves_no_success_marker(gcs, model_dir, m
 
     monkeypatch.setattr(Bucket, "copy_blob", flaky_copy)
     with pytest.raises(ConnectionError):
-        export_version(str(model_dir), "gs://exports-test", "m", "2")
+        export_version(str(model_dir), "gs://segpipe-test", "m", "2")
     assert f"m/2/{SUCCESS_MARKER}" not in _names(gcs, "m/")
     assert _names(gcs, "m/2/")  # a partial version exists, but is not marked finished
 
     monkeypatch.setattr(Bucket, "copy_blob", real_copy)
-    export_version(str(model_dir), "gs://exports-test", "m", "2")  # the retry completes it
+    export_version(str(model_dir), "gs://segpipe-test", "m", "2")  # the retry completes it
     assert {f"m/2/{SUCCESS_MARKER}", "m/2/saved_model.pb"} <= _names(gcs, "m/2/")
     assert not _names(gcs, "m/.tmp-")  # the crashed attempt's staging copy is gone too
 
