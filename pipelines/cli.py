@@ -12,15 +12,21 @@ from pathlib import Path
 
 from components.common.cli import parse_bool
 from components.common.config import ClusterConfig, PipelineConfig
+from components.common.presets import PRESETS, preset_parameters
 
 SAMPLE_CLASS_NAMES = "background,circle,square,triangle"
 
 
-def _parse_params(pairs: list[str], local: bool = False) -> dict[str, object]:
-    """`k=v` strings to pipeline parameters, typed by the parameter's default."""
+def _parse_params(
+    pairs: list[str], local: bool = False, preset: str | None = None
+) -> dict[str, object]:
+    """A preset's parameters overlaid with `k=v` strings, typed by the parameter's default."""
     defaults = PipelineConfig().parameters()
     cluster_only = set(dataclasses.asdict(ClusterConfig()))
-    params: dict[str, object] = {}
+    try:
+        params = preset_parameters(preset)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
@@ -49,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.local import run_local
 
     workdir = Path(args.workdir).resolve()
-    params = _parse_params(args.param, local=True)
+    params = _parse_params(args.param, local=True, preset=args.preset)
     data = args.data
     if data is None:
         from components.common.sample_data import write_sample_data
@@ -122,7 +128,7 @@ def _compile(args: argparse.Namespace, output: str, defaults: dict[str, object])
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    _compile(args, args.output, _parse_params(args.param))
+    _compile(args, args.output, _parse_params(args.param, preset=args.preset))
     print(f"wrote {args.output}")
     return 0
 
@@ -164,7 +170,7 @@ def _package(args: argparse.Namespace) -> Iterator[str]:
 
 
 def _run_arguments(args: argparse.Namespace) -> dict[str, object]:
-    return {"data_dir": args.data, **_parse_params(args.param)}
+    return {"data_dir": args.data, **_parse_params(args.param, preset=args.preset)}
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -251,7 +257,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_preset_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from a named parameter set (--param still overrides), e.g. camvid",
+    )
+
+
 def _add_compile_options(parser: argparse.ArgumentParser) -> None:
+    _add_preset_option(parser)
     parser.add_argument(
         "--registry",
         default=None,
@@ -317,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--data", help="folder with images/ and masks/ (default: sample data)")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    _add_preset_option(run)
     run.add_argument("--workdir", default=".", help="where MLflow store and outputs go")
     run.set_defaults(func=cmd_run)
 

@@ -91,3 +91,28 @@ def test_publish_registers_champion_exports_and_is_idempotent(store, trained, tm
     export = tmp_path / "exports" / "tiny" / str(versions[0].version)
     assert (export / "_SUCCESS").exists()
     assert (export / "saved_model.pb").exists()
+
+
+def test_model_input_size_may_differ_from_the_shards(store, tiny_shards, tmp_path):
+    import tensorflow as tf
+
+    from components.train.__main__ import main
+
+    model_dir = tmp_path / "export"
+    args = ["--dataset", str(tiny_shards), "--model-dir", str(model_dir), "--epochs", "1"]
+    args += [
+        "--unet-width",
+        "4",
+        "--unet-depth",
+        "2",
+        "--input-height",
+        "16",
+        "--input-width",
+        "24",
+    ]
+    assert main(args) == 0
+    info = json.loads((model_dir / "segpipe_model.json").read_text())
+    assert (info["image_height"], info["image_width"]) == (16, 24)
+    segment = tf.saved_model.load(str(model_dir)).signatures["segment"]
+    class_ids = segment(images=tf.zeros([2, 32, 32, 3], tf.uint8))["class_ids"]
+    assert class_ids.shape == (2, 32, 32)  # scored at the shards' (label) resolution

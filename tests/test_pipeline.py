@@ -97,3 +97,27 @@ def test_local_runs_publish_a_champion_then_refuse_an_impossible_gate(
     assert "gate:       FAILED" in second
     assert len(client.search_model_versions("name = 'segpipe-unet'")) == 1
     assert client.get_model_version_by_alias("segpipe-unet", "champion").version == champion.version
+
+
+def test_preset_sets_defaults_and_params_override_it(tmp_path):
+    from kfp import components
+
+    path = tmp_path / "pipeline.yaml"
+    args = ["compile", "-o", str(path), "--registry", "r.example/x", "--preset", "camvid"]
+    assert main([*args, "--param", "epochs=3"]) == 0
+    inputs = components.load_component_from_file(str(path)).component_spec.inputs
+    assert inputs["layout"].default == "list-files"
+    assert inputs["ignore_values"].default == "11"
+    assert inputs["input_height"].default == 192
+    assert inputs["epochs"].default == 3
+
+
+def test_every_preset_names_only_known_parameters():
+    from components.common.config import PipelineConfig
+    from components.common.presets import PRESETS
+
+    defaults = PipelineConfig().parameters()
+    for name, params in PRESETS.items():
+        assert set(params) <= set(defaults), name
+        for key, value in params.items():
+            assert type(value) is type(defaults[key]), (name, key)

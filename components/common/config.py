@@ -51,6 +51,8 @@ class TrainConfig:
     learning_rate: float = 2e-3
     unet_width: int = 16
     unet_depth: int = 3
+    input_height: int = 0  # model input size; 0: the data set's size. Shards are resized to it,
+    input_width: int = 0  # and evaluation still scores at the shards' (label) resolution
     seed: int = 42
     architecture: str = "unet"  # unet | deeplabv3plus ("model" is the output artifact)
     backbone: str = "mobilenetv2"  # deeplabv3plus: mobilenetv2 | resnet50

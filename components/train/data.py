@@ -119,8 +119,9 @@ def make_dataset(
     """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1[, float32 weights HxW]).
 
     Training data is shuffled and augmented with per-example seeds drawn from `seed`, so
-    `deterministic=True` (ordered reads) gives the same batches every time. `image_size` makes
-    the shapes static and `drop_remainder` the batch size (TPUs and XLA want both).
+    `deterministic=True` (ordered reads) gives the same batches every time. `image_size`
+    resizes to the model's input where the shards differ and makes the shapes static, and
+    `drop_remainder` the batch size (TPUs and XLA want both).
     """
     files = tf.io.gfile.glob(file_pattern)
     if not files:
@@ -136,6 +137,12 @@ def make_dataset(
         deterministic=ordered,
     )
     dataset = dataset.map(_to_pair, num_parallel_calls=AUTOTUNE, deterministic=ordered)
+    if image_size is not None:  # to the model's input size, when the shards differ from it
+        dataset = dataset.map(
+            lambda image, mask: _resize(image, mask, image_size),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=ordered,
+        )
     if training:
         dataset = dataset.cache().shuffle(1024, seed=seed)
         if augmentation is not None:
@@ -155,6 +162,12 @@ def make_dataset(
     if image_size is not None:
         dataset = dataset.map(lambda *pair: _with_shape(image_size, *pair))
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+
+
+def _resize(image, mask, size: tuple[int, int]):
+    """Image (bilinear) and mask (nearest) at `size`; both are identities at their own size."""
+    image = tf.image.resize(image, size, method="bilinear")
+    return image, tf.image.resize(mask, size, method="nearest")
 
 
 def _with_shape(size: tuple[int, int], image, mask, *weights):

@@ -20,7 +20,7 @@ def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None
     Both resize to the model's input size and return the class map at the caller's size.
     The layer weights go alongside, for warm starts of later models.
     """
-    height, width = info.image_height, info.image_width
+    height, width = model.input_shape[1:3]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def segment(images):

@@ -119,7 +119,7 @@ def train(
             dataset_dir, info, stats, config, strategy
         )
         with strategy.scope():
-            model = build_model(config, info.num_classes, info.image_height, info.image_width)
+            model = build_model(config, info.num_classes, *input_size(config, info))
             # also on a resumed run: a checkpoint, if one was written, overrides it in fit
             if config.warm_start:
                 mlflow.set_tags(
@@ -153,11 +153,16 @@ def train(
         return run.info.run_id
 
 
+def input_size(config: TrainConfig, info) -> tuple[int, int]:
+    """The model's input (height, width): the configured one, else the data set's."""
+    return (config.input_height or info.image_height, config.input_width or info.image_width)
+
+
 def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy):
     """(train batches, val batches or None, train steps per epoch)."""
     tpu = isinstance(strategy, tf.distribute.TPUStrategy)
     # TPUs need static shapes and full batches; XLA compiles once with static shapes
-    static = {"image_size": (info.image_height, info.image_width), "drop_remainder": tpu}
+    static = {"image_size": input_size(config, info), "drop_remainder": tpu}
     augmentation = Augmentation(
         flip=config.flip,
         scale_min=config.scale_min,

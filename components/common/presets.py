@@ -1,0 +1,43 @@
+"""Named sets of pipeline parameters for known data sets (`segpipe run --preset NAME`)."""
+
+from __future__ import annotations
+
+CAMVID_CLASSES = "Sky,Building,Pole,Road,Pavement,Tree,SignSymbol,Fence,Car,Pedestrian,Bicyclist"
+
+PRESETS: dict[str, dict[str, object]] = {
+    # CamVid as shipped with SegNet (../shared/data/camvid): its own 367/101/233 split, void
+    # (11) ignored, shards and scores at the full 360x480; the U-Net trains at 192x256 with
+    # median-frequency class weights and scale augmentation (about 60 minutes on 2 CPU cores).
+    "camvid": {
+        "layout": "list-files",
+        "list_files": "train.txt,val.txt,test.txt",
+        "strip_prefix": "/SegNet/CamVid/",
+        "num_classes": 11,
+        "class_names": CAMVID_CLASSES,
+        "ignore_values": "11",
+        "image_height": 360,
+        "image_width": 480,
+        "input_height": 192,
+        "input_width": 256,
+        "unet_width": 32,
+        "unet_depth": 4,
+        "batch_size": 8,
+        "epochs": 50,
+        "learning_rate": 0.002,
+        "class_weights": True,
+        "scale_min": 0.75,
+        "scale_max": 1.5,
+        "eval_split": "test",
+        "min_mean_iou": 0.4,
+        "model_name": "segpipe-camvid",
+    },
+}
+
+
+def preset_parameters(name: str | None) -> dict[str, object]:
+    """The parameters of preset `name` (none for None); an unknown name is an error."""
+    if name is None:
+        return {}
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return dict(PRESETS[name])
