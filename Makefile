@@ -84,3 +84,4 @@ clean: ## Remove local run outputs (keeps .venv)
 bench: $(INSTALLED) ## Run the benchmarks on ../shared/data (slow; prints ratios)
 	$(BIN)/python tests/benchmarks/bench_preprocess.py
 	$(BIN)/python tests/benchmarks/bench_metrics.py
+	$(BIN)/python tests/benchmarks/bench_train.py

@@ -166,7 +166,8 @@ def make_dataset(
 
 def _resize(image, mask, size: tuple[int, int]):
     """Image (bilinear) and mask (nearest) at `size`; both are identities at their own size."""
-    image = tf.image.resize(image, size, method="bilinear")
+    # antialias: shrinking full-resolution shards without it aliases thin structures
+    image = tf.image.resize(image, size, method="bilinear", antialias=True)
     return image, tf.image.resize(mask, size, method="nearest")
 
 
