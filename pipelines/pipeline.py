@@ -1,5 +1,7 @@
 """The segpipe pipeline: preprocess -> train -> evaluate -> (gate) publish."""
 
+# No `from __future__ import annotations` here: kfp reads the real parameter types.
+
 from typing import NamedTuple
 
 from kfp import dsl, kubernetes
@@ -55,7 +57,6 @@ def build_pipeline(
     cluster: bool = False,
     gpu_node_selector: dict[str, str] | None = None,
 ):
-    # No `from __future__ import annotations` here: kfp reads the real parameter types.
     """The pipeline function, its steps in `images`, its parameter defaults from `defaults`.
 
     `cluster=True` adds what only a Kubernetes cluster uses: the MLflow Secret as env vars,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 
@@ -49,7 +50,7 @@ def dataset_fingerprint(dataset_dir: str) -> tuple[str, dict[str, object]]:
     from components.common import storage
 
     text = storage.read_text(storage.join(dataset_dir, STATS_FILE))
-    stats = storage.read_json(storage.join(dataset_dir, STATS_FILE))
+    stats = json.loads(text)
     summary: dict[str, object] = {"location": dataset_dir}
     if isinstance(stats, dict):
         for split, values in (stats.get("splits") or {}).items():
