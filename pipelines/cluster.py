@@ -172,18 +172,23 @@ def schedule(
     return _schedule_info(connection, recurring)
 
 
+def _experiment_scope(connection: Connection, experiment: str | None) -> dict[str, object] | None:
+    """List filter for `experiment`: empty when none is named, None when it does not exist."""
+    if not experiment:
+        return {}
+    found = experiment_id(connection, experiment, create=False)
+    return None if found is None else {"experiment_id": found}
+
+
 def list_schedules(
     connection: Connection, experiment: str | None = None, limit: int = 50
 ) -> list[ScheduleInfo]:
     """Recurring runs, newest first; only `experiment`'s when given (none if it does not exist)."""
     client = connection.client
-    scope: dict[str, object] = {}
-    if experiment:
-        found = experiment_id(connection, experiment, create=False)
-        if found is None:
-            return []
-        scope["experiment_id"] = found
-    else:
+    scope = _experiment_scope(connection, experiment)
+    if scope is None:
+        return []
+    if not experiment:
         scope["namespace"] = client.get_user_namespace() or None
     response = client.list_recurring_runs(page_size=limit, sort_by="created_at desc", **scope)
     return [_schedule_info(connection, r) for r in response.recurring_runs or []]
@@ -199,12 +204,9 @@ def recent_runs(
 ) -> list[RunInfo]:
     """The `limit` newest runs, with state and UI link; only `experiment`'s when given."""
     client = connection.client
-    scope: dict[str, object] = {}
-    if experiment:
-        found = experiment_id(connection, experiment, create=False)
-        if found is None:
-            return []
-        scope["experiment_id"] = found
+    scope = _experiment_scope(connection, experiment)
+    if scope is None:
+        return []
     response = client.list_runs(page_size=limit, sort_by="created_at desc", **scope)
     return [
         RunInfo(
