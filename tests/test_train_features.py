@@ -267,6 +267,31 @@ def test_deeplabv3plus_gives_logits_at_input_size_and_trains_one_step():
         build_deeplabv3plus(4, 64, 64, "vgg16")
 
 
+def test_export_resizes_like_training_so_thin_stripes_do_not_alias(tmp_path):
+    """Serving at 3x the input size must average, as training's resize does, not sample."""
+    import keras
+    import tensorflow as tf
+
+    from components.common.dataset import DatasetInfo
+    from components.train.export import export_model, load_segmenter
+
+    # class 1 where the red channel is above 127.5, class 0 otherwise
+    inputs = keras.Input((8, 8, 3))
+    logits = keras.layers.Conv2D(2, 1, name="threshold")(inputs)
+    model = keras.Model(inputs, logits)
+    kernel = np.zeros((1, 1, 3, 2), np.float32)
+    kernel[0, 0, 0, 1] = 1.0
+    model.get_layer("threshold").set_weights([kernel, np.array([0.0, -127.5], np.float32)])
+    export_model(model, str(tmp_path), DatasetInfo(2, ("dark", "bright"), 8, 8, 255))
+
+    # columns dark, bright, dark: each 3-pixel cell averages to 85, but its centre is 255
+    images = np.zeros((1, 24, 24, 3), np.uint8)
+    images[:, :, 1::3, 0] = 255
+    class_ids = load_segmenter(str(tmp_path))(images=tf.constant(images))["class_ids"].numpy()
+    assert class_ids.shape == (1, 24, 24)
+    assert (class_ids == 0).all()
+
+
 # ---- warm start ----------------------------------------------------------------------------
 
 

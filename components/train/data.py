@@ -164,11 +164,15 @@ def make_dataset(
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
 
 
+def resize_image(image, size: tuple[int, int]):
+    """Float image(s) to the model's input `size`: the one resize of training and serving."""
+    # antialias: shrinking full-resolution images without it aliases thin structures
+    return tf.image.resize(image, size, method="bilinear", antialias=True)
+
+
 def _resize(image, mask, size: tuple[int, int]):
     """Image (bilinear) and mask (nearest) at `size`; both are identities at their own size."""
-    # antialias: shrinking full-resolution shards without it aliases thin structures
-    image = tf.image.resize(image, size, method="bilinear", antialias=True)
-    return image, tf.image.resize(mask, size, method="nearest")
+    return resize_image(image, size), tf.image.resize(mask, size, method="nearest")
 
 
 def _with_shape(size: tuple[int, int], image, mask, *weights):

@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from components.common.dataset import DatasetInfo
+from components.train.data import resize_image
 from components.train.warm_start import LAYER_WEIGHTS_FILE, save_layer_weights
 
 MODEL_INFO_FILE = "segpipe_model.json"
@@ -25,7 +26,8 @@ def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def segment(images):
         size = tf.shape(images)[1:3]
-        resized = tf.image.resize(tf.cast(images, tf.float32), (height, width), method="bilinear")
+        # the training resize: any other would show the model inputs it never learned from
+        resized = resize_image(tf.cast(images, tf.float32), (height, width))
         logits = tf.image.resize(model(resized, training=False), size, method="bilinear")
         return {"class_ids": tf.cast(tf.argmax(logits, axis=-1), tf.uint8)}
 
