@@ -23,7 +23,9 @@ MLFLOW_SECRET_OPTIONAL = {
     "password": "MLFLOW_TRACKING_PASSWORD",
     "token": "MLFLOW_TRACKING_TOKEN",
 }
-GPU_TAINT = "nvidia.com/gpu"  # the taint GKE and the NVIDIA operator put on GPU nodes
+# the taints GKE (and the NVIDIA operator) put on GPU and TPU nodes; tolerating both lets
+# train_accelerator pick either kind at run time
+ACCELERATOR_TAINTS = ("nvidia.com/gpu", "google.com/tpu")
 
 
 class PipelineOutputs(NamedTuple):
@@ -39,13 +41,15 @@ def use_mlflow_secret(task: PipelineTask, secret_name) -> None:
     kubernetes.use_secret_as_env(task, secret_name, MLFLOW_SECRET_OPTIONAL, optional=True)
 
 
-def request_gpu_node(
-    task: PipelineTask, cpu, memory, accelerator, gpus, node_selector: dict[str, str]
+def request_accelerator_node(
+    task: PipelineTask, cpu, memory, accelerator, count, node_selector: dict[str, str]
 ) -> None:
-    """CPU, memory and accelerators for `task`, on a (tainted) GPU node matching `node_selector`."""
+    """CPU, memory and accelerators for `task`, on a (tainted) GPU or TPU node that matches
+    `node_selector`."""
     task.set_cpu_request(cpu).set_memory_request(memory)
-    task.set_accelerator_type(accelerator).set_accelerator_limit(gpus)
-    kubernetes.add_toleration(task, key=GPU_TAINT, operator="Exists", effect="NoSchedule")
+    task.set_accelerator_type(accelerator).set_accelerator_limit(count)
+    for taint in ACCELERATOR_TAINTS:
+        kubernetes.add_toleration(task, key=taint, operator="Exists", effect="NoSchedule")
     for key, value in node_selector.items():
         kubernetes.add_node_selector(task, key, value)
 
@@ -60,7 +64,7 @@ def build_pipeline(
     """The pipeline function, its steps in `images`, its parameter defaults from `defaults`.
 
     `cluster=True` adds what only a Kubernetes cluster uses: the MLflow Secret as env vars,
-    the train task's resources, GPU toleration and `gpu_node_selector`. Without it (kfp.local)
+    the train task's resources, GPU and TPU tolerations and `gpu_node_selector`. Without it (kfp.local)
     the cluster parameters exist but are unused, so local runs see no no-op warnings.
     """
     d = defaults or PipelineConfig()
@@ -113,6 +117,7 @@ def build_pipeline(
         momentum: float = d.train.momentum,
         warmup_epochs: int = d.train.warmup_epochs,
         class_weights: bool = d.train.class_weights,
+        class_weight_power: float = d.train.class_weight_power,
         dice_weight: float = d.train.dice_weight,
         flip: bool = d.train.flip,
         scale_min: float = d.train.scale_min,
@@ -188,6 +193,7 @@ def build_pipeline(
                 momentum=momentum,
                 warmup_epochs=warmup_epochs,
                 class_weights=class_weights,
+                class_weight_power=class_weight_power,
                 dice_weight=dice_weight,
                 flip=flip,
                 scale_min=scale_min,
@@ -242,7 +248,7 @@ def build_pipeline(
         if cluster:
             for task in (prep, trained, gate, published):  # every step that tracks to MLflow
                 use_mlflow_secret(task, mlflow_secret)
-            request_gpu_node(
+            request_accelerator_node(
                 trained, train_cpu, train_memory, train_accelerator, train_gpus, node_selector
             )
         return PipelineOutputs(gate.outputs["Output"], trained.outputs["Output"])

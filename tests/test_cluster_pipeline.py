@@ -68,10 +68,11 @@ def test_train_requests_cpu_memory_and_gpus_from_pipeline_parameters(cluster_yam
     assert inputs["train_gpus"]["defaultValue"] == 1
 
 
-def test_only_train_goes_to_a_gpu_node(cluster_yaml):
+def test_only_train_goes_to_an_accelerator_node(cluster_yaml):
     platform = cluster_yaml[1]
     assert platform["exec-train"]["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "google.com/tpu", "operator": "Exists", "effect": "NoSchedule"},
     ]
     assert platform["exec-train"]["nodeSelector"] == {
         "labels": {"cloud.google.com/gke-accelerator": "nvidia-l4"}

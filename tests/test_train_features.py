@@ -217,6 +217,18 @@ def test_loss_ignores_the_ignore_label_and_dice_adds_to_it():
     assert weighted == pytest.approx(2 * float(plain(labels, logits)), 1e-5)
 
 
+def test_class_weights_are_damped_by_their_power_or_left_out():
+    from components.train.trainer import loss_class_weights
+
+    stats = {"class_weights": [0.25, 1.0, 9.0]}
+    assert loss_class_weights(stats, TrainConfig()) is None
+    damped = loss_class_weights(stats, TrainConfig(class_weights=True, class_weight_power=0.5))
+    assert damped == pytest.approx([0.5, 1.0, 3.0])
+    assert loss_class_weights(stats, TrainConfig(class_weights=True)) == stats["class_weights"]
+    with pytest.raises(ValueError, match="class_weight_power"):
+        loss_class_weights(stats, TrainConfig(class_weights=True, class_weight_power=-1))
+
+
 def test_schedules_warm_up_linearly_then_decay():
     from components.train.optimization import make_optimizer, make_schedule
 

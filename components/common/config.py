@@ -62,6 +62,7 @@ class TrainConfig:
     momentum: float = 0.9  # sgd and rmsprop
     warmup_epochs: int = 0  # linear learning-rate warm-up before the schedule
     class_weights: bool = False  # weight pixels by stats.json's median-frequency class weights
+    class_weight_power: float = 1.0  # those weights to this power: 1 as they are, 0.5 damped
     dice_weight: float = 0.0  # > 0: add this times the soft Dice loss to cross-entropy
     flip: bool = True  # random left-right flips of image and mask together
     scale_min: float = 1.0  # random scale range then crop back (1.0, 1.0: no scaling)

@@ -176,7 +176,7 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
         True,
         config.seed,
         augmentation=augmentation,
-        class_weights=stats["class_weights"] if config.class_weights else None,
+        class_weights=loss_class_weights(stats, config),
         **static,
     )
     val_data = None
@@ -189,6 +189,15 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
     examples = stats["splits"]["train"]["examples"]
     steps = examples // config.batch_size if tpu else math.ceil(examples / config.batch_size)
     return train_data, val_data, max(1, steps)
+
+
+def loss_class_weights(stats: dict, config: TrainConfig) -> list[float] | None:
+    """The per-class loss weights: the stats' median-frequency ones to the configured power."""
+    if not config.class_weights:
+        return None
+    if config.class_weight_power < 0:
+        raise ValueError(f"class_weight_power must be >= 0, got {config.class_weight_power}")
+    return [weight**config.class_weight_power for weight in stats["class_weights"]]
 
 
 def _callbacks(
