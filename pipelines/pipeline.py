@@ -64,8 +64,9 @@ def build_pipeline(
     """The pipeline function, its steps in `images`, its parameter defaults from `defaults`.
 
     `cluster=True` adds what only a Kubernetes cluster uses: the MLflow Secret as env vars,
-    the train task's resources, GPU and TPU tolerations and `gpu_node_selector`. Without it (kfp.local)
-    the cluster parameters exist but are unused, so local runs see no no-op warnings.
+    the train task's resources, GPU and TPU tolerations and `gpu_node_selector`. Without it
+    (kfp.local) the cluster parameters exist but are unused, so local runs see no no-op
+    warnings.
     """
     d = defaults or PipelineConfig()
     node_selector = dict(gpu_node_selector or {})
