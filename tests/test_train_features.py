@@ -161,7 +161,9 @@ def test_bad_augmentation_settings_are_refused():
         Augmentation(color_jitter=1.5)
 
 
-def test_deterministic_dataset_repeats_batches_and_adds_pixel_weights(tiny_shards: Path):
+def test_deterministic_dataset_repeats_batches_and_adds_pixel_weights(
+    tiny_shards: Path, tmp_path: Path
+):
     from components.train.data import Augmentation, make_dataset
 
     pattern = str(tiny_shards / "train" / "train-*.tfrecord")
@@ -180,6 +182,11 @@ def test_deterministic_dataset_repeats_batches_and_adds_pixel_weights(tiny_shard
     assert (weight[labels == 255] == 0).all()
     for class_id, class_weight in enumerate(weights):
         assert (weight[labels == class_id] == class_weight).all()
+    for cache in ("none", str(tmp_path / "cache")):  # the same batches, cached or not
+        batches = list(make_dataset(pattern, 4, True, 5, options, weights, True, cache=cache))
+        np.testing.assert_array_equal(image_a.numpy(), batches[0][0].numpy())
+        np.testing.assert_array_equal(mask_a.numpy(), batches[0][1].numpy())
+    assert list(tmp_path.glob("cache*.index"))  # the file cache was written
     static = make_dataset(
         pattern, 4, True, 5, options, weights, image_size=(32, 32), drop_remainder=True
     )

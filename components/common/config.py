@@ -64,6 +64,7 @@ class TrainConfig:
     class_weights: bool = False  # weight pixels by stats.json's median-frequency class weights
     class_weight_power: float = 1.0  # those weights to this power: 1 as they are, 0.5 damped
     dice_weight: float = 0.0  # > 0: add this times the soft Dice loss to cross-entropy
+    train_cache: str = "memory"  # decoded train examples: memory | none | a local file prefix
     flip: bool = True  # random left-right flips of image and mask together
     scale_min: float = 1.0  # random scale range then crop back (1.0, 1.0: no scaling)
     scale_max: float = 1.0

@@ -115,13 +115,16 @@ def make_dataset(
     deterministic: bool = False,
     image_size: tuple[int, int] | None = None,
     drop_remainder: bool = False,
+    cache: str = "memory",
 ) -> tf.data.Dataset:
     """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1[, float32 weights HxW]).
 
     Training data is shuffled and augmented with per-example seeds drawn from `seed`, so
     `deterministic=True` (ordered reads) gives the same batches every time. `image_size`
     resizes to the model's input where the shards differ and makes the shapes static, and
-    `drop_remainder` the batch size (TPUs and XLA want both).
+    `drop_remainder` the batch size (TPUs and XLA want both). Decoded training examples are
+    kept after the first epoch per `cache`: "memory", "none" (decode every epoch: data sets
+    larger than memory), or a local file prefix (tf.data's file cache).
     """
     files = tf.io.gfile.glob(file_pattern)
     if not files:
@@ -144,7 +147,7 @@ def make_dataset(
             deterministic=ordered,
         )
     if training:
-        dataset = dataset.cache().shuffle(1024, seed=seed)
+        dataset = _cached(dataset, cache).shuffle(1024, seed=seed)
         if augmentation is not None:
             seeds = tf.data.Dataset.random(seed=seed).batch(2)
             dataset = tf.data.Dataset.zip((dataset, seeds)).map(
@@ -162,6 +165,14 @@ def make_dataset(
     if image_size is not None:
         dataset = dataset.map(lambda *pair: _with_shape(image_size, *pair))
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+
+
+def _cached(dataset: tf.data.Dataset, cache: str) -> tf.data.Dataset:
+    if cache == "none":
+        return dataset
+    if not cache:
+        raise ValueError('cache must be "memory", "none" or a file prefix, got ""')
+    return dataset.cache("" if cache == "memory" else cache)
 
 
 def resize_image(image, size: tuple[int, int]):

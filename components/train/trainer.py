@@ -177,6 +177,7 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
         config.seed,
         augmentation=augmentation,
         class_weights=loss_class_weights(stats, config),
+        cache=config.train_cache,
         **static,
     )
     val_data = None
