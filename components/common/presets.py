@@ -23,7 +23,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "unet_width": 32,
         "unet_depth": 4,
         "batch_size": 8,
-        "epochs": 50,
+        "epochs": 44,
         "learning_rate": 0.002,
         "class_weights": True,
         "class_weight_power": 0.5,
