@@ -164,7 +164,14 @@ def make_dataset(
             )
     if image_size is not None:
         dataset = dataset.map(lambda *pair: _with_shape(image_size, *pair))
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+    if not training:
+        # Keras makes a new validation iterator every epoch; tearing one down waits for
+        # tf.data's autotune thread, which stalled long runs for seconds per epoch
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        dataset = dataset.with_options(options)
+    return dataset
 
 
 def _cached(dataset: tf.data.Dataset, cache: str) -> tf.data.Dataset:

@@ -140,7 +140,10 @@ def train(
             )
         callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None)
         model.fit(
-            train_data,
+            # one endless iterator: a new one per epoch costs seconds of idle teardown
+            # (tf.data's autotune thread) on every epoch of a long run
+            train_data.repeat(),
+            steps_per_epoch=steps_per_epoch,
             validation_data=val_data,
             epochs=config.epochs,
             callbacks=callbacks,
