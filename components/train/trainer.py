@@ -146,6 +146,7 @@ def train(
             steps_per_epoch=steps_per_epoch,
             validation_data=val_data,
             epochs=config.epochs,
+            shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
             callbacks=callbacks,
             verbose=2,
         )
@@ -183,16 +184,21 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
         cache=config.train_cache,
         **static,
     )
+
+    def batches(split: str) -> int:
+        examples = stats["splits"][split]["examples"]
+        return examples // config.batch_size if tpu else math.ceil(examples / config.batch_size)
+
     val_data = None
-    if stats["splits"]["val"]["examples"]:
+    if batches("val"):
         val_data = make_dataset(
             info.shard_pattern(dataset_dir, "val"), config.batch_size, False, **static
         )
+        # a known length: Keras otherwise warns that the input "ran out of data"
+        val_data = val_data.apply(tf.data.experimental.assert_cardinality(batches("val")))
     else:
-        log.warning("train: the val split is empty; training without validation")
-    examples = stats["splits"]["train"]["examples"]
-    steps = examples // config.batch_size if tpu else math.ceil(examples / config.batch_size)
-    return train_data, val_data, max(1, steps)
+        log.warning("train: the val split has no (full) batch; training without validation")
+    return train_data, val_data, max(1, batches("train"))
 
 
 def loss_class_weights(stats: dict, config: TrainConfig) -> list[float] | None:
