@@ -189,13 +189,13 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
         examples = stats["splits"][split]["examples"]
         return examples // config.batch_size if tpu else math.ceil(examples / config.batch_size)
 
-    val_data = None
-    if batches("val"):
+    val_data, val_batches = None, batches("val")
+    if val_batches:
         val_data = make_dataset(
             info.shard_pattern(dataset_dir, "val"), config.batch_size, False, **static
         )
         # a known length: Keras otherwise warns that the input "ran out of data"
-        val_data = val_data.apply(tf.data.experimental.assert_cardinality(batches("val")))
+        val_data = val_data.apply(tf.data.experimental.assert_cardinality(val_batches))
     else:
         log.warning("train: the val split has no (full) batch; training without validation")
     return train_data, val_data, max(1, batches("train"))
