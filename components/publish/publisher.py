@@ -1,13 +1,16 @@
-"""Register a passed model in the MLflow Model Registry, export it, move its aliases; roll back."""
+"""Publish a model that passed evaluation: register, export, move aliases (checked); roll back."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 
+from components.common import verdict
 from components.common.config import PublishConfig
+from components.common.digest import folder_sha256
 from components.common.registry import alias_version
 from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG, check_reachable, tracking_uri
 from components.publish.export import export_version
@@ -16,6 +19,7 @@ from components.publish.model_card import MODEL_CARD_FILE, render_model_card
 log = logging.getLogger(__name__)
 PREVIOUS_ALIAS = "previous"
 REPLACED_TAG = "segpipe.replaced_version"  # on a version: the champion it replaced
+REFUSED_TAG = "segpipe.publish_refused"  # on a version registered, then refused the alias
 DATASET_TAG = "segpipe.dataset_sha256"
 STATS_FILE = "stats.json"
 
@@ -60,16 +64,131 @@ def dataset_fingerprint(dataset_dir: str) -> tuple[str, dict[str, object]]:
     return hashlib.sha256(text.encode("utf-8")).hexdigest(), summary
 
 
-def _evaluation(client, experiment_id: str, pipeline_run_id: str):
-    """The evaluate run of the same pipeline run, if there is one."""
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
-        f" and tags.`{STEP_TAG}` = 'evaluate'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0] if runs else None
+class PublishRefused(RuntimeError):
+    """publish will not promote this model; the message says why and what to do."""
+
+
+def _find_evaluation(
+    client, experiment: str, model_name: str, model_sha256: str, pipeline_run_id: str | None
+):
+    """The latest evaluate run of `pipeline_run_id`, or else of this exact model for `model_name`.
+
+    Refuses when there is none: a model nobody evaluated is never published.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if pipeline_run_id:
+        where = f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
+        missing = f"no evaluation in pipeline run {pipeline_run_id} (MLflow experiment {experiment})"
+    else:
+        where = (
+            f"tags.`{verdict.MODEL_SHA256_TAG}` = '{model_sha256}'"
+            f" and tags.`{verdict.MODEL_NAME_TAG}` = '{model_name}'"
+        )
+        missing = (
+            f"no evaluation of this model (sha256 {model_sha256[:12]}) against {model_name} "
+            f"in MLflow experiment {experiment}"
+        )
+    runs = []
+    if found is not None:
+        runs = client.search_runs(
+            [found.experiment_id],
+            filter_string=f"{where} and tags.`{STEP_TAG}` = 'evaluate'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    if not runs:
+        raise PublishRefused(
+            f"refusing to publish: {missing}. Evaluate it first: python -m components.evaluate "
+            f"--dataset DATASET --model-dir MODEL_DIR --model-name {model_name}"
+        )
+    return runs[0]
+
+
+def _check_evaluation(evaluation, model_dir: str, model_sha256: str, train_run_id: str, config):
+    """Refuse unless `evaluation` finished, passed, and judged this model for this alias."""
+    tags = evaluation.data.tags
+    run = f"evaluation run {evaluation.info.run_id}"
+    if evaluation.info.status != "FINISHED" or verdict.PASSED_TAG not in tags:
+        raise PublishRefused(
+            f"refusing to publish: the latest evaluation ({run}) did not finish "
+            f"({evaluation.info.status}); re-run evaluation"
+        )
+    if tags[verdict.PASSED_TAG] != "true":
+        raise PublishRefused(
+            f"refusing to publish: the gate failed ({run}): {tags.get(verdict.REASON_TAG)}"
+        )
+    evaluated = tags.get(verdict.MODEL_SHA256_TAG)
+    if evaluated != model_sha256:
+        raise PublishRefused(
+            f"refusing to publish: {run} scored a model with sha256 {evaluated or 'unrecorded'}, "
+            f"but {model_dir} has sha256 {model_sha256}: this is not the model that passed; "
+            "evaluate this model folder, then publish it"
+        )
+    evaluated_run = tags.get(verdict.TRAIN_RUN_TAG)
+    if evaluated_run and evaluated_run != train_run_id:
+        raise PublishRefused(
+            f"refusing to publish: {run} judged the model of train run {evaluated_run}, "
+            f"not {train_run_id}"
+        )
+    target = (tags.get(verdict.MODEL_NAME_TAG), tags.get(verdict.ALIAS_TAG))
+    if target != (config.model_name, config.alias):
+        raise PublishRefused(
+            f"refusing to publish: {run} compared the model with {target[0]}@{target[1]}, "
+            f"not {config.model_name}@{config.alias}; evaluate with --model-name "
+            f"{config.model_name} --alias {config.alias}"
+        )
+
+
+def _check_logged_model(train_run, model_sha256: str, model_dir: str) -> None:
+    """Refuse unless the train run's logged `model` (what the registry serves) is this model.
+
+    Downloads it once: the registry version points at these files, not at `model_dir`.
+    """
+    import mlflow
+
+    run_id = train_run.info.run_id
+    with tempfile.TemporaryDirectory(prefix="segpipe-publish-") as scratch:
+        try:
+            logged = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="model", dst_path=scratch, tracking_uri=tracking_uri()
+            )
+            logged_sha256 = folder_sha256(logged)
+        except Exception as error:  # whatever the store says, the check cannot be made
+            raise PublishRefused(
+                f"refusing to publish: cannot read the model logged by train run {run_id}: "
+                f"{error}"
+            ) from error
+    if logged_sha256 != model_sha256:
+        raise PublishRefused(
+            f"refusing to publish: train run {run_id} logged a model with sha256 "
+            f"{logged_sha256}, but {model_dir} has sha256 {model_sha256}: pass the model "
+            "folder and the train run id of the same training"
+        )
+
+
+def _check_champion(client, config, evaluation, train_run_id: str) -> None:
+    """Compare and swap: refuse unless the alias still points where the evaluation saw it.
+
+    A re-run of a publish whose model already holds the alias passes (nothing will move).
+    """
+    current = alias_version(client, config.model_name, config.alias)
+    if current is not None and current.run_id == train_run_id:
+        return
+    expected = evaluation.data.tags.get(verdict.CHAMPION_VERSION_TAG)
+    now = str(current.version) if current is not None else verdict.NO_CHAMPION
+    if now != expected:
+        raise PublishRefused(
+            f"refusing to publish: {config.model_name}@{config.alias} is "
+            f"{_describe(now)} now, but the evaluation (run {evaluation.info.run_id}) compared "
+            f"the model with {_describe(expected)}; re-run evaluation against the current "
+            f"{config.alias}, then publish"
+        )
+
+
+def _describe(version: str | None) -> str:
+    if version is None:
+        return "an unrecorded version"
+    return "no version (there was none)" if version == verdict.NO_CHAMPION else f"version {version}"
 
 
 def publish(
@@ -77,13 +196,17 @@ def publish(
     train_run_id: str,
     config: PublishConfig,
     experiment: str = "segpipe",
-    pipeline_run_id: str = "manual",
+    pipeline_run_id: str | None = None,
     dataset_dir: str | None = None,
 ) -> Publication:
     """Register the train run's model, export it with a model card, then move the aliases.
 
-    The aliases move last: if the export fails, `champion` still points at a version that
-    was fully exported. Refuses a model whose evaluation (same pipeline run) did not pass.
+    Fails closed (PublishRefused) unless an evaluation passed for this exact model: the latest
+    evaluate run of `pipeline_run_id` (or, without one, the latest of this model folder's
+    digest) passed the gate, scored a folder with `model_dir`'s digest, and the train run logged
+    the same files. The alias moves only if it still points at the version that evaluation
+    compared against (compare and swap), and last: if the export fails, `champion` still points
+    at a version that was fully exported.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -92,64 +215,96 @@ def publish(
 
     check_reachable(tracking_uri())  # before anything is registered or copied
     fingerprint, data_summary = dataset_fingerprint(dataset_dir) if dataset_dir else (None, {})
-    with step_run("publish", experiment, pipeline_run_id) as run:
-        client = MlflowClient(tracking_uri())
-        train_run = client.get_run(train_run_id)
-        evaluation = _evaluation(client, run.info.experiment_id, pipeline_run_id)
-        if evaluation is not None and evaluation.data.tags.get("gate.passed") == "false":
-            raise RuntimeError(
-                f"refusing to publish: the gate failed for pipeline run {pipeline_run_id}: "
-                f"{evaluation.data.tags.get('gate.reason')}"
+    model_sha256 = folder_sha256(model_dir)
+    client = MlflowClient(tracking_uri())
+    evaluation = _find_evaluation(
+        client, experiment, config.model_name, model_sha256, pipeline_run_id
+    )
+    # publish joins its evaluation's pipeline run (a CLI evaluate names one too)
+    with step_run("publish", experiment, evaluation.data.tags[PIPELINE_RUN_TAG]):
+        try:
+            _check_evaluation(evaluation, model_dir, model_sha256, train_run_id, config)
+            train_run = client.get_run(train_run_id)
+            _check_logged_model(train_run, model_sha256, model_dir)
+            _check_champion(client, config, evaluation, train_run_id)  # early: nothing written
+            return _register_export_promote(
+                client, model_dir, train_run, evaluation, config, fingerprint, data_summary
             )
-        metrics = {
-            key: value
-            for key, value in (evaluation.data.metrics if evaluation else {}).items()
-            if not key.startswith("champion/") and key != "gate_passed"
-        }
-        reason = evaluation.data.tags.get("gate.reason", "") if evaluation else ""
-        source = f"{train_run.info.artifact_uri}/model"
-        version = _version_for_run(client, config.model_name, train_run_id, source)
-        number = str(version.version)
-        tags = {
-            PIPELINE_RUN_TAG: pipeline_run_id,
-            "segpipe.train_run_id": train_run_id,
-            "gate.reason": reason,
-            **{f"metrics.{key}": f"{value:.6f}" for key, value in metrics.items()},
-        }
-        if fingerprint:
-            tags[DATASET_TAG] = fingerprint
-        for key, value in tags.items():
-            client.set_model_version_tag(config.model_name, number, key, value)
-        card = render_model_card(
-            config.model_name,
-            number,
-            train_run_id=train_run_id,
-            pipeline_run_id=pipeline_run_id,
-            dataset_sha256=fingerprint,
-            dataset_summary=data_summary,
-            params=train_run.data.params,
-            metrics=metrics,
-            decision=reason,
-        )
-        path = export_version(
-            model_dir, config.export_root, config.model_name, number, {MODEL_CARD_FILE: card}
-        )
-        mlflow.log_text(card, MODEL_CARD_FILE)
-        mlflow.set_tags({"registered_version": number, "export_path": path})
+        except PublishRefused as refusal:
+            mlflow.set_tag("publish.refused", str(refusal)[:5000])
+            raise
 
-        current = alias_version(client, config.model_name, config.alias)
-        if current is not None and str(current.version) != number:
-            client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
-            client.set_model_version_tag(config.model_name, number, REPLACED_TAG, current.version)
-        client.set_registered_model_alias(config.model_name, config.alias, number)
-        log.info(
-            "publish: %s version %s is %s, exported to %s",
-            config.model_name,
-            number,
-            config.alias,
-            path,
-        )
+
+def _register_export_promote(
+    client, model_dir: str, train_run, evaluation, config, fingerprint, data_summary
+) -> Publication:
+    import mlflow
+
+    train_run_id = train_run.info.run_id
+    pipeline_run_id = evaluation.data.tags[PIPELINE_RUN_TAG]
+    metrics = {
+        key: value
+        for key, value in evaluation.data.metrics.items()
+        if not key.startswith("champion/") and key != "gate_passed"
+    }
+    reason = evaluation.data.tags.get(verdict.REASON_TAG, "")
+    source = f"{train_run.info.artifact_uri}/model"
+    version = _version_for_run(client, config.model_name, train_run_id, source)
+    number = str(version.version)
+    tags = {
+        PIPELINE_RUN_TAG: pipeline_run_id,
+        "segpipe.train_run_id": train_run_id,
+        "segpipe.evaluation_run_id": evaluation.info.run_id,
+        verdict.MODEL_SHA256_TAG: evaluation.data.tags[verdict.MODEL_SHA256_TAG],
+        "gate.reason": reason,
+        **{f"metrics.{key}": f"{value:.6f}" for key, value in metrics.items()},
+    }
+    if fingerprint:
+        tags[DATASET_TAG] = fingerprint
+    for key, value in tags.items():
+        client.set_model_version_tag(config.model_name, number, key, value)
+    card = render_model_card(
+        config.model_name,
+        number,
+        train_run_id=train_run_id,
+        pipeline_run_id=pipeline_run_id,
+        dataset_sha256=fingerprint,
+        dataset_summary=data_summary,
+        params=train_run.data.params,
+        metrics=metrics,
+        decision=reason,
+    )
+    path = export_version(
+        model_dir, config.export_root, config.model_name, number, {MODEL_CARD_FILE: card}
+    )
+    mlflow.log_text(card, MODEL_CARD_FILE)
+    mlflow.set_tags({"registered_version": number, "export_path": path})
+
+    # Compare and swap, as late as possible. MLflow has no conditional alias update, so a
+    # window remains between this read and the two alias writes below (a few requests): two
+    # publishes of the same model inside it could both pass. Serialize publishes of a model
+    # (schedules run with max_concurrency=1) to close it.
+    current = alias_version(client, config.model_name, config.alias)
+    if current is not None and str(current.version) == number:
+        log.info("publish: %s version %s already is %s", config.model_name, number, config.alias)
         return Publication(number, path)
+    try:
+        _check_champion(client, config, evaluation, train_run_id)
+    except PublishRefused as refusal:
+        client.set_model_version_tag(config.model_name, number, REFUSED_TAG, str(refusal)[:5000])
+        raise
+    if current is not None:
+        client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
+        client.set_model_version_tag(config.model_name, number, REPLACED_TAG, current.version)
+    client.set_registered_model_alias(config.model_name, config.alias, number)
+    log.info(
+        "publish: %s version %s is %s, exported to %s",
+        config.model_name,
+        number,
+        config.alias,
+        path,
+    )
+    return Publication(number, path)
 
 
 def rollback(model_name: str, alias: str = "champion") -> Rollback:
