@@ -249,7 +249,9 @@ def cmd_unschedule(args: argparse.Namespace) -> int:
     from pipelines import cluster
 
     with _cluster_errors():
-        cluster.unschedule(cluster.connect(args.host, args.namespace, args.insecure), args.schedule_id)
+        cluster.unschedule(
+            cluster.connect(args.host, args.namespace, args.insecure), args.schedule_id
+        )
     print(f"deleted recurring run {args.schedule_id}")
     return 0
 

@@ -78,7 +78,9 @@ def _find_evaluation(
     found = client.get_experiment_by_name(experiment)
     if pipeline_run_id:
         where = f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
-        missing = f"no evaluation in pipeline run {pipeline_run_id} (MLflow experiment {experiment})"
+        missing = (
+            f"no evaluation in pipeline run {pipeline_run_id} (MLflow experiment {experiment})"
+        )
     else:
         where = (
             f"tags.`{verdict.MODEL_SHA256_TAG}` = '{model_sha256}'"
@@ -155,8 +157,7 @@ def _check_logged_model(train_run, model_sha256: str, model_dir: str) -> None:
             logged_sha256 = folder_sha256(logged)
         except Exception as error:  # whatever the store says, the check cannot be made
             raise PublishRefused(
-                f"refusing to publish: cannot read the model logged by train run {run_id}: "
-                f"{error}"
+                f"refusing to publish: cannot read the model logged by train run {run_id}: {error}"
             ) from error
     if logged_sha256 != model_sha256:
         raise PublishRefused(
