@@ -173,12 +173,21 @@ def _run_arguments(args: argparse.Namespace) -> dict[str, object]:
     return {"data_dir": args.data, **_parse_params(args.param, preset=args.preset)}
 
 
+def _check_connection_settings(args: argparse.Namespace) -> None:
+    """Endpoint and token transport, checked before anything is compiled."""
+    from pipelines import cluster
+
+    with _cluster_errors():
+        cluster.check_token_transport(cluster.endpoint(args.host), args.insecure)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from pipelines import cluster
 
+    _check_connection_settings(args)
     arguments = _run_arguments(args)
     with _package(args) as package, _cluster_errors():
-        connection = cluster.connect(args.host, args.namespace)
+        connection = cluster.connect(args.host, args.namespace, args.insecure)
         run = cluster.submit(
             connection,
             package,
@@ -198,9 +207,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from pipelines import cluster
 
+    _check_connection_settings(args)
     arguments = _run_arguments(args)
     with _package(args) as package, _cluster_errors():
-        connection = cluster.connect(args.host, args.namespace)
+        connection = cluster.connect(args.host, args.namespace, args.insecure)
         made = cluster.schedule(
             connection,
             package,
@@ -226,7 +236,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     from pipelines import cluster
 
     with _cluster_errors():
-        connection = cluster.connect(args.host, args.namespace)
+        connection = cluster.connect(args.host, args.namespace, args.insecure)
         found = cluster.list_schedules(connection, args.experiment or None, args.limit)
     if not found:
         print("no recurring runs")
@@ -239,7 +249,9 @@ def cmd_unschedule(args: argparse.Namespace) -> int:
     from pipelines import cluster
 
     with _cluster_errors():
-        cluster.unschedule(cluster.connect(args.host, args.namespace), args.schedule_id)
+        cluster.unschedule(
+            cluster.connect(args.host, args.namespace, args.insecure), args.schedule_id
+        )
     print(f"deleted recurring run {args.schedule_id}")
     return 0
 
@@ -248,7 +260,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from pipelines import cluster
 
     with _cluster_errors():
-        connection = cluster.connect(args.host, args.namespace)
+        connection = cluster.connect(args.host, args.namespace, args.insecure)
         found = cluster.recent_runs(connection, args.experiment or None, args.limit)
     if not found:
         print("no runs")
@@ -284,11 +296,21 @@ def _add_compile_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_connection_options(parser: argparse.ArgumentParser, experiment_default: str | None):
+def _add_host_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default=None, help="Kubeflow Pipelines API URL (default: $KF_PIPELINES_ENDPOINT)"
     )
     parser.add_argument("--namespace", default=None, help="profile namespace (multi-user)")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow sending $SEGPIPE_KFP_TOKEN to a plain http:// host (a private connection "
+        "such as a port-forward only)",
+    )
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, experiment_default: str | None):
+    _add_host_options(parser)
     parser.add_argument(
         "--experiment",
         default=experiment_default,
@@ -395,8 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: segpipe unschedule 5f1c... --host https://kfp.example.com",
     )
     unsched.add_argument("schedule_id", metavar="ID")
-    unsched.add_argument("--host", default=None, help="Kubeflow Pipelines API URL")
-    unsched.add_argument("--namespace", default=None, help="profile namespace (multi-user)")
+    _add_host_options(unsched)
     unsched.set_defaults(func=cmd_unschedule)
 
     runs = commands.add_parser(

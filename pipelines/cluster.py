@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import urllib.parse
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,18 +54,41 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def connect(host: str | None = None, namespace: str | None = None) -> Connection:
-    """A client for `host` (else $KF_PIPELINES_ENDPOINT), in `namespace` for multi-user clusters.
-
-    Authentication: a bearer token from $SEGPIPE_KFP_TOKEN when set; otherwise whatever kfp
-    finds on its own (IAP client id variables, gcloud for *.googleusercontent.com hosts, the
-    cookies or header saved in ~/.config/kfp/context.json).
-    """
-    from kfp import Client
-
+def endpoint(host: str | None = None) -> str:
+    """`host`, else $KF_PIPELINES_ENDPOINT; an error when neither is set."""
     host = host or os.environ.get(HOST_ENV, "")
     if not host:
         raise ValueError(f"no Kubeflow Pipelines endpoint: pass --host URL or set {HOST_ENV}")
+    return host
+
+
+def check_token_transport(host: str, insecure: bool) -> None:
+    """Refuse to send $SEGPIPE_KFP_TOKEN to a host that is not https://, unless told it is safe."""
+    if not os.environ.get(TOKEN_ENV) or insecure:
+        return
+    scheme = urllib.parse.urlparse(host).scheme.lower()
+    if scheme != "https":
+        raise ValueError(
+            f"refusing to send ${TOKEN_ENV} to {host}: it is not an https:// URL, so the token "
+            "would cross the network in clear text. Use the https:// endpoint, or pass "
+            "--insecure when the connection is private (e.g. kubectl port-forward to 127.0.0.1)"
+        )
+
+
+def connect(
+    host: str | None = None, namespace: str | None = None, insecure: bool = False
+) -> Connection:
+    """A client for `host` (else $KF_PIPELINES_ENDPOINT), in `namespace` for multi-user clusters.
+
+    Authentication: a bearer token from $SEGPIPE_KFP_TOKEN when set (only to an https:// host
+    unless `insecure`); otherwise whatever kfp finds on its own (IAP client id variables,
+    gcloud for *.googleusercontent.com hosts, the cookies or header saved in
+    ~/.config/kfp/context.json).
+    """
+    from kfp import Client
+
+    host = endpoint(host)
+    check_token_transport(host, insecure)
     token = os.environ.get(TOKEN_ENV) or None
     kwargs: dict[str, object] = {"host": host, "existing_token": token}
     if namespace:

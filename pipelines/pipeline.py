@@ -23,6 +23,8 @@ MLFLOW_SECRET_OPTIONAL = {
     "password": "MLFLOW_TRACKING_PASSWORD",
     "token": "MLFLOW_TRACKING_TOKEN",
 }
+# docker/mlflow.yaml's NetworkPolicy admits only pods with this label to the MLflow server
+MLFLOW_CLIENT_LABEL = ("segpipe.io/mlflow-client", "true")
 # the taints GKE (and the NVIDIA operator) put on GPU and TPU nodes; tolerating both lets
 # train_accelerator pick either kind at run time
 ACCELERATOR_TAINTS = ("nvidia.com/gpu", "google.com/tpu")
@@ -36,17 +38,20 @@ class PipelineOutputs(NamedTuple):
 
 
 def use_mlflow_secret(task: PipelineTask, secret_name) -> None:
-    """MLflow tracking URI and credentials as env vars from the Kubernetes Secret `secret_name`."""
+    """MLflow tracking URI and credentials as env vars from the Kubernetes Secret `secret_name`,
+    and the pod label the MLflow server's NetworkPolicy admits."""
     kubernetes.use_secret_as_env(task, secret_name, MLFLOW_SECRET_REQUIRED)
     kubernetes.use_secret_as_env(task, secret_name, MLFLOW_SECRET_OPTIONAL, optional=True)
+    kubernetes.add_pod_label(task, *MLFLOW_CLIENT_LABEL)
 
 
 def request_accelerator_node(
     task: PipelineTask, cpu, memory, accelerator, count, node_selector: dict[str, str]
 ) -> None:
     """CPU, memory and accelerators for `task`, on a (tainted) GPU or TPU node that matches
-    `node_selector`."""
-    task.set_cpu_request(cpu).set_memory_request(memory)
+    `node_selector`. Memory is limited to what is requested: a leak ends in this pod's OOM
+    kill (and a retry), not in evicting its neighbours."""
+    task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
     task.set_accelerator_type(accelerator).set_accelerator_limit(count)
     for taint in ACCELERATOR_TAINTS:
         kubernetes.add_toleration(task, key=taint, operator="Exists", effect="NoSchedule")
@@ -136,6 +141,7 @@ def build_pipeline(
         eval_split: str = d.gate.eval_split,
         max_drop: float = d.gate.max_drop,
         max_class_drop: float = d.gate.max_class_drop,
+        allow_absent_classes: str = d.gate.allow_absent_classes,
         model_name: str = d.publish.model_name,
         export_root: str = d.publish.export_root,
         alias: str = d.publish.alias,
@@ -226,7 +232,10 @@ def build_pipeline(
                 eval_split=eval_split,
                 max_drop=max_drop,
                 max_class_drop=max_class_drop,
+                allow_absent_classes=allow_absent_classes,
                 model_name=model_name,
+                alias=alias,
+                train_run_id=trained.outputs["Output"],
                 experiment=experiment,
                 pipeline_run_id=run_id,
             )

@@ -49,7 +49,8 @@ def test_submit_compiles_creates_the_experiment_and_starts_a_run(
     kfp_api: FakeKfp, monkeypatch: pytest.MonkeyPatch, capsys
 ):
     monkeypatch.setenv("SEGPIPE_KFP_TOKEN", TOKEN)
-    args = ["submit", "--host", kfp_api.url, "--data", "gs://bucket/data"]
+    # the fake API is plain http on 127.0.0.1, like a port-forward: the token needs --insecure
+    args = ["submit", "--insecure", "--host", kfp_api.url, "--data", "gs://bucket/data"]
     args += ["--registry", REGISTRY, "--tag", "1.2.3", "--experiment", "seg-team"]
     args += ["--param", "epochs=7", "--param", "mlflow_secret=team-mlflow"]
     args += ["--run-name", "nightly", "--pipeline-root", "gs://bucket/root"]
@@ -221,3 +222,38 @@ def test_submit_without_a_registry_or_package_is_refused(kfp_api: FakeKfp):
     with pytest.raises(SystemExit, match="SEGPIPE_REGISTRY"):
         main(["submit", "--host", kfp_api.url, "--data", "gs://b/d"])
     assert kfp_api.requests == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["submit", "--data", "gs://b/d"],
+        ["schedule", "--data", "gs://b/d", "--cron", "0 3 * * 1"],
+        ["schedules"],
+        ["unschedule", "job-1"],
+        ["runs"],
+    ],
+)
+def test_a_token_is_never_sent_to_a_plain_http_host_without_insecure(
+    kfp_api: FakeKfp, package: str, monkeypatch: pytest.MonkeyPatch, capsys, command: list[str]
+):
+    monkeypatch.setenv("SEGPIPE_KFP_TOKEN", TOKEN)
+    extra = ["--package", package] if command[0] in ("submit", "schedule") else []
+    with pytest.raises(SystemExit, match=r"refusing to send \$SEGPIPE_KFP_TOKEN to http://") as e:
+        main([*command, *extra, "--host", kfp_api.url])
+    assert "--insecure" in str(e.value) and TOKEN not in str(e.value)
+    assert kfp_api.requests == []  # refused before any connection
+    out, err = capsys.readouterr()
+    assert TOKEN not in out + err
+
+
+def test_the_token_check_passes_https_and_any_host_without_a_token(monkeypatch):
+    from pipelines.cluster import check_token_transport
+
+    monkeypatch.setenv("SEGPIPE_KFP_TOKEN", TOKEN)
+    check_token_transport("https://kfp.example.com/pipeline", insecure=False)
+    check_token_transport("http://127.0.0.1:8888", insecure=True)
+    with pytest.raises(ValueError, match="not an https:// URL"):
+        check_token_transport("kfp.example.com", insecure=False)  # no scheme: not known safe
+    monkeypatch.delenv("SEGPIPE_KFP_TOKEN")
+    check_token_transport("http://kfp.example.com", insecure=False)  # nothing to leak

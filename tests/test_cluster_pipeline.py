@@ -46,7 +46,9 @@ def test_caching_is_on_for_preprocess_only_off_for_evaluate_and_publish(cluster_
     assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 3
 
 
-def test_train_requests_cpu_memory_and_gpus_from_pipeline_parameters(cluster_yaml):
+def test_train_requests_cpu_memory_and_gpus_from_pipeline_parameters_with_a_memory_limit(
+    cluster_yaml,
+):
     spec = cluster_yaml[0]
     executors = spec["deploymentSpec"]["executors"]
     resources = executors["exec-train"]["container"]["resources"]
@@ -54,6 +56,7 @@ def test_train_requests_cpu_memory_and_gpus_from_pipeline_parameters(cluster_yam
     assert resources == {
         "resourceCpuRequest": channel % "train_cpu",
         "resourceMemoryRequest": channel % "train_memory",
+        "resourceMemoryLimit": channel % "train_memory",  # a leak ends in this pod, not others
         "accelerator": {
             "resourceType": channel % "train_accelerator",
             "resourceCount": channel % "train_gpus",
@@ -105,6 +108,20 @@ def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cl
     assert wired == {"componentInputParameter": "mlflow_secret"}
     default = spec["root"]["inputDefinitions"]["parameters"]["mlflow_secret"]["defaultValue"]
     assert default == "segpipe-mlflow"
+
+
+def test_every_step_carries_the_label_the_mlflow_network_policy_admits(cluster_yaml):
+    platform = cluster_yaml[1]
+    policy = next(
+        d
+        for d in yaml.safe_load_all((Path(__file__).parents[1] / "docker/mlflow.yaml").read_text())
+        if d["kind"] == "NetworkPolicy"
+    )
+    (rule,) = policy["spec"]["ingress"]
+    (source,) = rule["from"]
+    admitted = source["podSelector"]["matchLabels"]
+    for name in ("exec-preprocess", "exec-train", "exec-evaluate", "exec-publish"):
+        assert platform[name]["podMetadata"]["labels"] == admitted
 
 
 def test_no_secret_value_is_compiled_in(cluster_yaml):

@@ -13,17 +13,24 @@ from pipelines.cli import main
 def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     path = tmp_path / "pipeline.yaml"
     args = ["compile", "-o", str(path), "--registry", "r.example", "--param", "max_drop=0.02"]
+    args += ["--param", "allow_absent_classes=sign"]
     assert main([*args, "--param", "max_class_drop=0.1"]) == 0
     spec = next(yaml.safe_load_all(path.read_text()))
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert inputs["max_drop"]["defaultValue"] == 0.02
     assert inputs["max_class_drop"]["defaultValue"] == 0.1
+    assert inputs["allow_absent_classes"]["defaultValue"] == "sign"
+    assert GatePolicy().allow_absent_classes == ""  # no class may be absent by default
     assert GatePolicy().max_drop == 0.0 and GatePolicy().max_class_drop < 0  # off by default
 
     evaluate = spec["root"]["dag"]["tasks"]["evaluate"]
-    for name in ("min_mean_iou", "max_drop", "max_class_drop", "eval_split"):
+    gate_inputs = ("min_mean_iou", "max_drop", "max_class_drop", "allow_absent_classes")
+    for name in (*gate_inputs, "eval_split", "model_name", "alias"):
         binding = evaluate["inputs"]["parameters"][name]
         assert binding["componentInputParameter"] == name
+    # evaluate records which train run it judged; publish checks it
+    train_run = evaluate["inputs"]["parameters"]["train_run_id"]["taskOutputParameter"]
+    assert train_run == {"producerTask": "train", "outputParameterKey": "Output"}
     outputs = spec["components"][evaluate["componentRef"]["name"]]["outputDefinitions"]
     assert {"metrics", "report", "per_image"} <= set(outputs["artifacts"])
     assert outputs["artifacts"]["report"]["artifactType"]["schemaTitle"] == "system.HTML"

@@ -94,12 +94,15 @@ def _evaluate(tiny_shards, model_dir, tmp_path, capsys, *extra):
     return code, json.loads(capsys.readouterr().out)
 
 
-def _publish(model_dir, run_id, tmp_path, pipeline_run_id, tiny_shards):
+def _publish(model_dir, run_id, tmp_path, pipeline_run_id, tiny_shards, model_name="tiny"):
+    """publish's exit code; without `pipeline_run_id` it finds the evaluation by digest."""
     from components.publish.__main__ import main
 
-    args = ["--model-dir", str(model_dir), "--train-run-id", run_id, "--model-name", "tiny"]
+    args = ["--model-dir", str(model_dir), "--train-run-id", run_id, "--model-name", model_name]
     args += ["--export-root", str(tmp_path / "exports"), "--dataset", str(tiny_shards)]
-    return main([*args, "--pipeline-run-id", pipeline_run_id])
+    if pipeline_run_id:
+        args += ["--pipeline-run-id", pipeline_run_id]
+    return main(args)
 
 
 def test_evaluate_publish_champion_and_rollback(client, trained, tiny_shards, tmp_path, capsys):
@@ -187,22 +190,120 @@ def test_evaluate_publish_champion_and_rollback(client, trained, tiny_shards, tm
         segpipe(["rollback", "--model", "tiny"])
 
 
-def test_publish_refuses_a_failed_gate(client, trained, tiny_shards, tmp_path, capsys):
+def test_publish_run_by_hand_refuses_a_failed_gate(client, trained, tiny_shards, tmp_path, capsys):
+    """The README's two commands: evaluate (gate FAILED), then publish with a fresh id."""
     model_dir, run_id = trained[1]
-    code, _ = _evaluate(
+    code, failed = _evaluate(tiny_shards, model_dir, tmp_path, capsys, "--min-mean-iou", "1.01")
+    assert code == 3 and failed["pipeline_run_id"].startswith("cli-")
+    assert _publish(model_dir, run_id, tmp_path, None, tiny_shards) == 3
+    assert "the gate failed" in capsys.readouterr().err
+    assert _publish(model_dir, run_id, tmp_path, "cli-fresh", tiny_shards) == 3
+    assert "no evaluation in pipeline run cli-fresh" in capsys.readouterr().err
+    assert not (tmp_path / "exports").exists()
+
+    fresh = client.search_runs(
+        [client.get_experiment_by_name("segpipe").experiment_id],
+        f"tags.`segpipe.model_sha256` = '{failed['model_sha256']}'"
+        " and tags.`segpipe.step` = 'evaluate'",
+        order_by=["attributes.start_time DESC"],
+    )[0]
+    assert fresh.info.run_id == failed["evaluation_run_id"]
+
+
+def test_publish_refuses_a_model_nobody_evaluated(client, trained, tiny_shards, tmp_path, capsys):
+    model_dir, run_id = trained[0]
+    assert _publish(model_dir, run_id, tmp_path, None, tiny_shards, "never-evaluated") == 3
+    err = capsys.readouterr().err
+    assert "no evaluation of this model" in err and "python -m components.evaluate" in err
+    assert not client.search_model_versions("name = 'never-evaluated'")
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_two_runs_judged_against_one_champion_never_leave_the_weaker(
+    client, trained, tiny_shards, tmp_path, capsys, order
+):
+    name = f"cas-{order[0]}{order[1]}"
+    first, second = (trained[i] for i in order)
+    scores = {}
+    for model_dir, run_id in (first, second):  # both against "no champion"
+        code, result = _evaluate(
+            tiny_shards,
+            model_dir,
+            tmp_path,
+            capsys,
+            "--min-mean-iou",
+            "0",
+            "--model-name",
+            name,
+            "--train-run-id",
+            run_id,
+        )
+        assert code == 0 and result["champion_version"] is None
+        scores[run_id] = result["metrics"]["mean_iou"]
+    assert _publish(*first, tmp_path, None, tiny_shards, name) == 0
+    assert _publish(*second, tmp_path, None, tiny_shards, name) == 3  # the champion moved
+    err = capsys.readouterr().err
+    assert f"{name}@champion is version 1 now" in err and "no version" in err
+    assert "re-run evaluation" in err
+    assert client.get_model_version_by_alias(name, "champion").run_id == first[1]
+
+    # as told: evaluate again, now against the first (max_drop 0), and publish if it passes
+    code, again = _evaluate(
         tiny_shards,
+        second[0],
+        tmp_path,
+        capsys,
+        "--min-mean-iou",
+        "0",
+        "--model-name",
+        name,
+        "--train-run-id",
+        second[1],
+    )
+    assert again["champion_version"] == "1"
+    assert _publish(*second, tmp_path, None, tiny_shards, name) == (0 if code == 0 else 3)
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert scores[champion.run_id] == max(scores.values())  # never the weaker one
+
+
+def test_the_gate_fails_on_a_class_absent_from_the_eval_split(
+    client, trained, tiny_data, tmp_path, capsys
+):
+    """Shards with a fifth class that no mask holds: it vanishes, and the gate says so."""
+    from components.common.config import PreprocessConfig
+    from components.evaluate.__main__ import main
+    from components.preprocess.pipeline import run_preprocess
+
+    shards = tmp_path / "five-classes"
+    config = PreprocessConfig(
+        num_classes=5,
+        image_height=32,
+        image_width=32,
+        val_fraction=0.3,
+        num_shards=1,
+        direct_running_mode="in_memory",
+    )
+    run_preprocess(str(tiny_data), str(shards), config)
+    model_dir, _ = trained[0]
+    code, result = _evaluate(shards, model_dir, tmp_path, capsys, "--min-mean-iou", "0")
+    assert code == 3
+    assert "class class_4 has no ground-truth pixels in the val split" in result["reason"]
+    code, result = _evaluate(
+        shards,
         model_dir,
         tmp_path,
         capsys,
         "--min-mean-iou",
-        "1.01",
-        "--pipeline-run-id",
-        "failing",
+        "0",
+        "--allow-absent-classes",
+        "class_4",
     )
-    assert code == 3
-    with pytest.raises(RuntimeError, match="gate failed"):
-        _publish(model_dir, run_id, tmp_path, "failing", tiny_shards)
-    assert not (tmp_path / "exports").exists()
+    assert code == 0 and "(allowed): class_4" in result["reason"]
+    with pytest.raises(ValueError, match="names bus, not classes of this data set"):
+        main(
+            ["--dataset", str(shards), "--model-dir", str(model_dir)]
+            + ["--allow-absent-classes", "bus"]
+        )
 
 
 @pytest.mark.parametrize("step", ["evaluate", "publish"])
@@ -227,7 +328,9 @@ def test_unreachable_tracking_server_fails_fast_naming_the_uri(
     assert not (tmp_path / "exports").exists()
 
 
-def test_predict_from_a_folder_and_from_the_registry(client, trained, tiny_data, tmp_path, capsys):
+def test_predict_from_a_folder_and_from_the_registry(
+    client, trained, tiny_data, tiny_shards, tmp_path, capsys
+):
     import numpy as np
     from PIL import Image
 
@@ -252,6 +355,10 @@ def test_predict_from_a_folder_and_from_the_registry(client, trained, tiny_data,
 
     from components.publish.__main__ import main as publish
 
+    code, _ = _evaluate(
+        tiny_shards, model_dir, tmp_path, capsys, "--model-name", "tiny-pred", "--min-mean-iou", "0"
+    )
+    assert code == 0  # publish promotes only an evaluated model
     args = ["--model-dir", str(model_dir), "--train-run-id", run_id, "--model-name", "tiny-pred"]
     assert publish([*args, "--export-root", str(tmp_path / "exports")]) == 0
     registry = tmp_path / "registry"

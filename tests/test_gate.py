@@ -45,6 +45,7 @@ def _scores(*per_class):
         mean_iou=float(np.nanmean(per_class)),
         per_class_iou=tuple(per_class),
         pixel_accuracy=0.9,
+        truth_pixels=(100,) * len(per_class),
     )
 
 
@@ -90,3 +91,71 @@ def test_class_that_vanishes_from_the_candidate_counts_as_a_drop_to_zero():
 
 def test_max_drop_never_waives_the_floor():
     assert not decide(0.45, 0.5, GatePolicy(min_mean_iou=0.5, max_drop=0.5)).passed
+
+
+def _confusion_without_class(absent: int, classes: int = 3):
+    """A perfect prediction on data where class `absent` has no pixel at all."""
+    import numpy as np
+
+    from components.evaluate.metrics import compute_metrics
+
+    confusion = np.diag([50] * classes).astype(np.int64)
+    confusion[absent, absent] = 0
+    return compute_metrics(confusion)
+
+
+def test_truth_pixels_per_class_are_the_confusion_rows():
+    import numpy as np
+
+    from components.evaluate.metrics import compute_metrics
+
+    confusion = np.array([[5, 1, 0], [2, 7, 0], [0, 0, 0]])  # rows: truth
+    assert compute_metrics(confusion).truth_pixels == (6, 9, 0)
+
+
+def test_a_class_with_no_truth_pixels_fails_the_gate_naming_it():
+    scores = _confusion_without_class(2)
+    assert scores.mean_iou == 1.0  # the vanished class would otherwise score a perfect model
+    decision = decide(scores, None, GatePolicy(min_mean_iou=0.5), ("sky", "road", "car"))
+    assert not decision.passed
+    assert "class car has no ground-truth pixels in the val split" in decision.reason
+    assert "allow_absent_classes=car" in decision.reason
+
+
+def test_several_absent_classes_are_all_named():
+    import numpy as np
+
+    from components.evaluate.metrics import compute_metrics
+
+    scores = compute_metrics(np.diag([50, 0, 0, 50]))
+    decision = decide(scores, None, GatePolicy(eval_split="test"), ("a", "b", "c", "d"))
+    assert not decision.passed
+    assert "classes b, c have no ground-truth pixels in the test split" in decision.reason
+
+
+def test_allow_absent_classes_by_name_or_any():
+    scores = _confusion_without_class(1)
+    names = ("sky", "road", "car")
+    for allowed in ("road", " car, road ", "*"):
+        decision = decide(scores, None, GatePolicy(allow_absent_classes=allowed), names)
+        assert decision.passed, (allowed, decision.reason)
+        assert "absent from the val split (allowed): road" in decision.reason
+    assert not decide(scores, None, GatePolicy(allow_absent_classes="car"), names).passed
+
+
+def test_scores_without_pixel_counts_fail_closed():
+    from components.evaluate.metrics import SegmentationMetrics
+
+    scores = SegmentationMetrics(mean_iou=0.9, per_class_iou=(0.9, 0.9), pixel_accuracy=0.9)
+    decision = decide(scores, None, POLICY)
+    assert not decision.passed and "no per-class pixel counts" in decision.reason
+
+
+def test_allow_absent_classes_must_name_classes_of_the_data_set():
+    import pytest
+
+    from components.evaluate.gate import check_policy
+
+    check_policy(GatePolicy(allow_absent_classes="car,*"), ("sky", "car"))
+    with pytest.raises(ValueError, match="names bus, not classes of this data set"):
+        check_policy(GatePolicy(allow_absent_classes="car,bus"), ("sky", "car"))

@@ -85,9 +85,13 @@ def test_installs_this_package_and_the_pinned_kfp(kind: str):
     assert f'"kfp=={PINS["kfp"]}"' in installs
 
 
-def test_mlflow_server_image_uses_the_pinned_mlflow():
-    installs = " ".join(args for word, args in _instructions("mlflow") if word == "RUN")
-    assert f'"mlflow=={PINS["mlflow"]}"' in installs
+def test_mlflow_server_image_uses_the_pinned_mlflow_with_its_auth_app():
+    steps = _instructions("mlflow")
+    installs = " ".join(args for word, args in steps if word == "RUN")
+    assert f'"mlflow[auth]=={PINS["mlflow"]}"' in installs
+    assert re.search(r'"Flask-WTF==[\d.]+"', installs)  # what the auth extra needs, pinned
+    (command,) = [args for word, args in steps if word == "CMD"]
+    assert '"--app-name", "basic-auth"' in command
 
 
 def test_no_image_reference_anywhere_uses_latest():
@@ -97,15 +101,43 @@ def test_no_image_reference_anywhere_uses_latest():
         assert not any(":latest" in line for line in code), path.name
 
 
-def test_the_mlflow_manifest_is_a_service_account_deployment_and_service():
+def test_the_mlflow_manifest_is_a_service_account_deployment_service_and_network_policy():
     import yaml
 
     docs = list(yaml.safe_load_all((DOCKER / "mlflow.yaml").read_text()))
-    assert [d["kind"] for d in docs] == ["ServiceAccount", "Deployment", "Service"]
+    kinds = ["ServiceAccount", "Deployment", "Service", "NetworkPolicy"]
+    assert [d["kind"] for d in docs] == kinds
     pod = docs[1]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     (container,) = pod["containers"]
     assert "--serve-artifacts" in container["args"]
+
+    policy = docs[3]["spec"]
+    assert policy["podSelector"] == docs[1]["spec"]["selector"]  # it guards the server's pods
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    (source,) = rule["from"]  # one peer: namespace AND pod label, not either
+    assert set(source) == {"namespaceSelector", "podSelector"}
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5000}]
+
+
+def test_the_mlflow_server_runs_with_authentication_configured_from_a_secret():
+    import yaml
+
+    deployment = list(yaml.safe_load_all((DOCKER / "mlflow.yaml").read_text()))[1]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--app-name=basic-auth" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    key = env["MLFLOW_FLASK_SERVER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]
+    assert key == {"name": "mlflow-auth", "key": "flask_secret_key"}
+    config = Path(env["MLFLOW_AUTH_CONFIG_PATH"]["value"])
+    (mount,) = [m for m in container["volumeMounts"] if config.parent == Path(m["mountPath"])]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "mlflow-auth"
+    assert volume["secret"]["items"] == [{"key": config.name, "path": config.name}]
+    assert not any("MLFLOW_AUTH_ADMIN" in name for name in env)  # no credentials in the YAML
 
 
 def test_the_mlflow_manifest_references_secrets_by_name_only():

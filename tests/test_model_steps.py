@@ -77,10 +77,15 @@ def test_evaluate_gate_exit_codes_and_metrics(store, tiny_shards, trained, capsy
     assert failed["metrics"]["mean_iou"] == pytest.approx(passed["metrics"]["mean_iou"])
 
 
-def test_publish_registers_champion_exports_and_is_idempotent(store, trained, tmp_path):
+def test_publish_registers_champion_exports_and_is_idempotent(
+    store, tiny_shards, trained, tmp_path, capsys
+):
+    from components.evaluate.__main__ import main as evaluate
     from components.publish.__main__ import main
 
     model_dir, run_id = trained
+    judged = ["--dataset", str(tiny_shards), "--model-dir", str(model_dir), "--model-name", "tiny"]
+    assert evaluate([*judged, "--min-mean-iou", "0.0", "--train-run-id", run_id]) == 0
     args = ["--model-dir", str(model_dir), "--train-run-id", run_id]
     args += ["--export-root", str(tmp_path / "exports"), "--model-name", "tiny"]
     assert main(args) == 0

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stand_ins import record_evaluation, stand_in_train_run
 
 from components.common.config import PublishConfig
 
 
 @pytest.fixture
 def published(mlflow_store, tmp_path: Path):
-    """Three versions published in turn from stand-in train runs (the export only copies)."""
+    """Three versions published in turn from stand-in train and evaluate runs."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -23,10 +24,10 @@ def published(mlflow_store, tmp_path: Path):
     config = PublishConfig(model_name="m", export_root=str(tmp_path / "exports"))
     mlflow.set_tracking_uri(mlflow_store)
     mlflow.set_experiment("segpipe")
-    for index in range(3):
-        with mlflow.start_run() as run:
-            pass
-        assert publish(str(model_dir), run.info.run_id, config, "segpipe", f"p{index}").version
+    for index, champion in enumerate(("none", "1", "2")):
+        run_id = stand_in_train_run(model_dir)
+        record_evaluation(model_dir, f"p{index}", champion)
+        assert publish(str(model_dir), run_id, config, "segpipe", f"p{index}").version
     return MlflowClient(mlflow_store)
 
 

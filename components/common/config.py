@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 IGNORE_LABEL = 255  # class value stored in shards for "no label"; skipped by loss and metrics
+ANY_CLASS = "*"  # allow_absent_classes: every class may be absent
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,11 @@ class GatePolicy:
     eval_split: str = "val"
     max_drop: float = 0.0  # largest mean IoU drop vs the champion that may still pass
     max_class_drop: float = -1.0  # largest per-class IoU drop vs the champion; < 0: no guard
+    allow_absent_classes: str = ""  # classes that may have no truth pixels: "a,b", or "*" for any
+
+    def absent_classes_allowed(self) -> tuple[str, ...]:
+        """The class names listed in `allow_absent_classes` (ANY_CLASS alone means every class)."""
+        return tuple(n.strip() for n in self.allow_absent_classes.split(",") if n.strip())
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dataset", required=True, help="preprocess output folder")
     parser.add_argument("--model-dir", required=True, help="candidate SavedModel folder")
-    parser.add_argument("--model-name", default=PublishConfig.model_name)
+    parser.add_argument(
+        "--model-name", default=PublishConfig.model_name, help="registered model to compare with"
+    )
+    parser.add_argument(
+        "--alias", default=PublishConfig.alias, help="its alias holding the model to beat"
+    )
+    parser.add_argument(
+        "--train-run-id",
+        default="",
+        help="MLflow run that trained the model (recorded; publish then checks it)",
+    )
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
     parser.add_argument(
         "--pipeline-run-id",
         default=f"cli-{uuid.uuid4().hex[:12]}",
-        help="groups the MLflow runs; pass the same id to publish",
+        help="groups the MLflow runs (publish finds this evaluation by the model's digest)",
     )
     parser.add_argument("--report", default=None, help="also write the HTML report here")
     parser.add_argument(
@@ -47,10 +57,18 @@ def main(argv: list[str] | None = None) -> int:
             args.pipeline_run_id,
             args.report,
             args.per_image,
+            train_run_id=args.train_run_id,
+            alias=args.alias,
         )
     summary = {"passed": result.decision.passed, "reason": result.decision.reason}
+    judged = {
+        "evaluation_run_id": result.run_id,
+        "pipeline_run_id": args.pipeline_run_id,
+        "model_sha256": result.model_sha256,
+        "champion_version": result.champion_version,
+    }
     report = {"report": result.report_path, "per_image": result.images_path}
-    json.dump({**summary, "metrics": result.metrics, **report}, sys.stdout, indent=2)
+    json.dump({**summary, **judged, "metrics": result.metrics, **report}, sys.stdout, indent=2)
     print()
     return 0 if result.decision.passed else 3
 

@@ -14,7 +14,10 @@ def evaluate(
     eval_split: str,
     max_drop: float,
     max_class_drop: float,
+    allow_absent_classes: str,
     model_name: str,
+    alias: str,
+    train_run_id: str,
     experiment: str,
     pipeline_run_id: str,
 ) -> bool:
@@ -23,6 +26,7 @@ def evaluate(
     A single return value on purpose: kfp.local resolves `dsl.If` only on a task's sole
     `Output`. The reason travels in the Metrics artifact's metadata and as the MLflow tag
     `gate.reason`; `report` is the HTML report, `per_image` the per-image IoU Parquet table.
+    The MLflow run records `train_run_id` and the model's digest for publish to check.
     """
     from components.common.config import GatePolicy
     from components.evaluate.evaluator import evaluate as run_evaluation
@@ -32,6 +36,7 @@ def evaluate(
         eval_split=eval_split,
         max_drop=max_drop,
         max_class_drop=max_class_drop,
+        allow_absent_classes=allow_absent_classes,
     )
     result = run_evaluation(
         dataset.path,
@@ -42,6 +47,8 @@ def evaluate(
         pipeline_run_id,
         report_path=report.path,
         images_path=per_image.path,
+        train_run_id=train_run_id,
+        alias=alias,
     )
     for key, value in result.metrics.items():
         metrics.log_metric(key, value)

@@ -8,10 +8,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
+from components.common import verdict
 from components.common.config import GatePolicy
 from components.common.dataset import read_dataset_info
+from components.common.digest import folder_sha256
 from components.common.tracking import check_reachable, step_run, tracking_uri
-from components.evaluate.gate import Decision, decide
+from components.evaluate.gate import Decision, check_policy, decide
 from components.evaluate.metrics import SegmentationMetrics, compute_metrics
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ class Evaluation:
     metrics: dict[str, float]  # flat keys, as logged to MLflow and KFP
     report_path: str
     images_path: str
+    run_id: str  # the evaluate run in MLflow, which publish checks
+    model_sha256: str  # digest of the model folder scored
 
 
 def evaluate(
@@ -40,11 +44,15 @@ def evaluate(
     pipeline_run_id: str = "manual",
     report_path: str | None = None,
     images_path: str | None = None,
+    train_run_id: str = "",
+    alias: str = CHAMPION_ALIAS,
 ) -> Evaluation:
-    """Metrics for the candidate in `model_dir` and for `model_name@champion`, plus the gate.
+    """Metrics for the candidate in `model_dir` and for `model_name@alias`, plus the gate.
 
     Writes the HTML report and the per-image Parquet table (to `report_path` and
     `images_path` when given) and logs both to the step's MLflow run under `evaluation/`.
+    Tags the run with what it judged (the `verdict` tags: the model folder's digest, its train
+    run when given, the champion version compared against), which publish checks.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -55,11 +63,13 @@ def evaluate(
 
     check_reachable(tracking_uri())  # before loading any model: fail in seconds, not minutes
     info = read_dataset_info(dataset_dir)
+    check_policy(policy, info.class_names)
+    model_sha256 = folder_sha256(model_dir)  # what publish must find again, byte for byte
     outputs = tempfile.mkdtemp(prefix="segpipe-evaluate-")
-    with step_run("evaluate", experiment, pipeline_run_id):
+    with step_run("evaluate", experiment, pipeline_run_id) as run:
         scores = score_model(model_dir, dataset_dir, policy.eval_split, info)
         candidate = compute_metrics(scores.confusion)
-        champion_version = alias_version(MlflowClient(tracking_uri()), model_name, CHAMPION_ALIAS)
+        champion_version = alias_version(MlflowClient(tracking_uri()), model_name, alias)
         champion_scores = champion = None
         if champion_version is not None:
             champion_dir = download_version(champion_version)
@@ -103,15 +113,20 @@ def evaluate(
                 "min_mean_iou": policy.min_mean_iou,
                 "max_drop": policy.max_drop,
                 "max_class_drop": policy.max_class_drop,
+                "allow_absent_classes": policy.allow_absent_classes,
             }
         )
-        mlflow.set_tags(
-            {
-                "gate.passed": str(decision.passed).lower(),
-                "gate.reason": decision.reason,
-                "champion_version": version or "none",
-            }
-        )
+        tags = {
+            verdict.PASSED_TAG: str(decision.passed).lower(),
+            verdict.REASON_TAG: decision.reason,
+            verdict.MODEL_SHA256_TAG: model_sha256,
+            verdict.MODEL_NAME_TAG: model_name,
+            verdict.ALIAS_TAG: alias,
+            verdict.CHAMPION_VERSION_TAG: version or verdict.NO_CHAMPION,
+        }
+        if train_run_id:
+            tags[verdict.TRAIN_RUN_TAG] = train_run_id
+        mlflow.set_tags(tags)
         mlflow.log_artifacts(outputs, "evaluation")
         log.info("evaluate: %s", decision.reason)
         return Evaluation(
@@ -122,4 +137,6 @@ def evaluate(
             metrics,
             report_path or os.path.join(outputs, REPORT_FILE),
             images_path or os.path.join(outputs, IMAGES_FILE),
+            run.info.run_id,
+            model_sha256,
         )

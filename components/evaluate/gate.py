@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components.common.config import GatePolicy
+from components.common.config import ANY_CLASS, GatePolicy
 from components.evaluate.metrics import SegmentationMetrics
 
 TOLERANCE = 1e-12  # 0.8 - 0.7 is 0.10000000000000009: an allowed drop of 0.1 must pass it
@@ -15,6 +15,44 @@ TOLERANCE = 1e-12  # 0.8 - 0.7 is 0.10000000000000009: an allowed drop of 0.1 mu
 class Decision:
     passed: bool
     reason: str
+
+
+def check_policy(policy: GatePolicy, class_names: tuple[str, ...]) -> None:
+    """Refuse, before any scoring, an `allow_absent_classes` that names no class of the data set."""
+    allowed = policy.absent_classes_allowed()
+    unknown = [n for n in allowed if n not in class_names and n != ANY_CLASS]
+    if unknown:
+        raise ValueError(
+            f"allow_absent_classes names {', '.join(unknown)}, not classes of this data set "
+            f"({', '.join(class_names)}); use class names, or {ANY_CLASS} for any class"
+        )
+
+
+def _class_name(index: int, class_names: tuple[str, ...]) -> str:
+    return class_names[index] if index < len(class_names) else f"class_{index}"
+
+
+def _absent_classes(
+    candidate: SegmentationMetrics, policy: GatePolicy, class_names: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
+    """(absent and not allowed, absent and allowed): classes with no truth pixels to judge."""
+    allowed = policy.absent_classes_allowed()
+    refused, excused = [], []
+    for index, count in enumerate(candidate.truth_pixels):
+        if count == 0:
+            name = _class_name(index, class_names)
+            (excused if ANY_CLASS in allowed or name in allowed else refused).append(name)
+    return refused, excused
+
+
+def _absent_reason(names: list[str], split: str) -> str:
+    plural = len(names) > 1
+    return (
+        f"class{'es' if plural else ''} {', '.join(names)} ha{'ve' if plural else 's'} no "
+        f"ground-truth pixels in the {split} split, so the gate cannot judge "
+        f"{'them' if plural else 'it'} (a label lost in preprocessing?); if that is expected "
+        f"for this data set, allow it with allow_absent_classes={','.join(names)}"
+    )
 
 
 def _mean_iou(scores: SegmentationMetrics | float) -> float:
@@ -32,7 +70,7 @@ def _worst_class_drop(
             continue  # the champion has no score to defend here
         new = 0.0 if math.isnan(new) else new  # same eval data: NaN means it vanished
         if worst is None or old - new > worst[3]:
-            name = class_names[index] if index < len(class_names) else f"class_{index}"
+            name = _class_name(index, class_names)
             worst = (name, new, old, old - new)
     return worst
 
@@ -45,10 +83,39 @@ def decide(
 ) -> Decision:
     """Pass when the candidate clears the floor and drops no more than the policy allows.
 
-    Rules in order: mean IoU >= `min_mean_iou` (NaN never passes); with no champion, that is
-    all; else the mean IoU may fall at most `max_drop` below the champion's, and, when
-    `max_class_drop` >= 0 and both are metrics objects, no class IoU may fall by more than it.
+    Rules in order: for a metrics object, every class has ground-truth pixels in the eval split
+    unless `allow_absent_classes` excuses it (a bare float carries no classes); mean IoU >=
+    `min_mean_iou` (NaN never passes); with no champion, that is all; else the mean IoU may
+    fall at most `max_drop` below the champion's, and, when `max_class_drop` >= 0 and both are
+    metrics objects, no class IoU may fall by more than it.
     """
+    excused_note = ""
+    if isinstance(candidate, SegmentationMetrics):
+        if len(candidate.truth_pixels) != len(candidate.per_class_iou):
+            # Fail closed: without the counts nobody can tell whether a class vanished.
+            return Decision(
+                False, "the scores carry no per-class pixel counts: cannot check absent classes"
+            )
+        refused, excused = _absent_classes(candidate, policy, class_names)
+        if refused:
+            return Decision(False, _absent_reason(refused, policy.eval_split))
+        if excused:
+            excused_note = f"; absent from the {policy.eval_split} split (allowed): " + ", ".join(
+                excused
+            )
+    decision = _decide_scores(candidate, champion, policy, class_names)
+    if decision.passed and excused_note:
+        return Decision(True, decision.reason + excused_note)
+    return decision
+
+
+def _decide_scores(
+    candidate: SegmentationMetrics | float,
+    champion: SegmentationMetrics | float | None,
+    policy: GatePolicy,
+    class_names: tuple[str, ...],
+) -> Decision:
+    """The score rules of `decide` (floor, champion, per-class drop)."""
     score = _mean_iou(candidate)
     if not score >= policy.min_mean_iou:  # also rejects NaN
         return Decision(

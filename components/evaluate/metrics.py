@@ -67,6 +67,7 @@ class SegmentationMetrics:
     per_class_accuracy: tuple[float, ...] = ()
     per_class_f1: tuple[float, ...] = ()  # F1 equals Dice for a single label per pixel
     mean_f1: float = float("nan")
+    truth_pixels: tuple[int, ...] = ()  # labelled pixels per class (confusion row sums)
 
     def as_dict(self, class_names: tuple[str, ...]) -> dict[str, float]:
         """Flat metric keys as logged: mean_iou, pixel_accuracy, iou/<class>, f1/<class>, ..."""
@@ -110,4 +111,5 @@ def compute_metrics(confusion: np.ndarray) -> SegmentationMetrics:
         per_class_accuracy=tuple(float(v) for v in recall),
         per_class_f1=tuple(float(v) for v in f1),
         mean_f1=_nanmean(f1),
+        truth_pixels=tuple(int(v) for v in truth_count),
     )

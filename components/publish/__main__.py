@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 
 from components.common.cli import add_config_flags, config_from_flags, setup_logging
 from components.common.config import PublishConfig
@@ -13,7 +12,9 @@ from components.common.config import PublishConfig
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m components.publish",
-        description="Register a model that passed the gate, set its alias and export it.",
+        description="Register a model that passed the gate, set its alias and export it. "
+        "Exits 3 (refused) unless a passed evaluation of this exact model exists and "
+        "the alias still points where that evaluation saw it.",
     )
     parser.add_argument("--model-dir", required=True, help="SavedModel folder to export")
     parser.add_argument("--train-run-id", required=True, help="MLflow run that logged the model")
@@ -23,22 +24,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
     parser.add_argument(
         "--pipeline-run-id",
-        default=f"cli-{uuid.uuid4().hex[:12]}",
-        help="the evaluate run with this id supplies metrics and the gate decision",
+        default=None,
+        help="use the evaluation of this pipeline run (default: the latest evaluation of this "
+        "exact model folder, found by its content digest)",
     )
     add_config_flags(parser, PublishConfig)
     args = parser.parse_args(argv)
     setup_logging()
-    from components.publish.publisher import publish
+    from components.publish.publisher import PublishRefused, publish
 
-    result = publish(
-        args.model_dir,
-        args.train_run_id,
-        config_from_flags(PublishConfig, args),
-        args.experiment,
-        args.pipeline_run_id,
-        dataset_dir=args.dataset,
-    )
+    try:
+        result = publish(
+            args.model_dir,
+            args.train_run_id,
+            config_from_flags(PublishConfig, args),
+            args.experiment,
+            args.pipeline_run_id,
+            dataset_dir=args.dataset,
+        )
+    except PublishRefused as refusal:
+        print(f"publish: {refusal}", file=sys.stderr)
+        return 3
     print(f"version {result.version} exported to {result.export_path}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Register a passed model in the MLflow Model Registry, export it, move its aliases; roll back."""
+"""Publish a model that passed evaluation: register, export, move aliases (checked); roll back."""
 
 from __future__ import annotations
 
@@ -7,15 +7,25 @@ import json
 import logging
 from dataclasses import dataclass
 
+from components.common import verdict
 from components.common.config import PublishConfig
+from components.common.digest import folder_sha256
 from components.common.registry import alias_version
-from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG, check_reachable, tracking_uri
+from components.common.tracking import PIPELINE_RUN_TAG, check_reachable, tracking_uri
+from components.publish.checks import (
+    PublishRefused,
+    check_champion,
+    check_evaluation,
+    check_logged_model,
+    find_evaluation,
+)
 from components.publish.export import export_version
 from components.publish.model_card import MODEL_CARD_FILE, render_model_card
 
 log = logging.getLogger(__name__)
 PREVIOUS_ALIAS = "previous"
 REPLACED_TAG = "segpipe.replaced_version"  # on a version: the champion it replaced
+REFUSED_TAG = "segpipe.publish_refused"  # on a version registered, then refused the alias
 DATASET_TAG = "segpipe.dataset_sha256"
 STATS_FILE = "stats.json"
 
@@ -60,30 +70,22 @@ def dataset_fingerprint(dataset_dir: str) -> tuple[str, dict[str, object]]:
     return hashlib.sha256(text.encode("utf-8")).hexdigest(), summary
 
 
-def _evaluation(client, experiment_id: str, pipeline_run_id: str):
-    """The evaluate run of the same pipeline run, if there is one."""
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
-        f" and tags.`{STEP_TAG}` = 'evaluate'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0] if runs else None
-
-
 def publish(
     model_dir: str,
     train_run_id: str,
     config: PublishConfig,
     experiment: str = "segpipe",
-    pipeline_run_id: str = "manual",
+    pipeline_run_id: str | None = None,
     dataset_dir: str | None = None,
 ) -> Publication:
     """Register the train run's model, export it with a model card, then move the aliases.
 
-    The aliases move last: if the export fails, `champion` still points at a version that
-    was fully exported. Refuses a model whose evaluation (same pipeline run) did not pass.
+    Fails closed (PublishRefused) unless an evaluation passed for this exact model: the latest
+    evaluate run of `pipeline_run_id` (or, without one, the latest of this model folder's
+    digest) passed the gate, scored a folder with `model_dir`'s digest, and the train run logged
+    the same files. The alias moves only if it still points at the version that evaluation
+    compared against (compare and swap), and last: if the export fails, `champion` still points
+    at a version that was fully exported.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -92,64 +94,96 @@ def publish(
 
     check_reachable(tracking_uri())  # before anything is registered or copied
     fingerprint, data_summary = dataset_fingerprint(dataset_dir) if dataset_dir else (None, {})
-    with step_run("publish", experiment, pipeline_run_id) as run:
-        client = MlflowClient(tracking_uri())
-        train_run = client.get_run(train_run_id)
-        evaluation = _evaluation(client, run.info.experiment_id, pipeline_run_id)
-        if evaluation is not None and evaluation.data.tags.get("gate.passed") == "false":
-            raise RuntimeError(
-                f"refusing to publish: the gate failed for pipeline run {pipeline_run_id}: "
-                f"{evaluation.data.tags.get('gate.reason')}"
+    model_sha256 = folder_sha256(model_dir)
+    client = MlflowClient(tracking_uri())
+    evaluation = find_evaluation(
+        client, experiment, config.model_name, model_sha256, pipeline_run_id
+    )
+    # publish joins its evaluation's pipeline run (a CLI evaluate names one too)
+    with step_run("publish", experiment, evaluation.data.tags[PIPELINE_RUN_TAG]):
+        try:
+            check_evaluation(evaluation, model_dir, model_sha256, train_run_id, config)
+            train_run = client.get_run(train_run_id)
+            check_logged_model(train_run, model_sha256, model_dir)
+            check_champion(client, config, evaluation, train_run_id)  # early: nothing written
+            return _register_export_promote(
+                client, model_dir, train_run, evaluation, config, fingerprint, data_summary
             )
-        metrics = {
-            key: value
-            for key, value in (evaluation.data.metrics if evaluation else {}).items()
-            if not key.startswith("champion/") and key != "gate_passed"
-        }
-        reason = evaluation.data.tags.get("gate.reason", "") if evaluation else ""
-        source = f"{train_run.info.artifact_uri}/model"
-        version = _version_for_run(client, config.model_name, train_run_id, source)
-        number = str(version.version)
-        tags = {
-            PIPELINE_RUN_TAG: pipeline_run_id,
-            "segpipe.train_run_id": train_run_id,
-            "gate.reason": reason,
-            **{f"metrics.{key}": f"{value:.6f}" for key, value in metrics.items()},
-        }
-        if fingerprint:
-            tags[DATASET_TAG] = fingerprint
-        for key, value in tags.items():
-            client.set_model_version_tag(config.model_name, number, key, value)
-        card = render_model_card(
-            config.model_name,
-            number,
-            train_run_id=train_run_id,
-            pipeline_run_id=pipeline_run_id,
-            dataset_sha256=fingerprint,
-            dataset_summary=data_summary,
-            params=train_run.data.params,
-            metrics=metrics,
-            decision=reason,
-        )
-        path = export_version(
-            model_dir, config.export_root, config.model_name, number, {MODEL_CARD_FILE: card}
-        )
-        mlflow.log_text(card, MODEL_CARD_FILE)
-        mlflow.set_tags({"registered_version": number, "export_path": path})
+        except PublishRefused as refusal:
+            mlflow.set_tag("publish.refused", str(refusal)[:5000])
+            raise
 
-        current = alias_version(client, config.model_name, config.alias)
-        if current is not None and str(current.version) != number:
-            client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
-            client.set_model_version_tag(config.model_name, number, REPLACED_TAG, current.version)
-        client.set_registered_model_alias(config.model_name, config.alias, number)
-        log.info(
-            "publish: %s version %s is %s, exported to %s",
-            config.model_name,
-            number,
-            config.alias,
-            path,
-        )
+
+def _register_export_promote(
+    client, model_dir: str, train_run, evaluation, config, fingerprint, data_summary
+) -> Publication:
+    import mlflow
+
+    train_run_id = train_run.info.run_id
+    pipeline_run_id = evaluation.data.tags[PIPELINE_RUN_TAG]
+    metrics = {
+        key: value
+        for key, value in evaluation.data.metrics.items()
+        if not key.startswith("champion/") and key != "gate_passed"
+    }
+    reason = evaluation.data.tags.get(verdict.REASON_TAG, "")
+    source = f"{train_run.info.artifact_uri}/model"
+    version = _version_for_run(client, config.model_name, train_run_id, source)
+    number = str(version.version)
+    tags = {
+        PIPELINE_RUN_TAG: pipeline_run_id,
+        "segpipe.train_run_id": train_run_id,
+        "segpipe.evaluation_run_id": evaluation.info.run_id,
+        verdict.MODEL_SHA256_TAG: evaluation.data.tags[verdict.MODEL_SHA256_TAG],
+        "gate.reason": reason,
+        **{f"metrics.{key}": f"{value:.6f}" for key, value in metrics.items()},
+    }
+    if fingerprint:
+        tags[DATASET_TAG] = fingerprint
+    for key, value in tags.items():
+        client.set_model_version_tag(config.model_name, number, key, value)
+    card = render_model_card(
+        config.model_name,
+        number,
+        train_run_id=train_run_id,
+        pipeline_run_id=pipeline_run_id,
+        dataset_sha256=fingerprint,
+        dataset_summary=data_summary,
+        params=train_run.data.params,
+        metrics=metrics,
+        decision=reason,
+    )
+    path = export_version(
+        model_dir, config.export_root, config.model_name, number, {MODEL_CARD_FILE: card}
+    )
+    mlflow.log_text(card, MODEL_CARD_FILE)
+    mlflow.set_tags({"registered_version": number, "export_path": path})
+
+    # Compare and swap, as late as possible. MLflow has no conditional alias update, so a
+    # window remains between this read and the two alias writes below (a few requests): two
+    # publishes of the same model inside it could both pass. Serialize publishes of a model
+    # (schedules run with max_concurrency=1) to close it.
+    current = alias_version(client, config.model_name, config.alias)
+    if current is not None and str(current.version) == number:
+        log.info("publish: %s version %s already is %s", config.model_name, number, config.alias)
         return Publication(number, path)
+    try:
+        check_champion(client, config, evaluation, train_run_id)
+    except PublishRefused as refusal:
+        client.set_model_version_tag(config.model_name, number, REFUSED_TAG, str(refusal)[:5000])
+        raise
+    if current is not None:
+        client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
+        client.set_model_version_tag(config.model_name, number, REPLACED_TAG, current.version)
+    client.set_registered_model_alias(config.model_name, config.alias, number)
+    log.info(
+        "publish: %s version %s is %s, exported to %s",
+        config.model_name,
+        number,
+        config.alias,
+        path,
+    )
+    return Publication(number, path)
 
 
 def rollback(model_name: str, alias: str = "champion") -> Rollback:
