@@ -40,7 +40,19 @@ def _parse_params(
             params[key] = parse_bool(value) if kind is bool else kind(value)
         except ValueError as error:
             raise SystemExit(f"--param {key}: {value!r} is not a valid {kind.__name__}") from error
+    _check_sections(params)
     return params
+
+
+def _check_sections(params: dict[str, object]) -> None:
+    """Build each config section from `params`, so its checks refuse bad settings now."""
+    base = PipelineConfig()
+    for section in (base.preprocess, base.train, base.gate, base.publish, base.cluster):
+        names = {f.name for f in dataclasses.fields(section)}
+        try:
+            dataclasses.replace(section, **{k: v for k, v in params.items() if k in names})
+        except ValueError as error:
+            raise SystemExit(f"--param: {error}") from error
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:

@@ -11,8 +11,8 @@ IGNORE_LABEL = 255  # class value stored in shards for "no label"; skipped by lo
 # Masks are stored as 8-bit PNG with 255 = ignore: class ids 0..254.
 MAX_CLASSES = IGNORE_LABEL
 # Larger images are refused before decoding. 100 MP passes 10000x10000 tiles (8000x8000
-# satellite tiles included) and refuses 13000x13000; one preprocess worker decoding a
-# 10000x10000 pair peaks at about 1.3 GB.
+# satellite tiles included) and refuses 13000x13000; one preprocess worker encoding a
+# 10000x10000 pair peaks at about 0.6 GB.
 DEFAULT_MAX_PIXELS = 100_000_000
 MASK_ENCODINGS = ("index", "binary", "palette")
 RESIZE_MODES = ("stretch", "pad")
