@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import pathlib
 import posixpath
+import re
 import warnings
 
 import numpy as np
@@ -14,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
 _HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
+_GLOB_MAGIC = re.compile(r"[*?\[]")
 
 
 class UnreadableImage(Exception):
@@ -46,6 +50,39 @@ def is_utf8(text: str) -> bool:
 def extension(path: str) -> str:
     """The file name's extension, lower case, or `(none)`."""
     return posixpath.splitext(path)[1].lower() or "(none)"
+
+
+def not_a_file(path: str) -> str | None:
+    """Why a local `path` that exists as a name is not a readable file; None when it is one."""
+    if "://" in path or os.path.isfile(path):
+        return None
+    if os.path.isdir(path):
+        return "a folder, not a file"
+    if os.path.islink(path):
+        return "a symbolic link to nothing (broken, or a loop)"
+    return "not a regular file" if os.path.lexists(path) else None
+
+
+def split_glob(pattern: str) -> tuple[str, str]:
+    """(folder before the first wildcard, the rest) of a local glob: `a/*.jpg` -> a, *.jpg."""
+    parts = pattern.split("/")
+    fixed = 0
+    while fixed < len(parts) - 1 and not _GLOB_MAGIC.search(parts[fixed]):
+        fixed += 1
+    base = "/".join(parts[:fixed]) or ("/" if pattern.startswith("/") else ".")
+    return base, "/".join(parts[fixed:])
+
+
+def local_glob(pattern: str) -> list[str]:
+    """Every name matching a local glob, sorted: folders and dangling links included.
+
+    pathlib's `**` does not follow links to folders (Python's glob does), so a link loop
+    is never walked.
+    """
+    base, rest = split_glob(pattern)
+    if not _GLOB_MAGIC.search(rest):
+        return [pattern] if os.path.lexists(pattern) else []
+    return sorted(str(path) for path in pathlib.Path(base).glob(rest))
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pathlib
 import posixpath
 import re
 from collections.abc import Iterable
@@ -16,11 +15,12 @@ from components.common.image_files import (
     extension,
     has_image_extension,
     is_utf8,
+    local_glob,
+    not_a_file,
     printable,
 )
 
 LAYOUTS = ("paired-folders", "paired-globs", "list-files", "voc")
-_MAGIC = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True)
@@ -63,37 +63,9 @@ def _unique_ids(pairs: Iterable[SourcePair]) -> list[SourcePair]:
     return [seen[key] for key in sorted(seen)]
 
 
-def not_a_file(path: str) -> str | None:
-    """Why a local `path` that exists as a name is not a readable file, or None when it is."""
-    if "://" in path or os.path.isfile(path):
-        return None
-    if os.path.isdir(path):
-        return "a folder, not a file"
-    if os.path.islink(path):
-        return "a symbolic link to nothing (broken, or a loop)"
-    return "not a regular file" if os.path.lexists(path) else None
-
-
 def _matches(pattern: str) -> list[str]:
-    """Every name matching a local or gs:// glob, folders and dangling links included.
-
-    Local globs are expanded with pathlib, whose `**` does not follow links to folders, so a
-    link loop is never walked; gs:// has no folders or links, so Beam's match is exact there.
-    """
-    if "://" in pattern:
-        return storage.glob(pattern)
-    parts = pattern.split("/")
-    fixed = 0
-    while fixed < len(parts) - 1 and not _MAGIC.search(parts[fixed]):
-        fixed += 1
-    base = "/".join(parts[:fixed]) or ("/" if pattern.startswith("/") else ".")
-    rest = "/".join(parts[fixed:])
-    if not _MAGIC.search(rest):
-        return [pattern] if os.path.lexists(pattern) else []
-    found = (str(path) for path in pathlib.Path(base).glob(rest))
-    if base == ".":
-        found = (path.removeprefix("./") for path in found)
-    return sorted(found)
+    """Every name matching a local or gs:// glob; locally, folders and dangling links too."""
+    return storage.glob(pattern) if "://" in pattern else local_glob(pattern)
 
 
 def _unsupported(path: str) -> str:
