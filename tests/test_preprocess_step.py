@@ -186,7 +186,7 @@ def test_a_class_with_no_train_pixels_fails_the_step_naming_it(mlflow_store, tin
     with pytest.raises(UnusableLabels, match=r"no train pixels of class 4 \(star\)"):
         _run(tiny_data, tmp_path / "out", "--num-classes", "5", "--class-names", names)
     stats = _run(
-        tiny_data, tmp_path / "allowed", "--num-classes", "5", "--allow-empty-classes", "true"
+        tiny_data, tmp_path / "allowed", "--num-classes", "5", "--allow-empty-train-classes", "true"
     )
     assert stats["splits"]["train"]["class_pixels"][4] == 0
 

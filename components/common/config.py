@@ -42,7 +42,7 @@ class PreprocessConfig:
     test_fraction: float = 0.0
     max_reject_fraction: float = 0.05  # fail the step when more inputs than this are rejected
     max_pixels: int = DEFAULT_MAX_PIXELS  # reject larger images before decoding (width x height)
-    allow_empty_classes: bool = False  # true: a class with no train pixels does not fail the step
+    allow_empty_train_classes: bool = False  # true: classes with no train pixels pass
     num_shards: int = 4  # 0: derived from target_shard_mb
     target_shard_mb: int = 128
     runner: str = "DirectRunner"

@@ -35,7 +35,7 @@ def check_encoding(stats: dict, config: PreprocessConfig) -> None:
 
 def check_classes(stats: dict, config: PreprocessConfig) -> None:
     """Refuse a data set whose train split holds no pixel of some class (unless allowed)."""
-    if config.allow_empty_classes:
+    if config.allow_empty_train_classes:
         return
     train = stats["splits"]["train"]
     if train["examples"] == 0:
@@ -56,7 +56,7 @@ def check_classes(stats: dict, config: PreprocessConfig) -> None:
             f"no train pixels of class {', '.join(empty)} (after resizing to "
             f"{config.image_height}x{config.image_width}): the model could never learn it. "
             "Check mask_encoding, ignore_values and num_classes against the masks "
-            f"(stats.json mask_values: {_shown(stats)}), or set allow_empty_classes=true "
+            f"(stats.json mask_values: {_shown(stats)}), or set allow_empty_train_classes=true "
             "if the class is meant to be absent"
         )
 
