@@ -111,23 +111,29 @@ def _list_images(pattern: str, role: str = "image") -> _Listing:
 
 
 def _checked(pair: SourcePair) -> SourcePair:
-    """`pair` with the first problem its paths show: not UTF-8, not a file, not an image."""
-    if pair.problem:
-        return pair
-    for path in (pair.image_path, pair.mask_path):
-        if path and not is_utf8(path):
-            return dataclasses.replace(
-                pair,
-                problem=("non_utf8_name", f"{printable(path)}: the file name is not UTF-8"),
-            )
-    for path in (pair.image_path, pair.mask_path):
-        reason = path and not_a_file(path)
-        if reason:
-            return dataclasses.replace(pair, problem=("not_a_file", f"{printable(path)}: {reason}"))
-    for path in (pair.image_path, pair.mask_path):
-        if path and not has_image_extension(path):
-            return dataclasses.replace(pair, problem=("unsupported_format", _unsupported(path)))
+    """`pair` with the first problem its paths show (not UTF-8, not a file, not an image
+    format) ahead of one found while listing (a missing half, an unmatched name)."""
+    for check in (_name_not_utf8, _not_a_file, _not_an_image_format):
+        for path in (pair.image_path, pair.mask_path):
+            found = path and check(path)
+            if found:
+                return dataclasses.replace(pair, problem=found)
     return pair
+
+
+def _name_not_utf8(path: str) -> tuple[str, str] | None:
+    if is_utf8(path):
+        return None
+    return ("non_utf8_name", f"{printable(path)}: the file name is not UTF-8")
+
+
+def _not_a_file(path: str) -> tuple[str, str] | None:
+    reason = not_a_file(path)
+    return ("not_a_file", f"{printable(path)}: {reason}") if reason else None
+
+
+def _not_an_image_format(path: str) -> tuple[str, str] | None:
+    return None if has_image_extension(path) else ("unsupported_format", _unsupported(path))
 
 
 def list_sources(data_dir: str, config) -> list[SourcePair]:
