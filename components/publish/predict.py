@@ -217,17 +217,20 @@ def predict(
         except (UnreadableImage, ImageTooLarge) as error:
             skipped.append(Skipped(item.path, str(error)))
             continue
-        colour = to_display_image(image, grayscale=False)
-        seen = to_display_image(image, grayscale=True) if info.get("grayscale") else colour
+        colour = np.asarray(to_display_image(image, grayscale=False))
+        seen = colour
+        if info.get("grayscale"):  # as the shards: one grey channel, read back as three
+            seen = np.asarray(to_display_image(image, grayscale=True).convert("RGB"))
         del image
-        class_ids = np.asarray(segment(np.asarray(seen.convert("RGB")))).astype(np.uint8)
+        class_ids = np.asarray(segment(seen)).astype(np.uint8)
+        del seen
         mask_path = os.path.join(output_dir, f"{item.name}_mask.png")
         overlay_path = os.path.join(output_dir, f"{item.name}_overlay.png")
         os.makedirs(os.path.dirname(mask_path), exist_ok=True)
         with open(mask_path, "wb") as handle:
             handle.write(png_bytes(class_ids))
         with open(overlay_path, "wb") as handle:
-            overlay = blend(np.asarray(colour), class_ids, int(info["num_classes"]))
+            overlay = blend(colour, class_ids, int(info["num_classes"]))
             handle.write(png_bytes(overlay))
         written.append(Prediction(item.path, mask_path, overlay_path))
     return PredictResult(written, skipped)
