@@ -83,5 +83,6 @@ clean: ## Remove local run outputs (keeps .venv)
 .PHONY: bench
 bench: $(INSTALLED) ## Run the benchmarks on ../shared/data (slow; prints ratios)
 	$(BIN)/python tests/benchmarks/bench_preprocess.py
+	$(BIN)/python tests/benchmarks/bench_large_image.py
 	$(BIN)/python tests/benchmarks/bench_metrics.py
 	$(BIN)/python tests/benchmarks/bench_train.py

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from components.common.cli import parse_bool
-from components.common.config import ClusterConfig, PipelineConfig
+from components.common.config import DEFAULT_MAX_PIXELS, ClusterConfig, PipelineConfig
 from components.common.presets import PRESETS, preset_parameters
 
 SAMPLE_CLASS_NAMES = "background,circle,square,triangle"
@@ -40,7 +40,19 @@ def _parse_params(
             params[key] = parse_bool(value) if kind is bool else kind(value)
         except ValueError as error:
             raise SystemExit(f"--param {key}: {value!r} is not a valid {kind.__name__}") from error
+    _check_sections(params)
     return params
+
+
+def _check_sections(params: dict[str, object]) -> None:
+    """Build each config section from `params`, so its checks refuse bad settings now."""
+    base = PipelineConfig()
+    for section in (base.preprocess, base.train, base.gate, base.publish, base.cluster):
+        names = {f.name for f in dataclasses.fields(section)}
+        try:
+            dataclasses.replace(section, **{k: v for k, v in params.items() if k in names})
+        except ValueError as error:
+            raise SystemExit(f"--param: {error}") from error
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
@@ -78,13 +90,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from components.common.image_files import printable
     from components.publish.predict import predict
 
     try:
-        written = predict(args.model, args.input, args.output)
+        result = predict(args.model, args.input, args.output, args.max_pixels)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         raise SystemExit(f"segpipe predict: {error}") from error
-    print(f"wrote {len(written)} masks and overlays to {args.output}")
+    for skipped in result.skipped:
+        print(f"skipped {printable(skipped.source)}: {skipped.reason}", file=sys.stderr)
+    print(f"wrote {len(result.written)} masks and overlays to {args.output}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} inputs (listed above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -437,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  segpipe predict --model models:/segpipe-unet@champion --input photos/ --output out/\n"
         "  segpipe predict --model models:/segpipe-unet/3 --input 'shots/*.jpg' --output out/\n"
         "  segpipe predict --model exports/segpipe-unet/3 --input img.png --output out/\n"
-        "MLflow models are looked up at $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db).",
+        "MLflow models are looked up at $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db).\n"
+        "Exits 1 when an input was skipped (too large, unreadable); the others are written.",
     )
     pred.add_argument(
         "--model",
@@ -445,7 +464,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="models:/NAME@ALIAS, models:/NAME/VERSION, or a local SavedModel folder",
     )
     pred.add_argument("--input", required=True, help="image folder (recursive), file or glob")
-    pred.add_argument("--output", required=True, help="folder for NAME_mask.png, NAME_overlay.png")
+    pred.add_argument(
+        "--output",
+        required=True,
+        help="folder for NAME_mask.png, NAME_overlay.png (sub-folders of --input mirrored)",
+    )
+    pred.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="skip images with more pixels (width x height), before decoding them "
+        f"(default: {DEFAULT_MAX_PIXELS})",
+    )
     pred.set_defaults(func=cmd_predict)
 
     back = commands.add_parser(

@@ -64,6 +64,14 @@ def test_unknown_or_malformed_param_is_refused():
         main(["compile", "--param", "epochs=three"])
 
 
+def test_settings_that_would_train_from_nothing_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(SystemExit, match=r"val_fraction=1.5 is outside the allowed range \[0, 1\)"):
+        main(["run", "--workdir", str(tmp_path), "--param", "val_fraction=1.5"])
+    with pytest.raises(SystemExit, match="num_classes=300 is outside 2..255"):
+        main(["compile", "--param", "num_classes=300"])
+    assert not any(tmp_path.iterdir())  # no sample data, no store: nothing started
+
+
 def test_importing_pipelines_does_not_import_tensorflow_or_beam():
     code = (
         "import sys, pipelines.cli, pipelines.pipeline, pipelines.local;"

@@ -247,3 +247,179 @@ def test_median_frequency_weights_by_hand():
     # class 2: 50 px of 100 -> 0.5 ; median 0.5 -> weights 2/3, 2, 1 ; class 3 absent -> 0
     weights = median_frequency_weights([300, 100, 50, 0], [400, 400, 100, 0])
     assert weights == pytest.approx([2 / 3, 2.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"val_fraction": 1.5}, r"val_fraction=1.5 is outside the allowed range \[0, 1\)"),
+        ({"test_fraction": -0.1}, r"test_fraction=-0.1 is outside the allowed range \[0, 1\)"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "the train split would be empty"),
+        ({"num_classes": 300}, r"num_classes=300 is outside 2..255: masks are stored as 8-bit"),
+        ({"num_classes": 256}, "num_classes=256 is outside 2..255"),
+        ({"ignore_values": "2"}, "not class ids"),
+        ({"max_pixels": 0}, "max_pixels=0"),
+        ({"mask_encoding": "rgb"}, "mask_encoding='rgb'"),
+        ({"mask_encoding": "palette", "palette": "0,0,0=9"}, r"maps \(0, 0, 0\) to 9"),
+        (
+            {"layout": "paired-globs", "mask_pattern": "masks/{id}.png"},
+            "uses id, which image_regex does not define",
+        ),
+        ({"layout": "paired-globs", "mask_pattern": "masks/all.png"}, "one file for every"),
+        ({"image_regex": "img_(?P<id>"}, "is not a regex"),
+    ],
+)
+def test_settings_that_lose_labels_or_train_from_nothing_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        PreprocessConfig(**settings)
+
+
+def test_a_0_255_mask_read_as_class_indices_is_a_reject_with_the_binary_hint(tmp_path):
+    """Under `index`, 255 is the ignore label: a 0/255 mask would have no foreground left."""
+    labels = _labels(classes=2)
+    with pytest.raises(RejectedInput, match="mask_encoding=binary") as caught:
+        _encode(tmp_path, Image.new("RGB", (30, 20)), Image.fromarray(labels * 255), num_classes=2)
+    assert caught.value.reason == "foreground_ignored"
+    assert caught.value.mask_values == {0: int((labels == 0).sum()), 255: int(labels.sum())}
+    # one RGB 0/255 mask among 1-bit ones: its foreground would be lost the same way
+    rgb = Image.fromarray(labels * 255).convert("RGB")
+    with pytest.raises(RejectedInput, match="foreground_ignored"):
+        _encode(tmp_path, Image.new("RGB", (30, 20)), rgb, num_classes=2)
+    # a Pascal VOC mask (classes with a 255 border) keeps its classes; 255 stays ignored
+    voc = np.where(labels == 1, 5, 0).astype(np.uint8)
+    voc[0] = 255
+    _, stored = _decode_stored(
+        _encode(tmp_path, Image.new("RGB", (30, 20)), Image.fromarray(voc), num_classes=21)
+    )
+    np.testing.assert_array_equal(stored, voc)
+    # 255 said to mean "unlabelled": kept as the ignore label, not a reject
+    _, stored = _decode_stored(
+        _encode(
+            tmp_path,
+            Image.new("RGB", (30, 20)),
+            Image.fromarray(labels * 255),
+            num_classes=2,
+            ignore_values="255",
+        )
+    )
+    assert set(np.unique(stored)) == {0, IGNORE_LABEL}
+
+
+def test_masks_are_read_into_uint8_class_ids_with_16_bit_ignore_values(tmp_path):
+    from components.preprocess.examples import to_labels
+
+    labels = _labels(classes=3).astype(np.uint16)
+    labels[0, :5] = 4000  # a 16-bit "void" value
+    mask = Image.fromarray(labels)
+    config = PreprocessConfig(num_classes=3, ignore_values="4000")
+    stored = to_labels(mask, "mask.png", config)
+    assert stored.ids.dtype == np.uint8
+    np.testing.assert_array_equal(stored.ids, np.where(labels == 4000, IGNORE_LABEL, labels))
+    assert stored.raw_values[4000] == 5
+
+
+def _truncated_png(path: Path, width: int, height: int) -> None:
+    """A PNG whose header says width x height but whose pixels are cut off."""
+    Image.new("RGB", (width, height), (10, 20, 30)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_images_over_max_pixels_are_refused_from_the_header_before_decoding(tmp_path):
+    _truncated_png(tmp_path / "big.png", 300, 200)  # decoding it would fail: it never happens
+    Image.new("L", (300, 200)).save(tmp_path / "big_mask.png")
+    config = PreprocessConfig(num_classes=3, max_pixels=300 * 200 - 1)
+    with pytest.raises(RejectedInput) as caught:
+        encode_pair(
+            SourcePair("big", str(tmp_path / "big.png"), str(tmp_path / "big_mask.png")), config
+        )
+    assert caught.value.reason == "too_large"
+    assert "300x200 = 60,000 pixels is more than max_pixels 59,999" in caught.value.detail
+    assert 13000 * 13000 > PreprocessConfig().max_pixels >= 8000 * 8000  # the default
+
+
+def test_an_empty_file_says_so(tmp_path):
+    (tmp_path / "img.png").write_bytes(b"")
+    Image.new("L", (3, 3)).save(tmp_path / "mask.png")
+    with pytest.raises(RejectedInput) as caught:
+        encode_pair(
+            SourcePair("x", str(tmp_path / "img.png"), str(tmp_path / "mask.png")),
+            PreprocessConfig(),
+        )
+    assert caught.value.reason == "unreadable_image"
+    assert caught.value.detail.endswith("img.png: empty file (0 bytes)")
+
+
+def test_paired_globs_pair_masks_by_named_parts_of_the_image_name(tmp_path):
+    for number in ("0001", "0002"):
+        _write_pair(
+            tmp_path / "images" / f"img_{number}.tif",
+            tmp_path / "masks" / f"{number}_label.gif",
+            _labels(),
+        )
+    Image.new("RGB", (30, 20)).save(tmp_path / "images" / "img_0003.tif")  # no mask
+    Image.new("RGB", (30, 20)).save(tmp_path / "images" / "thumbnail.tif")  # not img_NNNN
+    config = PreprocessConfig(
+        layout="paired-globs",
+        image_glob="images/*.tif",
+        image_regex=r"img_(?P<id>\d+)",
+        mask_pattern="masks/{id}_label.gif",
+        num_classes=3,
+        image_height=20,
+        image_width=30,
+    )
+    pairs = {pair.source_id: pair for pair in list_sources(str(tmp_path), config)}
+    assert pairs["img_0001"].mask_path == str(tmp_path / "masks" / "0001_label.gif")
+    stored = _decode_stored(encode_pair(pairs["img_0002"], config))[1]
+    assert stored.shape == (20, 30)
+    assert pairs["img_0003"].problem == (
+        "missing_mask",
+        f"no mask for image {tmp_path / 'images' / 'img_0003.tif'} "
+        f"at {tmp_path / 'masks' / '0003_label.gif'}",
+    )
+    reason, detail = pairs["thumbnail"].problem
+    assert reason == "unmatched_name" and "'thumbnail' does not match image_regex" in detail
+    with pytest.raises(RejectedInput, match="unmatched_name"):
+        encode_pair(pairs["thumbnail"], config)
+
+
+def _reject_reason(pair: SourcePair, config: PreprocessConfig) -> str:
+    with pytest.raises(RejectedInput) as caught:
+        encode_pair(pair, config)
+    return caught.value.reason
+
+
+def test_every_name_in_the_folders_is_an_input_whatever_its_name_or_format(tmp_path):
+    import os
+
+    _write_pair(tmp_path / "images" / "good.png", tmp_path / "masks" / "good.png", _labels())
+    _write_pair(tmp_path / "images" / "photo.webp", tmp_path / "masks" / "photo.png", _labels())
+    latin1 = os.fsdecode(b"caf\xe9")  # a name that is not UTF-8
+    _write_pair(
+        tmp_path / "images" / f"{latin1}.png", tmp_path / "masks" / f"{latin1}.png", _labels()
+    )
+    (tmp_path / "images" / "notes.txt").write_text("not an image")
+    (tmp_path / "images" / "folder.png").mkdir()
+    Image.fromarray(_labels()).save(tmp_path / "masks" / "folder.png")
+    (tmp_path / "images" / "loop.png").symlink_to("loop.png")
+    Image.fromarray(_labels()).save(tmp_path / "masks" / "loop.png")
+    (tmp_path / "images" / ".DS_Store").write_bytes(b"\0")  # hidden: not an input
+    Image.new("RGB", (30, 20)).save(tmp_path / "images" / "alone.png")
+
+    config = PreprocessConfig(num_classes=3, image_height=20, image_width=30)
+    pairs = {pair.source_id: pair for pair in list_sources(str(tmp_path), config)}
+    assert set(pairs) == {"good", "photo", "caf\\xe9", "notes.txt", "folder", "loop", "alone"}
+    encode_pair(pairs["good"], config)
+    encode_pair(pairs["photo"], config)
+    assert {key: _reject_reason(pairs[key], config) for key in set(pairs) - {"good", "photo"}} == {
+        "caf\\xe9": "non_utf8_name",
+        "notes.txt": "unsupported_format",
+        "folder": "not_a_file",
+        "loop": "not_a_file",
+        "alone": "missing_mask",
+    }
+    assert "caf\\xe9.png: the file name is not UTF-8" in pairs["caf\\xe9"].problem[1]
+    assert "a folder, not a file" in pairs["folder"].problem[1]
+    assert "broken, or a loop" in pairs["loop"].problem[1]
+    assert ".txt is not a supported image format" in pairs["notes.txt"].problem[1]
+    assert str(tmp_path / "masks") in pairs["alone"].problem[1]

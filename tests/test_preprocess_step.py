@@ -144,3 +144,91 @@ def test_output_files_are_deterministic(mlflow_store, tiny_data, tmp_path):
     assert len(shards) == 2 * 3
     for shard in shards:
         assert (first / shard).read_bytes() == (second / shard).read_bytes(), shard
+
+
+def _binary_data(root: Path, count: int = 12, edge_values: tuple[int, ...] = ()) -> Path:
+    """Images with 0/255 masks (a square), optionally anti-aliased with `edge_values`."""
+    rng = np.random.default_rng(5)
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True)
+    for index in range(count):
+        mask = np.zeros((32, 32), np.uint8)
+        top, left = rng.integers(4, 16, size=2)
+        mask[top : top + 12, left : left + 12] = 255
+        for offset, value in enumerate(edge_values):  # an edge row of in-between values
+            mask[top - 1 - offset, left : left + 12] = value
+        image = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
+        Image.fromarray(image).save(root / "images" / f"{index:03d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{index:03d}.png")
+    return root
+
+
+@pytest.mark.parametrize("edge_values", [(), (1,), (1, 128, 64)])
+def test_0_255_masks_read_as_class_indices_stop_the_step_with_the_binary_hint(
+    mlflow_store, tmp_path, edge_values
+):
+    from components.preprocess.checks import UnusableLabels
+
+    data = _binary_data(tmp_path / "data", edge_values=edge_values)
+    output = tmp_path / "out"
+    with pytest.raises(UnusableLabels, match="look like 0/255 binary masks.*mask_encoding=binary"):
+        _run(data, output)  # default settings
+    stats = json.loads((output / "stats.json").read_text())  # the evidence is written first
+    assert stats["mask_values"]["255"] == 12 * 12 * 12
+    stats = _run(data, tmp_path / "binary", "--num-classes", "2", "--mask-encoding", "binary")
+    assert stats["rejected"] == 0 and stats["splits"]["train"]["class_pixels"][1] > 0
+
+
+def test_a_class_with_no_train_pixels_fails_the_step_naming_it(mlflow_store, tiny_data, tmp_path):
+    from components.preprocess.checks import UnusableLabels
+
+    names = "background,circle,square,triangle,star"
+    with pytest.raises(UnusableLabels, match=r"no train pixels of class 4 \(star\)"):
+        _run(tiny_data, tmp_path / "out", "--num-classes", "5", "--class-names", names)
+    stats = _run(
+        tiny_data, tmp_path / "allowed", "--num-classes", "5", "--allow-empty-train-classes", "true"
+    )
+    assert stats["splits"]["train"]["class_pixels"][4] == 0
+
+
+def test_odd_names_formats_and_files_are_rejects_and_counted(mlflow_store, tiny_data, tmp_path):
+    import os
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    latin1 = os.fsdecode(b"caf\xe9")
+    shutil.copy(data / "images" / "sample_00000.png", data / "images" / f"{latin1}.png")
+    shutil.copy(data / "masks" / "sample_00000.png", data / "masks" / f"{latin1}.png")
+    (data / "images" / "sample_00001.png").unlink()
+    (data / "images" / "sample_00001.png").mkdir()
+    (data / "images" / "sample_00002.png").unlink()
+    (data / "images" / "sample_00002.png").symlink_to("sample_00002.png")
+    (data / "images" / "notes.txt").write_text("not an image")
+    (data / "images" / "sample_00003.png").write_bytes(b"")
+    (data / "masks" / "sample_00004.png").unlink()
+    output = tmp_path / "out"
+
+    stats = _run(data, output, "--max-reject-fraction", "1")
+
+    rejects = [json.loads(line) for line in (output / "rejects.jsonl").read_text().splitlines()]
+    by_id = {r["source_id"]: r for r in rejects}
+    assert {key: r["reason"] for key, r in by_id.items()} == {
+        "caf\\xe9": "non_utf8_name",
+        "sample_00001": "not_a_file",
+        "sample_00002": "not_a_file",
+        "notes.txt": "unsupported_format",
+        "sample_00003": "unreadable_image",
+        "sample_00004": "missing_mask",
+    }
+    assert by_id["caf\\xe9"]["image"] == str(data / "images" / "caf\\xe9.png")
+    assert by_id["sample_00003"]["detail"].endswith("empty file (0 bytes)")
+    assert str(data / "masks") in by_id["sample_00004"]["detail"]
+    assert stats["inputs"] == 24 + 2 and stats["examples_written"] == 24 - 4
+
+
+def test_split_fractions_are_refused_before_any_work(mlflow_store, tiny_data, tmp_path, capsys):
+    output = tmp_path / "out"
+    with pytest.raises(SystemExit):
+        _run(tiny_data, output, "--val-fraction", "1.5")
+    assert "val_fraction=1.5 is outside the allowed range [0, 1)" in capsys.readouterr().err
+    assert not output.exists()

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import string
 from dataclasses import dataclass, field
 
 IGNORE_LABEL = 255  # class value stored in shards for "no label"; skipped by loss and metrics
 ANY_CLASS = "*"  # allow_absent_classes: every class may be absent
+# Masks are stored as 8-bit PNG with 255 = ignore: class ids 0..254.
+MAX_CLASSES = IGNORE_LABEL
+# Larger images are refused before decoding. 100 MP passes 10000x10000 tiles (8000x8000
+# satellite tiles included) and refuses 13000x13000; one preprocess worker encoding a
+# 10000x10000 pair peaks at about 0.6 GB.
+DEFAULT_MAX_PIXELS = 100_000_000
+MASK_ENCODINGS = ("index", "binary", "palette")
+RESIZE_MODES = ("stretch", "pad")
 
 
 @dataclass(frozen=True)
@@ -15,7 +25,8 @@ class PreprocessConfig:
 
     layout: str = "paired-folders"  # paired-folders | paired-globs | list-files | voc
     image_glob: str = "images/*"  # paired-globs: images, relative to the data folder
-    mask_pattern: str = "masks/{stem}.png"  # paired-globs: each image's mask
+    image_regex: str = ""  # paired-globs: named groups from each image's stem, e.g. img_(?P<id>.+)
+    mask_pattern: str = "masks/{stem}.png"  # paired-globs: each image's mask; {stem}, regex groups
     list_files: str = ""  # list-files: "train.txt,val.txt" or "train=a.txt,val=b.txt"
     strip_prefix: str = ""  # list-files: prefix removed from listed paths
     mask_encoding: str = "index"  # index | binary | palette
@@ -31,6 +42,8 @@ class PreprocessConfig:
     val_fraction: float = 0.2  # hash split, used when the layout sets no split
     test_fraction: float = 0.0
     max_reject_fraction: float = 0.05  # fail the step when more inputs than this are rejected
+    max_pixels: int = DEFAULT_MAX_PIXELS  # reject larger images before decoding (width x height)
+    allow_empty_train_classes: bool = False  # true: classes with no train pixels pass
     num_shards: int = 4  # 0: derived from target_shard_mb
     target_shard_mb: int = 128
     runner: str = "DirectRunner"
@@ -39,8 +52,113 @@ class PreprocessConfig:
         ""  # extra Beam flags, e.g. "--project p --region r --temp_location gs://b/t"
     )
 
+    def __post_init__(self) -> None:
+        """Refuse settings that would lose labels or train from nothing, before any work."""
+        if not 2 <= self.num_classes <= MAX_CLASSES:
+            raise ValueError(
+                f"num_classes={self.num_classes} is outside 2..{MAX_CLASSES}: masks are stored "
+                f"as 8-bit PNG with {IGNORE_LABEL} as the ignore label, so class ids are "
+                f"0..{MAX_CLASSES - 1}"
+            )
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"{name}={value} is outside the allowed range [0, 1)")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction={self.val_fraction} + test_fraction={self.test_fraction} "
+                "is 1 or more: the train split would be empty; their sum must be below 1"
+            )
+        if not 0 <= self.max_reject_fraction <= 1:
+            raise ValueError(f"max_reject_fraction={self.max_reject_fraction} is outside [0, 1]")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels={self.max_pixels} must be 1 or more")
+        if self.mask_encoding not in MASK_ENCODINGS:
+            raise ValueError(
+                f"mask_encoding={self.mask_encoding!r}; use one of {', '.join(MASK_ENCODINGS)}"
+            )
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(
+                f"resize_mode={self.resize_mode!r}; use one of {', '.join(RESIZE_MODES)}"
+            )
+        classes = [v for v in self.ignore_value_list() if 0 <= v < self.num_classes]
+        if classes or any(v < 0 for v in self.ignore_value_list()):
+            raise ValueError(
+                f"ignore_values={self.ignore_values!r}: ignored mask values must be "
+                f"non-negative and not class ids (0..{self.num_classes - 1}), or that class "
+                "would have no pixels"
+            )
+        self.mask_fields()
+        if self.mask_encoding == "palette":
+            self._check_palette()
+
+    def _check_palette(self) -> None:
+        ignored = set(self.ignore_value_list())
+        for colour, index in self.palette_table().items():
+            if index >= self.num_classes and index != IGNORE_LABEL and index not in ignored:
+                raise ValueError(
+                    f"palette maps {colour} to {index}, not a class id (0..{self.num_classes - 1})"
+                    f" nor the ignore label {IGNORE_LABEL} nor one of ignore_values"
+                )
+
+    def palette_table(self) -> dict[tuple[int, int, int], int]:
+        """`palette` parsed: `"0,0,0=0;128,0,0=1"` -> {(0, 0, 0): 0, (128, 0, 0): 1}."""
+        table = {}
+        for entry in filter(None, (item.strip() for item in self.palette.split(";"))):
+            colour, sep, index = entry.partition("=")
+            try:
+                rgb = tuple(int(c) for c in colour.split(","))
+                class_id = int(index)
+            except ValueError:
+                rgb, class_id = (), -1
+            if not sep or len(rgb) != 3 or not all(0 <= c <= 255 for c in (*rgb, class_id)):
+                raise ValueError(f"palette entry {entry!r} is not 'R,G,B=CLASS' with values 0..255")
+            table[rgb] = class_id
+        if not table:
+            raise ValueError("mask_encoding 'palette' needs palette='R,G,B=CLASS;...'")
+        return table
+
     def ignore_value_list(self) -> list[int]:
-        return [int(v) for v in self.ignore_values.split(",") if v.strip()]
+        try:
+            return [int(v) for v in self.ignore_values.split(",") if v.strip()]
+        except ValueError as error:
+            raise ValueError(
+                f"ignore_values={self.ignore_values!r} is not a comma-separated list of integers"
+            ) from error
+
+    def image_name_regex(self) -> re.Pattern | None:
+        """`image_regex` compiled, or None when unset."""
+        if not self.image_regex:
+            return None
+        try:
+            return re.compile(self.image_regex)
+        except re.error as error:
+            raise ValueError(f"image_regex={self.image_regex!r} is not a regex: {error}") from None
+
+    def mask_fields(self) -> set[str]:
+        """The `{names}` in `mask_pattern`; each must be `stem` or a group of `image_regex`."""
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(self.mask_pattern)}
+        except ValueError as error:
+            raise ValueError(f"mask_pattern={self.mask_pattern!r}: {error}") from None
+        fields.discard(None)
+        regex = self.image_name_regex()
+        groups = set(regex.groupindex) if regex else set()
+        if "stem" in groups:
+            raise ValueError("image_regex: the group name 'stem' is taken (the image's stem)")
+        unknown = fields - groups - {"stem"}
+        if self.layout == "paired-globs" and not fields:
+            raise ValueError(
+                f"mask_pattern={self.mask_pattern!r} names one file for every image; "
+                "use {stem} or image_regex's named groups, e.g. masks/{stem}_mask.png"
+            )
+        if self.layout == "paired-globs" and unknown:
+            known = ", ".join(["stem", *sorted(groups)])
+            raise ValueError(
+                f"mask_pattern={self.mask_pattern!r} uses {', '.join(sorted(unknown))}, "
+                f"which image_regex does not define; known: {known}"
+            )
+        return fields
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class DatasetInfo:
     image_height: int
     image_width: int
     ignore_label: int
+    grayscale: bool = False  # images stored as one grey channel (the model sees it as RGB)
 
     def shard_pattern(self, dataset_dir: str, split: str) -> str:
         return storage.join(dataset_dir, split, f"{split}-*.tfrecord")

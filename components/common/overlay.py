@@ -7,6 +7,7 @@ import io
 import numpy as np
 
 IGNORE_COLOUR = (0, 0, 0)
+_BAND_ROWS = 256
 # Distinct, colour-blind friendly first colours (Okabe-Ito), then a deterministic spread.
 _BASE = [
     (0, 0, 0),
@@ -38,13 +39,20 @@ def colorize(class_ids: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def blend(image: np.ndarray, class_ids: np.ndarray, num_classes: int, alpha: float = 0.5):
-    """The image with the coloured class map laid over it; class 0 (background) left clear."""
-    colours = colorize(class_ids, num_classes).astype(np.float32)
-    base = image.astype(np.float32)
-    if base.ndim == 2:
-        base = np.repeat(base[..., None], 3, axis=-1)
-    weight = np.where((class_ids > 0)[..., None], alpha, 0.0)
-    return (base * (1 - weight) + colours * weight).round().astype(np.uint8)
+    """The image with the coloured class map laid over it; class 0 (background) left clear.
+
+    Blended in bands of rows, so the float temporaries stay small for large images.
+    """
+    out = np.empty((*class_ids.shape, 3), np.uint8)
+    for top in range(0, class_ids.shape[0], _BAND_ROWS):
+        rows = slice(top, top + _BAND_ROWS)
+        colours = colorize(class_ids[rows], num_classes).astype(np.float32)
+        base = image[rows].astype(np.float32)
+        if base.ndim == 2:
+            base = np.repeat(base[..., None], 3, axis=-1)
+        weight = np.where((class_ids[rows] > 0)[..., None], alpha, 0.0)
+        out[rows] = (base * (1 - weight) + colours * weight).round().astype(np.uint8)
+    return out
 
 
 def png_bytes(array: np.ndarray) -> bytes:

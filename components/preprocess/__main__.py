@@ -36,16 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
     add_config_flags(parser, PreprocessConfig)
     args, beam_args = parser.parse_known_args(argv)
+    try:
+        config = config_from_flags(PreprocessConfig, args)
+    except ValueError as error:
+        parser.error(str(error))  # exits 2, before any work
     setup_logging()
     from components.preprocess.preprocessor import preprocess
 
-    result = preprocess(
-        args.data,
-        args.output,
-        config_from_flags(PreprocessConfig, args),
-        args.experiment,
-        beam_args,
-    )
+    result = preprocess(args.data, args.output, config, args.experiment, beam_args)
     json.dump(result.stats, sys.stdout, indent=2)
     print()
     return 0

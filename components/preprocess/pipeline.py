@@ -16,12 +16,21 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from components.common import storage
 from components.common.config import IGNORE_LABEL, PreprocessConfig
 from components.common.dataset import DatasetInfo, class_names_for, write_dataset_info
+from components.common.image_files import printable
+from components.preprocess.checks import check_classes, check_encoding
 from components.preprocess.examples import RejectedInput, encode_pair
 from components.preprocess.sources import SourcePair, list_sources
 from components.preprocess.split import SPLITS, assign_split
-from components.preprocess.stats import SplitStatsFn, assemble_stats, stats_markdown, stats_table
+from components.preprocess.stats import (
+    MaskValuesFn,
+    SplitStatsFn,
+    assemble_stats,
+    stats_markdown,
+    stats_table,
+)
 
 REJECTED = "rejected"
+MASK_VALUES = "mask_values"
 log = logging.getLogger(__name__)
 
 
@@ -74,8 +83,9 @@ def plan_shards(pairs: Sequence[SourcePair], config: PreprocessConfig) -> list[S
 class WriteShard(beam.DoFn):
     """Encodes a shard's pairs and streams them into its TFRecord file.
 
-    Emits (split, stats of one example) for every written example and a reject record with a
-    reason for every pair that could not be used. Nothing holds more than one example.
+    Emits (split, stats of one example) for every written example, a reject record with a
+    reason for every pair that could not be used, and the raw values of every mask it read.
+    Nothing holds more than one example.
     """
 
     def __init__(self, output_dir: str, config: PreprocessConfig):
@@ -93,19 +103,25 @@ class WriteShard(beam.DoFn):
                 try:
                     encoded = encode_pair(pair, self._config)
                 except RejectedInput as rejected:
-                    yield beam.pvalue.TaggedOutput(
-                        REJECTED,
-                        {
-                            "source_id": pair.source_id,
-                            "image": pair.image_path,
-                            "mask": pair.mask_path,
-                            "reason": rejected.reason,
-                            "detail": rejected.detail,
-                        },
-                    )
+                    if rejected.mask_values is not None:
+                        yield beam.pvalue.TaggedOutput(MASK_VALUES, rejected.mask_values)
+                    yield beam.pvalue.TaggedOutput(REJECTED, reject_record(pair, rejected))
                     continue
                 _TFRecordUtil.write_record(handle, encoded.serialized)
+                if encoded.mask_values is not None:
+                    yield beam.pvalue.TaggedOutput(MASK_VALUES, encoded.mask_values)
                 yield task.split, encoded.summary
+
+
+def reject_record(pair: SourcePair, rejected: RejectedInput) -> dict:
+    """A line of rejects.jsonl; paths whose names are not UTF-8 shown with \\xNN escapes."""
+    return {
+        "source_id": pair.source_id,
+        "image": printable(pair.image_path) if pair.image_path else None,
+        "mask": printable(pair.mask_path) if pair.mask_path else None,
+        "reason": rejected.reason,
+        "detail": rejected.detail,
+    }
 
 
 def shard_of(source_id: str, count: int) -> int:
@@ -160,9 +176,12 @@ def build(
         root
         | "PlanShards" >> beam.Create(plan_shards(pairs, config), reshuffle=True)
         | "WriteShards"
-        >> beam.ParDo(WriteShard(output_dir, config)).with_outputs(REJECTED, main="written")
+        >> beam.ParDo(WriteShard(output_dir, config)).with_outputs(
+            REJECTED, MASK_VALUES, main="written"
+        )
     )
     written, rejected = results.written, results[REJECTED]
+    mask_values = results[MASK_VALUES] | "MaskValues" >> beam.CombineGlobally(MaskValuesFn())
 
     split_stats = (
         written
@@ -179,10 +198,11 @@ def build(
         split_stats
         | "AssembleStats"
         >> beam.Map(
-            lambda per_split, reasons: json.dumps(
-                assemble_stats(per_split, reasons, class_names, IGNORE_LABEL), indent=2
+            lambda per_split, reasons, values: json.dumps(
+                assemble_stats(per_split, reasons, class_names, IGNORE_LABEL, values), indent=2
             ),
             beam.pvalue.AsSingleton(reason_counts),
+            beam.pvalue.AsSingleton(mask_values),
         )
         | "WriteStats"
         >> beam.io.WriteToText(
@@ -216,7 +236,9 @@ def run_preprocess(
 ) -> PreprocessResult:
     """Run the Beam job over `data_dir` in `config.layout`; returns the stats it wrote.
 
-    Raises TooManyRejects (after writing every output) when rejects exceed the allowed fraction.
+    After writing every output, raises UnusableLabels when the masks as read lose a class
+    (0/255 masks read as class indices, a class with no train pixels) and TooManyRejects
+    when rejects exceed the allowed fraction.
     """
     class_names = class_names_for(config.num_classes, config.class_names)
     pairs = list_sources(data_dir, config)
@@ -233,9 +255,11 @@ def run_preprocess(
         image_height=config.image_height,
         image_width=config.image_width,
         ignore_label=IGNORE_LABEL,
+        grayscale=config.grayscale,
     )
     write_dataset_info(output_dir, info)
     markdown = _write_reports(output_dir, stats)
+    check_encoding(stats, config)
     rejected_fraction = stats["rejected"] / max(1, stats["inputs"])
     if rejected_fraction > config.max_reject_fraction:
         raise TooManyRejects(
@@ -244,4 +268,5 @@ def run_preprocess(
             f"by reason: {stats['rejects_by_reason']}; "
             f"details in {storage.join(output_dir, 'rejects.jsonl')}"
         )
+    check_classes(stats, config)
     return PreprocessResult(stats, markdown)

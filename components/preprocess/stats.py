@@ -52,6 +52,26 @@ class SplitStatsFn(beam.CombineFn):
         }
 
 
+class MaskValuesFn(beam.CombineFn):
+    """Pixels per raw mask value over every mask read: the evidence for encoding checks."""
+
+    def create_accumulator(self):
+        return Counter()
+
+    def add_input(self, acc, values):
+        acc.update(values)
+        return acc
+
+    def merge_accumulators(self, accumulators):
+        merged = Counter()
+        for acc in accumulators:
+            merged.update(acc)
+        return merged
+
+    def extract_output(self, acc):
+        return {str(value): int(pixels) for value, pixels in sorted(acc.items())}
+
+
 def median_frequency_weights(class_pixels, present_pixels) -> list[float]:
     """SegNet's class weights: median(freq) / freq(c).
 
@@ -74,8 +94,13 @@ def assemble_stats(
     reject_reasons: list[tuple[str, int]],
     class_names: tuple[str, ...],
     ignore_label: int,
+    mask_values: dict[str, int] | None = None,
 ) -> dict:
-    """The stats document written as stats.json."""
+    """The stats document written as stats.json.
+
+    `mask_values`: pixels per raw one-channel mask value (before ignore values and
+    binarisation) over every mask read, written or rejected; empty for palette masks.
+    """
     empty = SplitStatsFn(len(class_names))
     splits = {name: empty.extract_output(empty.create_accumulator()) for name in SPLITS}
     splits.update(dict(per_split))
@@ -92,6 +117,7 @@ def assemble_stats(
         "inputs": written + sum(rejects.values()),
         "num_classes": len(class_names),
         "ignore_label": ignore_label,
+        "mask_values": dict(mask_values or {}),
     }
 
 

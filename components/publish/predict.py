@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+from components.common.config import DEFAULT_MAX_PIXELS
+from components.common.image_files import (
+    IMAGE_EXTENSIONS,
+    ImageTooLarge,
+    UnreadableImage,
+    has_image_extension,
+    local_glob,
+    not_a_file,
+    read_image,
+    split_glob,
+    to_display_image,
+)
+from components.common.overlay import blend, png_bytes
+
 MODEL_INFO_FILE = "segpipe_model.json"  # written next to the SavedModel by the train export
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An image to segment and its output name: its path below the input root, sans suffix."""
+
+    path: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -20,6 +41,20 @@ class Prediction:
     source: str
     mask_path: str
     overlay_path: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What predict wrote, and each input it could not segment with the reason."""
+
+    written: list[Prediction]
+    skipped: list[Skipped]
 
 
 def resolve_model(model: str) -> str:
@@ -48,28 +83,67 @@ def resolve_model(model: str) -> str:
     return download_version(version)
 
 
-def find_inputs(pattern: str) -> list[str]:
-    """Image files in a folder (recursively) or matching a glob, sorted."""
-    if os.path.isdir(pattern):
-        pattern = os.path.join(pattern, "**", "*")
-    files = sorted(
-        path
-        for path in glob.glob(pattern, recursive=True)
-        if os.path.isfile(path) and path.lower().endswith(IMAGE_SUFFIXES)
-    )
+def find_inputs(spec: str, exclude: str | None = None) -> list[InputImage]:
+    """The images of a folder (recursively), a glob or one file, sorted, with output names.
+
+    Folders are walked following links to folders once each (a link loop is never
+    followed); `exclude` is a folder left out (the output folder, when it lies inside).
+    Output names keep the sub-folders below the folder (or the glob's fixed part).
+    """
+    root, files = spec, []
+    if os.path.isdir(spec):
+        files = _walk(spec, exclude)
+    elif os.path.lexists(spec):
+        if not has_image_extension(spec):
+            raise ValueError(
+                f"{spec} is not a supported image format ({' '.join(IMAGE_EXTENSIONS)})"
+            )
+        root, files = os.path.dirname(spec) or ".", [spec]
+    elif any(char in spec for char in "*?["):
+        root, files = split_glob(spec)[0], [p for p in local_glob(spec) if _is_image_name(p)]
     if not files:
-        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) match {pattern}")
-    return files
+        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) match {spec}")
+    names = _output_names(files, root)
+    return [InputImage(path, name) for path, name in zip(files, names, strict=True)]
 
 
-def _output_names(files: list[str]) -> list[str]:
-    """Names that keep sub-folders apart: a/x.png and b/x.png must not overwrite each other."""
-    root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
-    names = []
-    for path in files:
-        relative = os.path.relpath(os.path.abspath(path), root)
-        names.append(os.path.splitext(relative)[0].replace(os.sep, "__"))
-    return names
+def _is_image_name(path: str) -> bool:
+    return has_image_extension(path) and not os.path.basename(path).startswith(".")
+
+
+def _walk(root: str, exclude: str | None) -> list[str]:
+    """Image-named entries under `root`; each real folder visited once, hidden ones skipped."""
+    skip = {os.path.realpath(exclude)} if exclude else set()
+    visited: set[str] = set()
+    found = []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited or real in skip:
+            subfolders[:] = []
+            continue
+        visited.add(real)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        found += [os.path.join(folder, name) for name in sorted(names) if _is_image_name(name)]
+    return sorted(found)
+
+
+def _output_names(files: list[str], root: str) -> list[str]:
+    """Each file's path below `root` without its extension, the extension kept where needed.
+
+    `x.png` and `x.jpg` in one folder become `x.png` and `x.jpg`, so neither overwrites the
+    other; names are compared ignoring case, as on macOS and Windows disks.
+    """
+    relative = [os.path.relpath(path, root) for path in files]
+    names = [os.path.splitext(rel)[0] for rel in relative]
+    while True:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for index, name in enumerate(names):
+            groups[name.lower()].append(index)
+        clashes = [index for group in groups.values() if len(group) > 1 for index in group]
+        if not clashes:
+            return names
+        for index in clashes:  # a full relative path is unique: this ends
+            names[index] = relative[index]
 
 
 def progress(items: list, label: str) -> Iterator:
@@ -87,40 +161,76 @@ def progress(items: list, label: str) -> Iterator:
     yield from tqdm(items, desc=label, unit="image")
 
 
-def _num_classes(model_dir: str) -> int:
-    """From the export's model info; unknown: the full palette (colours stay distinct)."""
+def _model_info(model_dir: str) -> dict:
+    """The export's model info; without one, the full palette (colours stay distinct)."""
     info = os.path.join(model_dir, MODEL_INFO_FILE)
     if os.path.isfile(info):
         with open(info, encoding="utf-8") as handle:
-            return int(json.load(handle)["num_classes"])
-    return 256
+            return json.load(handle)
+    return {"num_classes": 256}
 
 
-def predict(model: str, inputs: str, output_dir: str) -> list[Prediction]:
-    """Run the model's `serving_default` on each input; write `<name>_mask.png` + `_overlay.png`."""
-    from PIL import Image
-
-    from components.common.overlay import blend, png_bytes
-
-    files = find_inputs(inputs)  # before loading TensorFlow: a typo fails in a second
-    model_dir = resolve_model(model)
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    num_classes = _num_classes(model_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    written = []
-    for path, name in progress(list(zip(files, _output_names(files), strict=True)), "predict"):
+def _read(path: str, max_pixels: int):
+    """The decoded image at `path`; raises UnreadableImage or ImageTooLarge."""
+    reason = not_a_file(path)
+    if reason:
+        raise UnreadableImage(reason)
+    try:
         with open(path, "rb") as handle:
             data = handle.read()
-        class_ids = serve(image_bytes=tf.constant(data))["class_ids"].numpy().astype(np.uint8)
-        with Image.open(path) as opened:
-            image = np.asarray(opened.convert("RGB"))
-        mask_path = os.path.join(output_dir, f"{name}_mask.png")
-        overlay_path = os.path.join(output_dir, f"{name}_overlay.png")
+    except OSError as error:
+        raise UnreadableImage(str(error)) from error
+    return read_image(data, max_pixels)
+
+
+def _segmenter(model_dir: str):
+    """A function uint8 HxWx3 pixels -> uint8 HxW class ids, from the export's signatures."""
+    import tensorflow as tf
+
+    signatures = tf.saved_model.load(model_dir).signatures
+    if "segment" in signatures:
+        segment = signatures["segment"]
+        return lambda pixels: segment(images=tf.constant(pixels[np.newaxis]))["class_ids"][0]
+    serve = signatures["serving_default"]  # older exports: PNG bytes, which it decodes
+    return lambda pixels: serve(image_bytes=tf.constant(png_bytes(pixels)))["class_ids"]
+
+
+def predict(
+    model: str, inputs: str, output_dir: str, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> PredictResult:
+    """Segment each input; write `<name>_mask.png` and `<name>_overlay.png` under `output_dir`.
+
+    Images are decoded as preprocess decodes them (any format it reads, EXIF orientation,
+    16-bit, alpha; grey when the model was trained on grey). An input over `max_pixels`,
+    or unreadable, is skipped with the reason; the others are still written.
+    """
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels={max_pixels} must be 1 or more")
+    found = find_inputs(inputs, exclude=output_dir)  # before TensorFlow: a typo fails fast
+    model_dir = resolve_model(model)
+    info = _model_info(model_dir)
+    segment = _segmenter(model_dir)
+    written, skipped = [], []
+    for item in progress(found, "predict"):
+        try:
+            image = _read(item.path, max_pixels)
+        except (UnreadableImage, ImageTooLarge) as error:
+            skipped.append(Skipped(item.path, str(error)))
+            continue
+        colour = np.asarray(to_display_image(image, grayscale=False))
+        seen = colour
+        if info.get("grayscale"):  # as the shards: one grey channel, read back as three
+            seen = np.asarray(to_display_image(image, grayscale=True).convert("RGB"))
+        del image
+        class_ids = np.asarray(segment(seen)).astype(np.uint8)
+        del seen
+        mask_path = os.path.join(output_dir, f"{item.name}_mask.png")
+        overlay_path = os.path.join(output_dir, f"{item.name}_overlay.png")
+        os.makedirs(os.path.dirname(mask_path), exist_ok=True)
         with open(mask_path, "wb") as handle:
             handle.write(png_bytes(class_ids))
         with open(overlay_path, "wb") as handle:
-            handle.write(png_bytes(blend(image, class_ids, num_classes)))
-        written.append(Prediction(path, mask_path, overlay_path))
-    return written
+            overlay = blend(colour, class_ids, int(info["num_classes"]))
+            handle.write(png_bytes(overlay))
+        written.append(Prediction(item.path, mask_path, overlay_path))
+    return PredictResult(written, skipped)

@@ -19,7 +19,9 @@ def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None
     """Write a SavedModel with `serving_default` (encoded image bytes) and `segment` (uint8 batch).
 
     Both resize to the model's input size and return the class map at the caller's size.
-    The layer weights go alongside, for warm starts of later models.
+    `segment` takes pixels as the shards hold them: for a grayscale data set, grey in all
+    three channels; `serving_default` makes colour images grey itself. The layer weights go
+    alongside, for warm starts of later models.
     """
     height, width = model.input_shape[1:3]
 
@@ -34,6 +36,9 @@ def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image_bytes")])
     def serve_bytes(image_bytes):
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        if info.grayscale:  # as the shards: one grey channel, read back as three
+            grey = tf.image.rgb_to_grayscale(image)
+            image = tf.image.grayscale_to_rgb(grey)
         return {"class_ids": segment(image[tf.newaxis])["class_ids"][0]}
 
     archive = keras.export.ExportArchive()
@@ -49,6 +54,7 @@ def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None
                 "class_names": list(info.class_names),
                 "image_height": height,
                 "image_width": width,
+                "grayscale": info.grayscale,
             },
             handle,
             indent=2,
