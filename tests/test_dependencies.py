@@ -22,6 +22,7 @@ import sys, tempfile
 from pathlib import Path
 from pipelines.cli import main
 import components.publish.component, components.publish.export, components.publish.publisher
+import pipelines.cluster, pipelines.local  # submit, schedule, runs; run's wiring
 from components.publish.publisher import dataset_fingerprint
 
 out = Path(tempfile.mkdtemp())
