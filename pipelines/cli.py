@@ -40,6 +40,10 @@ def _parse_params(
             params[key] = parse_bool(value) if kind is bool else kind(value)
         except ValueError as error:
             raise SystemExit(f"--param {key}: {value!r} is not a valid {kind.__name__}") from error
+    try:  # the settings' own checks, before any step runs
+        PipelineConfig().with_parameters(params)
+    except ValueError as error:
+        raise SystemExit(f"segpipe: invalid setting: {error}") from error
     return params
 
 
