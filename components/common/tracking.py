@@ -17,6 +17,7 @@ DEFAULT_STORE = "sqlite:///mlflow.db"
 PIPELINE_RUN_TAG = "segpipe.pipeline_run_id"
 STEP_TAG = "segpipe.step"
 MAX_RETRY_DELAY_S = 15.0  # between tries while the server is down
+PROBE_TIMEOUT_S = 2.0  # a connect to a server that is down, before a real call
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -25,6 +26,14 @@ T = TypeVar("T")
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI`, or SQLite in the working directory (the registry needs a DB)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE
+
+
+def _connect(uri: str, timeout_s: float) -> None:
+    """Open and close a TCP connection to an http(s) tracking server; OSError if it fails."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
 
 
 @contextlib.contextmanager
@@ -50,16 +59,11 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail early, naming the URI, when the tracking server cannot be reached."""
     from mlflow.tracking import MlflowClient
 
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme in ("http", "https"):
+    try:
         # A plain connect first: MLflow's client retries a dead server for minutes.
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
-        except OSError as error:
-            raise RuntimeError(
-                f"MLflow tracking server at {uri} is unreachable: {error}"
-            ) from error
+        _connect(uri, timeout_s)
+    except OSError as error:
+        raise RuntimeError(f"MLflow tracking server at {uri} is unreachable: {error}") from error
     try:
         with store_lock(uri):  # the first use of a new SQLite store creates it
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
@@ -69,7 +73,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
 
 def request_timeout_s(window_s: float) -> int:
     """A per-request timeout short enough for several tries within an outage window."""
-    return int(max(5, min(120, window_s / 3)))
+    return int(max(5, min(30, window_s / 10)))
 
 
 @contextlib.contextmanager
@@ -134,7 +138,17 @@ class OutageWindow:
         return self._down_since is not None and self.down_for > self.window_s
 
     def attempt(self, action: str, call: Callable[[], object]) -> bool:
-        """One try of `call`: False (and the outage noted) when the server is unreachable."""
+        """One try of `call`: False (and the outage noted) when the server is unreachable.
+
+        While an outage lasts, a quick connect comes first, so a server that is still down
+        costs seconds, not MLflow's request timeouts and retries.
+        """
+        if self._down_since is not None:
+            try:
+                _connect(self.uri, PROBE_TIMEOUT_S)
+            except OSError as error:
+                self._failed(action, error)
+                return False
         try:
             call()
         except Exception as error:
@@ -273,11 +287,11 @@ def _mark_failed(client, run_id: str, parent_id: str | None) -> None:
         try:
             mlflow.end_run("FAILED")
         except Exception as error:
-            log.error("could not mark MLflow run %s FAILED; it reads RUNNING: %s", run_id, error)
+            log.error("could not mark MLflow run %s FAILED (it stays RUNNING): %s", run_id, error)
         if parent_id:
             try:
                 client.set_terminated(parent_id, "FAILED")
             except Exception as error:
                 log.error(
-                    "could not mark MLflow run %s FAILED; it reads RUNNING: %s", parent_id, error
+                    "could not mark MLflow run %s FAILED (it stays RUNNING): %s", parent_id, error
                 )
