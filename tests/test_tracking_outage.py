@@ -127,6 +127,50 @@ def _logged_steps(uri: str, run_id: str, key: str) -> list[int]:
     return sorted(m.step for m in MlflowClient(uri).get_metric_history(run_id, key))
 
 
+def _dead_uri() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
+
+
+def test_calls_to_a_dead_server_are_retried_for_the_window_then_refused():
+    from mlflow.tracking import MlflowClient
+
+    from components.common.tracking import OutageWindow, TrackingOutage, bounded_requests
+
+    uri = _dead_uri()
+    outage = OutageWindow(3, uri)
+    start = time.monotonic()
+    with bounded_requests(timeout_s=5), pytest.raises(TrackingOutage) as refused:
+        outage.retry("reading a run", lambda: MlflowClient(uri).get_run("0" * 32))
+    took = time.monotonic() - start
+    assert 3 < took < 30  # tried for the window, not MLflow's 12 minutes
+    assert f"MLflow tracking server at {uri} unreachable for" in str(refused.value)
+    assert "longer than tracking_outage_s=3 (reading a run)" in str(refused.value)
+
+
+def test_while_the_server_is_down_a_try_costs_a_connect_and_other_errors_pass_through():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+    from mlflow.tracking import MlflowClient
+
+    from components.common.tracking import OutageWindow, bounded_requests, is_outage
+
+    uri = _dead_uri()
+    outage = OutageWindow(60, uri)
+    with bounded_requests(timeout_s=5):
+        assert not outage.attempt("logging", lambda: MlflowClient(uri).get_run("0" * 32))
+    calls = []
+    start = time.monotonic()
+    assert not outage.attempt("logging", lambda: calls.append(1))
+    assert calls == [] and time.monotonic() - start < 3  # the probe failed: no MLflow call
+    assert not outage.expired()
+    with pytest.raises(KeyError):  # not an outage: raised at once
+        OutageWindow(60, uri).retry("logging", lambda: {}["missing"])
+    assert not is_outage(MlflowException("no such run", RESOURCE_DOES_NOT_EXIST))
+    assert is_outage(MlflowException("API request to ... failed with exception ..."))
+
+
 def test_training_goes_on_through_a_short_outage_and_logs_every_epoch(
     server, tiny_shards, tmp_path
 ):

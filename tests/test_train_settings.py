@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
         ({"early_stopping_patience": -1}, "early_stopping_patience must be >= 0"),
         ({"checkpoint_every_steps": -5}, "checkpoint_every_steps must be >= 0"),
         ({"tracking_outage_s": -1}, "tracking_outage_s must be >= 0, got -1"),
-        ({"architecture": "segnet"}, "architecture must be one of unet, deeplabv3plus; got 'segnet'"),
+        ({"architecture": "segnet"}, "architecture must be one of unet, deeplabv3plus; got 'segn"),
         ({"backbone": "vgg16"}, "backbone must be one of mobilenetv2, resnet50; got 'vgg16'"),
         ({"optimizer": "adamw"}, "optimizer must be one of adam, sgd, rmsprop; got 'adamw'"),
         ({"lr_schedule": "step"}, "lr_schedule must be one of cosine, polynomial, constant"),
@@ -142,8 +142,7 @@ def test_runs_started_together_create_a_new_sqlite_store_once(how, tmp_path):
         start = time.time() + 10  # past both processes' imports
         command = [sys.executable, "-c", _CREATE_STORE, str(folder), str(start), how]
         processes = [
-            subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)
+            subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True) for _ in range(2)
         ]
         for process in processes:
             _, stderr = process.communicate(timeout=120)

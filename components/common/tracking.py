@@ -36,6 +36,17 @@ def _connect(uri: str, timeout_s: float) -> None:
         socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
 
 
+class _Unreachable(Exception):
+    """A plain connect to the tracking server failed."""
+
+
+def _probe(uri: str) -> None:
+    try:
+        _connect(uri, PROBE_TIMEOUT_S)
+    except OSError as error:
+        raise _Unreachable(f"cannot connect: {error}") from error
+
+
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """Hold an exclusive lock next to a SQLite store's file; a no-op for other stores.
@@ -138,44 +149,38 @@ class OutageWindow:
         return self._down_since is not None and self.down_for > self.window_s
 
     def attempt(self, action: str, call: Callable[[], object]) -> bool:
-        """One try of `call`: False (and the outage noted) when the server is unreachable.
-
-        While an outage lasts, a quick connect comes first, so a server that is still down
-        costs seconds, not MLflow's request timeouts and retries.
-        """
-        if self._down_since is not None:
-            try:
-                _connect(self.uri, PROBE_TIMEOUT_S)
-            except OSError as error:
-                self._failed(action, error)
-                return False
-        try:
-            call()
-        except Exception as error:
-            if not is_outage(error):
-                raise
-            self._failed(action, error)
-            return False
-        self._recovered()
-        return True
+        """One try of `call`: False (and the outage noted) when the server is unreachable."""
+        return self._try(action, call)[0]
 
     def retry(self, action: str, call: Callable[[], T]) -> T:
         """`call`, tried again while the server is down, until the window has passed."""
         delay = 1.0
         while True:
-            try:
-                result = call()
-            except Exception as error:
-                if not is_outage(error):
-                    raise
-                self._failed(action, error)
-                if self.expired():
-                    raise TrackingOutage(self.message(action)) from error
-                time.sleep(min(delay, max(0.1, self.window_s - self.down_for)))
-                delay = min(2 * delay, MAX_RETRY_DELAY_S)
-                continue
-            self._recovered()
-            return result
+            done, result = self._try(action, call)
+            if done:
+                return result
+            if self.expired():
+                raise TrackingOutage(self.message(action))
+            time.sleep(min(delay, max(0.1, self.window_s - self.down_for)))
+            delay = min(2 * delay, MAX_RETRY_DELAY_S)
+
+    def _try(self, action: str, call: Callable[[], T]) -> tuple[bool, T | None]:
+        """(True, its result), or (False, None) when the server is unreachable.
+
+        While an outage lasts, a quick connect comes first, so a server that is still down
+        costs seconds, not MLflow's request timeouts and retries.
+        """
+        try:
+            if self._down_since is not None:
+                _probe(self.uri)
+            result = call()
+        except Exception as error:
+            if not isinstance(error, _Unreachable) and not is_outage(error):
+                raise
+            self._failed(action, error)
+            return False, None
+        self._recovered()
+        return True, result
 
     def check(self, consequence: str) -> None:
         """Raise TrackingOutage, saying `consequence`, once the outage outlasts the window."""
@@ -262,21 +267,22 @@ def step_run(
     except BaseException:
         _mark_failed(client, run.info.run_id, parent_id)
         raise
-    outage = outage or OutageWindow(0, uri)
     try:
         mlflow.end_run("FINISHED")  # leaves the run inactive here even when the call fails
     except Exception as error:
-        if not is_outage(error):
+        if outage is None or not is_outage(error):
             raise
         outage.retry(
             "marking the run FINISHED",
             lambda: client.set_terminated(run.info.run_id, "FINISHED"),
         )
-    if parent_id:
+    if parent_id and outage:
         outage.retry(
             "marking the pipeline run FINISHED",
             lambda: client.set_terminated(parent_id, "FINISHED"),
         )
+    elif parent_id:
+        client.set_terminated(parent_id, "FINISHED")
 
 
 def _mark_failed(client, run_id: str, parent_id: str | None) -> None:
