@@ -136,7 +136,7 @@ def _dead_uri() -> str:
 def test_calls_to_a_dead_server_are_retried_for_the_window_then_refused():
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking import OutageWindow, TrackingOutage, bounded_requests
+    from components.common.tracking_outage import OutageWindow, TrackingOutage, bounded_requests
 
     uri = _dead_uri()
     outage = OutageWindow(3, uri)
@@ -154,7 +154,7 @@ def test_while_the_server_is_down_a_try_costs_a_connect_and_other_errors_pass_th
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking import OutageWindow, bounded_requests, is_outage
+    from components.common.tracking_outage import OutageWindow, bounded_requests, is_outage
 
     uri = _dead_uri()
     outage = OutageWindow(60, uri)

@@ -9,7 +9,7 @@ import time
 import keras
 
 from components.common import storage
-from components.common.tracking import OutageWindow
+from components.common.tracking_outage import OutageWindow
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,8 @@ import tensorflow as tf
 from components.common import storage
 from components.common.config import PublishConfig, TrainConfig
 from components.common.dataset import read_dataset_info
-from components.common.tracking import (
-    OutageWindow,
-    bounded_requests,
-    request_timeout_s,
-    step_run,
-    tracking_uri,
-)
+from components.common.tracking import step_run, tracking_uri
+from components.common.tracking_outage import OutageWindow, bounded_requests, request_timeout_s
 from components.train import checkpoints, hardware
 from components.train.data import Augmentation, make_dataset
 from components.train.epoch_metrics import (
