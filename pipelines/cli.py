@@ -41,19 +41,11 @@ def _parse_params(
             params[key] = parse_bool(value) if kind is bool else kind(value)
         except ValueError as error:
             raise SystemExit(f"--param {key}: {value!r} is not a valid {kind.__name__}") from error
-    _check_sections(params)
+    try:  # the settings' own checks, before any step runs
+        PipelineConfig().with_parameters(params)
+    except ValueError as error:
+        raise SystemExit(f"segpipe: invalid setting: {error}") from error
     return params
-
-
-def _check_sections(params: dict[str, object]) -> None:
-    """Build each config section from `params`, so its checks refuse bad settings now."""
-    base = PipelineConfig()
-    for section in (base.preprocess, base.train, base.gate, base.publish, base.cluster):
-        names = {f.name for f in dataclasses.fields(section)}
-        try:
-            dataclasses.replace(section, **{k: v for k, v in params.items() if k in names})
-        except ValueError as error:
-            raise SystemExit(f"--param: {error}") from error
 
 
 def _require(command: str, extra: str, *modules: str) -> None:

@@ -36,13 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alias", default=PublishConfig.alias, help="its alias to warm start from")
     add_config_flags(parser, TrainConfig)
     args = parser.parse_args(argv)
+    config = config_from_flags(TrainConfig, args)  # refused here, before TensorFlow loads
     setup_logging()
     from components.train.trainer import train
 
     run_id = train(
         args.dataset,
         args.model_dir,
-        config_from_flags(TrainConfig, args),
+        config,
         args.experiment,
         args.pipeline_run_id or f"cli-{uuid.uuid4().hex[:12]}",
         checkpoint_dir=args.checkpoint_dir,

@@ -15,9 +15,16 @@ import tensorflow as tf
 from components.common import storage
 from components.common.config import PublishConfig, TrainConfig
 from components.common.dataset import read_dataset_info
-from components.common.tracking import step_run
+from components.common.tracking import step_run, tracking_uri
+from components.common.tracking_outage import OutageWindow, bounded_requests, request_timeout_s
 from components.train import checkpoints, hardware
 from components.train.data import Augmentation, make_dataset
+from components.train.epoch_metrics import (
+    EpochMetricsLogger,
+    FailOnLongOutage,
+    PendingMetrics,
+    pending_path,
+)
 from components.train.export import export_model
 from components.train.losses import CrossEntropyDice
 from components.train.model import build_model
@@ -25,16 +32,6 @@ from components.train.optimization import make_optimizer
 from components.train.warm_start import warm_start
 
 log = logging.getLogger(__name__)
-
-
-class MlflowEpochLogger(keras.callbacks.Callback):
-    """Logs every epoch's Keras metrics to the active MLflow run; stops on a NaN loss."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        if not math.isfinite(logs.get("loss", 0.0)):
-            raise FloatingPointError(f"training loss became {logs['loss']} at epoch {epoch + 1}")
-        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -57,18 +54,31 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 @contextlib.contextmanager
-def _system_metrics(enabled: bool):
-    """System metrics for the run started inside, and for no other run of this process."""
+def _system_metrics(enabled: bool, run_id: str, resumed: bool):
+    """CPU, memory and GPU use logged to `run_id` by MLflow's monitor thread while inside.
+
+    Started here rather than by `mlflow.start_run`, so it stops with this block even when
+    the server cannot be told that the run ended. The monitor gives up quietly when the
+    server is unreachable; training goes on without it.
+    """
     if enabled and importlib.util.find_spec("psutil") is None:
         log.warning("train: psutil is not installed; no system metrics")
         enabled = False
+    monitor = None
     if enabled:
-        mlflow.enable_system_metrics_logging()
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        try:
+            monitor = SystemMetricsMonitor(run_id, resume_logging=resumed)
+            monitor.start()
+        except Exception as error:  # as mlflow.start_run does: metrics are not worth a failure
+            log.warning("train: no system metrics: %s", error)
+            monitor = None
     try:
         yield
     finally:
-        if enabled:
-            mlflow.disable_system_metrics_logging()
+        if monitor:
+            monitor.finish()
 
 
 def _early_stopping(patience: int) -> keras.callbacks.EarlyStopping:
@@ -97,34 +107,44 @@ def train(
     Returns the MLflow run id that holds the logged model.
     """
     info = read_dataset_info(dataset_dir)
+    stats_path = storage.join(dataset_dir, "stats.json")
+    stats = storage.read_json(stats_path)
     keras.utils.set_random_seed(config.seed)
+    strategy, policy = hardware.setup(config.precision)
+    # TPUs need static shapes and full batches; XLA compiles once with static shapes
+    full_batches = isinstance(strategy, tf.distribute.TPUStrategy)
+    steps_per_epoch = train_steps(stats, config.batch_size, full_batches, stats_path)
     checkpoint_dir = checkpoint_dir or checkpoints.checkpoint_dir_for(
         config.checkpoint_root, pipeline_run_id, pipeline_root
     )
     resumed_run_id = checkpoints.saved_run_id(checkpoint_dir)
+    outage = OutageWindow(config.tracking_outage_s, tracking_uri())
     with (
-        _system_metrics(config.system_metrics),
-        step_run("train", experiment, pipeline_run_id, run_id=resumed_run_id) as run,
+        bounded_requests(request_timeout_s(config.tracking_outage_s)),
+        step_run("train", experiment, pipeline_run_id, run_id=resumed_run_id, outage=outage) as run,
+        _system_metrics(config.system_metrics, run.info.run_id, bool(resumed_run_id)),
     ):
+        run_id = run.info.run_id
+        pending = PendingMetrics.load(run_id, pending_path(checkpoint_dir))
+        pending.flush_within(outage, "logging the metrics an earlier attempt kept")
         if resumed_run_id:
             log.info("train: resuming MLflow run %s from %s", resumed_run_id, checkpoint_dir)
         else:
-            _log_inputs(dataset_dir, config, info)
+            outage.retry("logging the run's inputs", lambda: _log_inputs(dataset_dir, config, info))
             if checkpoint_dir:
-                checkpoints.save_run_id(checkpoint_dir, run.info.run_id)
-        stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
-        strategy, policy = hardware.setup(config.precision)
-        mlflow.set_tags({"segpipe.precision": policy, "segpipe.strategy": type(strategy).__name__})
-        train_data, val_data, steps_per_epoch = _datasets(
-            dataset_dir, info, stats, config, strategy
-        )
+                checkpoints.save_run_id(checkpoint_dir, run_id)
+        strategy_tags = {"segpipe.precision": policy, "segpipe.strategy": type(strategy).__name__}
+        outage.retry("tagging the run", lambda: mlflow.set_tags(strategy_tags))
+        train_data, val_data = _datasets(dataset_dir, info, stats, config, full_batches)
         with strategy.scope():
             model = build_model(config, info.num_classes, *input_size(config, info))
             # also on a resumed run: a checkpoint, if one was written, overrides it in fit
             if config.warm_start:
-                mlflow.set_tags(
-                    {f"segpipe.{k}": v for k, v in warm_start(model, model_name, alias).items()}
+                copied = outage.retry(
+                    "reading the champion's weights", lambda: warm_start(model, model_name, alias)
                 )
+                tags = {f"segpipe.{k}": v for k, v in copied.items()}
+                outage.retry("tagging the run", lambda: mlflow.set_tags(tags))
             model.compile(
                 optimizer=make_optimizer(config, steps_per_epoch),
                 loss=CrossEntropyDice(info.num_classes, info.ignore_label, config.dice_weight),
@@ -138,7 +158,9 @@ def train(
                 ],
                 jit_compile=config.jit_compile,
             )
-        callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None)
+        callbacks = _callbacks(
+            config, checkpoint_dir, strategy, val_data is not None, pending, outage
+        )
         model.fit(
             # one endless iterator: a new one per epoch costs seconds of idle teardown
             # (tf.data's autotune thread) on every epoch of a long run
@@ -150,11 +172,30 @@ def train(
             callbacks=callbacks,
             verbose=2,
         )
+        pending.flush_within(outage, "logging the last epochs' metrics")
         export_model(model, model_dir, info)
-        mlflow.log_artifacts(model_dir, "model")
-        checkpoints.remove(checkpoint_dir)  # only now: the model is safely exported
-        log.info("train: exported to %s, MLflow run %s", model_dir, run.info.run_id)
-        return run.info.run_id
+        outage.retry("uploading the model", lambda: mlflow.log_artifacts(model_dir, "model"))
+    # only now: the model is exported and its run FINISHED; until then a retry resumes
+    checkpoints.remove(checkpoint_dir)
+    log.info("train: exported to %s, MLflow run %s", model_dir, run_id)
+    return run_id
+
+
+def train_steps(stats: dict, batch_size: int, full_batches: bool, stats_path: str) -> int:
+    """Train steps per epoch; an error when the train split has no (full) batch."""
+    examples = stats["splits"]["train"]["examples"]
+    steps = _batches(examples, batch_size, full_batches)
+    if steps < 1:
+        detail = f"fewer than one full batch of {batch_size}" if examples else "nothing"
+        raise ValueError(
+            f"{stats_path}: the train split has {examples} examples, {detail} to train on; "
+            "check val_fraction and test_fraction, or the split lists, in preprocess"
+        )
+    return steps
+
+
+def _batches(examples: int, batch_size: int, full_batches: bool) -> int:
+    return examples // batch_size if full_batches else math.ceil(examples / batch_size)
 
 
 def input_size(config: TrainConfig, info) -> tuple[int, int]:
@@ -162,11 +203,9 @@ def input_size(config: TrainConfig, info) -> tuple[int, int]:
     return (config.input_height or info.image_height, config.input_width or info.image_width)
 
 
-def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy):
-    """(train batches, val batches or None, train steps per epoch)."""
-    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
-    # TPUs need static shapes and full batches; XLA compiles once with static shapes
-    static = {"image_size": input_size(config, info), "drop_remainder": tpu}
+def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, full_batches: bool):
+    """(train batches, val batches or None)."""
+    static = {"image_size": input_size(config, info), "drop_remainder": full_batches}
     augmentation = Augmentation(
         flip=config.flip,
         scale_min=config.scale_min,
@@ -184,12 +223,8 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
         cache=config.train_cache,
         **static,
     )
-
-    def batches(split: str) -> int:
-        examples = stats["splits"][split]["examples"]
-        return examples // config.batch_size if tpu else math.ceil(examples / config.batch_size)
-
-    val_data, val_batches = None, batches("val")
+    val_batches = _batches(stats["splits"]["val"]["examples"], config.batch_size, full_batches)
+    val_data = None
     if val_batches:
         val_data = make_dataset(
             info.shard_pattern(dataset_dir, "val"), config.batch_size, False, **static
@@ -198,32 +233,41 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
         val_data = val_data.apply(tf.data.experimental.assert_cardinality(val_batches))
     else:
         log.warning("train: the val split has no (full) batch; training without validation")
-    return train_data, val_data, max(1, batches("train"))
+    return train_data, val_data
 
 
 def loss_class_weights(stats: dict, config: TrainConfig) -> list[float] | None:
     """The per-class loss weights: the stats' median-frequency ones to the configured power."""
     if not config.class_weights:
         return None
-    if config.class_weight_power < 0:
-        raise ValueError(f"class_weight_power must be >= 0, got {config.class_weight_power}")
     return [weight**config.class_weight_power for weight in stats["class_weights"]]
 
 
 def _callbacks(
-    config: TrainConfig, checkpoint_dir: str, strategy, validated: bool
+    config: TrainConfig,
+    checkpoint_dir: str,
+    strategy,
+    validated: bool,
+    pending: PendingMetrics,
+    outage: OutageWindow,
 ) -> list[keras.callbacks.Callback]:
-    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(), MlflowEpochLogger()]
+    callbacks: list[keras.callbacks.Callback] = [
+        StopOnNonFiniteLoss(),
+        EpochMetricsLogger(pending, outage),
+    ]
     if config.early_stopping_patience and validated:
         callbacks.append(_early_stopping(config.early_stopping_patience))
     if checkpoint_dir:
-        # last, so the epoch's metrics are logged before the checkpoint says it is done
+        # after the logger, so the epoch's metrics are logged (or kept next to the checkpoint)
+        # before the checkpoint says it is done
         callbacks.append(
             checkpoints.EpochAndStepBackup(
                 checkpoints.state_dir(checkpoint_dir, hardware.worker_index(strategy)),
                 config.checkpoint_every_steps,
             )
         )
+    # last: a tracking outage past the window fails the task only once the epoch is saved
+    callbacks.append(FailOnLongOutage(outage, checkpoint_dir))
     return callbacks
 
 
