@@ -148,6 +148,18 @@ def _log_fake_model(client, experiment: str, model_dir: Path) -> str:
     return run.info.run_id
 
 
+def _record_passed_evaluation(uri: str, experiment: str, model_dir: Path, model_name: str):
+    """A passed evaluation of `model_dir`, as evaluate records it: publish refuses without one."""
+    import mlflow
+    from stand_ins import record_evaluation
+
+    from components.common import verdict
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    record_evaluation(model_dir, "core-pipeline", "none", **{verdict.MODEL_NAME_TAG: model_name})
+
+
 def test_core_install_publishes_through_a_real_mlflow_server(
     core_python: Path, mlflow_server: str, tmp_path: Path
 ):
@@ -160,6 +172,7 @@ def test_core_install_publishes_through_a_real_mlflow_server(
     dataset.mkdir()
     stats = json.dumps({"splits": {"train": {"examples": 5}}, "class_names": ["a", "b"]})
     (dataset / "stats.json").write_text(stats)
+    _record_passed_evaluation(mlflow_server, "core-publish", model_dir, "core-model")
 
     args = ["-m", "components.publish", "--model-dir", str(model_dir)]
     args += ["--train-run-id", train_run_id, "--dataset", str(dataset)]
