@@ -1,25 +1,38 @@
-# segpipe-runtime: the publish step (MLflow registry, export to local or gs://), on a slim
-# Python of the project's version, pinned by tag.
-# Build from the repository root: make images
-FROM python:3.11.13-slim-bookworm
+# segpipe-runtime: the publish step (MLflow registry, export to a local path or gs://): the core
+# dependencies only, no TensorFlow and no Beam.
+#
+# Default base: the official slim Python image of the project's Python, pinned by tag; Debian
+# bookworm, like the local base the container tests build.
+#
+# Build context: the image's wheelhouse (`make wheelhouse`), not the repository: the build installs
+# the exact versions of docker/locks/runtime.txt plus segpipe's wheel with no network at all.
+# Build: make images  (BASE_IMAGE=... for another base with Python 3.11, e.g. a local one)
+ARG BASE_IMAGE=python:3.11.13-slim-bookworm
 
+FROM ${BASE_IMAGE} AS build
+COPY . /tmp/wheelhouse
+# The venv keeps the lock's packages apart from the base's (PEP 668 bases forbid system installs).
+# pip comes from the wheelhouse too: some bases lack ensurepip.
+RUN python3 -c "import sys; assert sys.version_info[:2] == (3, 11), \
+'the wheelhouse holds Python 3.11 wheels; BASE_IMAGE has ' + sys.version" \
+    && python3 -m venv --without-pip /opt/segpipe/venv \
+    && /opt/segpipe/venv/bin/python /tmp/wheelhouse/pip-*.whl/pip install --quiet --no-index \
+        /tmp/wheelhouse/pip-*.whl \
+    && /opt/segpipe/venv/bin/pip install --quiet --no-index --find-links /tmp/wheelhouse --no-deps \
+        -r /tmp/wheelhouse/requirements.txt /tmp/wheelhouse/segpipe-*.whl \
+    && /opt/segpipe/venv/bin/pip check \
+    && /opt/segpipe/venv/bin/python -c "import kfp, mlflow, components.publish.publisher"
+
+FROM ${BASE_IMAGE}
 ARG SEGPIPE_VERSION=dev
 LABEL org.opencontainers.image.title="segpipe-runtime" \
       org.opencontainers.image.version="${SEGPIPE_VERSION}"
-
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-
-WORKDIR /opt/segpipe
-COPY pyproject.toml README.md ./
-COPY components ./components
-COPY pipelines ./pipelines
-# The package has one dependency list, so this image carries TensorFlow and Beam too; the base
-# stays slim, the layer does not (splitting the dependencies into extras would fix that).
-RUN python -m pip install . "kfp==2.17.3" \
-    && python -c "import kfp, mlflow, components.publish.publisher"
-
+COPY --from=build /opt/segpipe/venv /opt/segpipe/venv
+# SEGPIPE_IMAGE: the steps tag their MLflow runs with it (which image ran the step).
+ENV PATH=/opt/segpipe/venv/bin:${PATH} \
+    VIRTUAL_ENV=/opt/segpipe/venv \
+    PYTHONDONTWRITEBYTECODE=1 \
+    SEGPIPE_IMAGE=segpipe-runtime:${SEGPIPE_VERSION}
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin segpipe
 # Numeric, so Kubernetes can verify runAsNonRoot.
 USER 10001:10001

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 DEFAULT_STORE = "sqlite:///mlflow.db"
 PIPELINE_RUN_TAG = "segpipe.pipeline_run_id"
 STEP_TAG = "segpipe.step"
+IMAGE_TAG = "segpipe.image"  # the step image that ran the step (its SEGPIPE_IMAGE), if any
+UID_TAG = "segpipe.uid"  # the uid of the step's process (10001 in segpipe's images)
 
 
 def tracking_uri() -> str:
@@ -36,6 +38,14 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as error:  # any transport or store failure means the same to the user
         raise RuntimeError(f"MLflow tracking server at {uri} is unreachable: {error}") from error
+
+
+def provenance_tags() -> dict[str, str]:
+    """Where this step runs: the process's uid and, inside a segpipe image, that image."""
+    tags = {UID_TAG: str(os.getuid())}
+    if image := os.environ.get("SEGPIPE_IMAGE"):
+        tags[IMAGE_TAG] = image
+    return tags
 
 
 def _parent_run_id(client, experiment_id: str, pipeline_run_id: str) -> str:
@@ -74,12 +84,12 @@ def step_run(
     mlflow.set_tracking_uri(uri)
     experiment_id = mlflow.set_experiment(experiment).experiment_id
     if pipeline_run_id is None:
-        with mlflow.start_run(run_name=step, tags={STEP_TAG: step}) as run:
+        with mlflow.start_run(run_name=step, tags={STEP_TAG: step, **provenance_tags()}) as run:
             yield run
         return
     client = MlflowClient(tracking_uri=uri)
     parent_id = _parent_run_id(client, experiment_id, pipeline_run_id)
-    tags = {PIPELINE_RUN_TAG: pipeline_run_id, STEP_TAG: step}
+    tags = {PIPELINE_RUN_TAG: pipeline_run_id, STEP_TAG: step, **provenance_tags()}
     status = "FAILED"
     try:
         with mlflow.start_run(
