@@ -75,7 +75,7 @@ lock: $(INSTALLED) ## Re-resolve each image's lock (docker/locks/<image>.txt) fr
 		--python-platform x86_64-manylinux_2_28 --generate-hashes \
 		--custom-compile-command "make lock" -o $(LOCKS)/$(kind).txt &&) true
 
-$(WHEELHOUSE)/%/requirements.txt: $(LOCKS)/%.txt docker/wheelhouse.py $(PACKAGE_SOURCES) $(INSTALLED)
+$(WHEELHOUSE)/%/requirements.txt: $(LOCKS)/%.txt docker/wheelhouse.py docker/install-venv.sh $(PACKAGE_SOURCES) $(INSTALLED)
 	$(BIN)/python docker/wheelhouse.py $< $(@D)
 
 .PHONY: wheelhouse

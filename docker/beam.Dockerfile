@@ -14,17 +14,9 @@ ARG BASE_IMAGE=apache/beam_python3.11_sdk:2.77.0
 
 FROM ${BASE_IMAGE} AS build
 COPY . /tmp/wheelhouse
-# The venv keeps the lock's packages apart from the base's (PEP 668 bases forbid system installs).
-# pip comes from the wheelhouse too: some bases lack ensurepip, and Beam's boot calls `python -m pip`.
-RUN python3 -c "import sys; assert sys.version_info[:2] == (3, 11), \
-'the wheelhouse holds Python 3.11 wheels; BASE_IMAGE has ' + sys.version" \
-    && python3 -m venv --without-pip /opt/segpipe/venv \
-    && /opt/segpipe/venv/bin/python /tmp/wheelhouse/pip-*.whl/pip install --quiet --no-index \
-        /tmp/wheelhouse/pip-*.whl \
-    && /opt/segpipe/venv/bin/pip install --quiet --no-index --find-links /tmp/wheelhouse --no-deps \
-        -r /tmp/wheelhouse/requirements.txt /tmp/wheelhouse/segpipe-*.whl \
-    && /opt/segpipe/venv/bin/pip check \
-    && /opt/segpipe/venv/bin/python -c "import apache_beam, kfp, mlflow, components.preprocess.pipeline"
+# A venv keeps the lock's packages apart from the base's (and PEP 668 bases forbid system installs).
+RUN sh /tmp/wheelhouse/install-venv.sh /opt/segpipe/venv \
+    "import apache_beam, kfp, mlflow, components.preprocess.pipeline"
 
 FROM ${BASE_IMAGE}
 ARG SEGPIPE_VERSION=dev

@@ -15,17 +15,9 @@ ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
 
 FROM ${BASE_IMAGE} AS build
 COPY . /tmp/wheelhouse
-# The venv keeps the lock's packages apart from the base's (PEP 668 bases forbid system installs).
-# pip comes from the wheelhouse too: some bases lack ensurepip.
-RUN python3 -c "import sys; assert sys.version_info[:2] == (3, 11), \
-'the wheelhouse holds Python 3.11 wheels; BASE_IMAGE has ' + sys.version" \
-    && python3 -m venv --without-pip --system-site-packages /opt/segpipe/venv \
-    && /opt/segpipe/venv/bin/python /tmp/wheelhouse/pip-*.whl/pip install --quiet --no-index \
-        /tmp/wheelhouse/pip-*.whl \
-    && /opt/segpipe/venv/bin/pip install --quiet --no-index --find-links /tmp/wheelhouse --no-deps \
-        -r /tmp/wheelhouse/requirements.txt /tmp/wheelhouse/segpipe-*.whl \
-    && /opt/segpipe/venv/bin/pip check \
-    && /opt/segpipe/venv/bin/python -c "import tensorflow, kfp, mlflow, components.train.trainer"
+# A venv keeps the lock's packages apart from the base's (and PEP 668 bases forbid system installs).
+RUN sh /tmp/wheelhouse/install-venv.sh /opt/segpipe/venv \
+    "import tensorflow, kfp, mlflow, components.train.trainer" --system-site-packages
 
 FROM ${BASE_IMAGE}
 ARG SEGPIPE_VERSION=dev

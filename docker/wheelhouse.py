@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+INSTALLER = ROOT / "docker" / "install-venv.sh"  # what the Dockerfiles run on the wheelhouse
 # What the images run: CPython 3.11 on x86_64 Linux with glibc >= 2.28 (Debian bookworm has 2.36,
 # Ubuntu 22.04 2.35). pip does not widen a --platform to older manylinux tags itself, so list them.
 PYTHON_VERSION = "3.11"
@@ -108,6 +109,7 @@ def fill(lock: Path, out: Path) -> None:
     host_only = [w.name for w in out.glob("*-linux_x86_64.whl")]
     if host_only:
         raise SystemExit(f"wheels built for this host only, not portable to the image: {host_only}")
+    shutil.copy2(INSTALLER, out / INSTALLER.name)
     pins = "".join(f"{package}=={version}\n" for package, version, _ in entries)
     header = f"# the exact versions of {lock.name} (their hashes were checked at download)\n"
     (out / "requirements.txt").write_text(header + pins)
