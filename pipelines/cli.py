@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -43,7 +44,18 @@ def _parse_params(
     return params
 
 
+def _require(command: str, extra: str, *modules: str) -> None:
+    """Refuse a command whose packages this install lacks, naming the extra that adds them."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(
+            f"segpipe {command} needs {', '.join(missing)}, not installed here: "
+            f"pip install 'segpipe[{extra}]'"
+        )
+
+
 def cmd_sample_data(args: argparse.Namespace) -> int:
+    _require("sample-data", "preprocess", "numpy", "PIL")
     from components.common.sample_data import write_sample_data
 
     count = write_sample_data(args.directory, count=args.count, seed=args.seed)
@@ -52,6 +64,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _require("run", "all", "apache_beam", "tensorflow", "PIL")  # every step runs on this machine
     from pipelines.local import run_local
 
     workdir = Path(args.workdir).resolve()
@@ -86,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    _require("predict", "train", "tensorflow", "PIL")
     from components.publish.predict import predict
 
     try:

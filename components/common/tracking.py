@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import socket
 import urllib.parse
@@ -13,6 +14,7 @@ PIPELINE_RUN_TAG = "segpipe.pipeline_run_id"
 STEP_TAG = "segpipe.step"
 IMAGE_TAG = "segpipe.image"  # the step image that ran the step (its SEGPIPE_IMAGE), if any
 UID_TAG = "segpipe.uid"  # the uid of the step's process (10001 in segpipe's images)
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 def tracking_uri() -> str:
@@ -25,6 +27,15 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     from mlflow.tracking import MlflowClient
 
     parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme.split("+")[0] in DATABASE_SCHEMES and not importlib.util.find_spec(
+        "sqlalchemy"
+    ):
+        # mlflow-skinny (the core install) is a client only: a database store needs full mlflow.
+        raise RuntimeError(
+            f"MLflow tracking store {uri} is a database, which this install cannot open: "
+            "set MLFLOW_TRACKING_URI to an MLflow server (http://...), "
+            "or pip install 'segpipe[all]' for the full mlflow package"
+        )
     if parsed.scheme in ("http", "https"):
         # A plain connect first: MLflow's client retries a dead server for minutes.
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
