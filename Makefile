@@ -31,7 +31,7 @@ EXTRAS_runtime :=
 LOCKS := docker/locks
 UV_VERSION := 0.13.8
 WHEELHOUSE := build/wheelhouse
-WHEELHOUSES := $(foreach kind,$(IMAGE_KINDS),$(WHEELHOUSE)/$(kind)/requirements.txt)
+WHEELHOUSES := $(foreach kind,$(IMAGE_KINDS),$(WHEELHOUSE)/$(kind)/deps/requirements.txt)
 PACKAGE_SOURCES := pyproject.toml README.md $(shell find components pipelines -name '*.py')
 
 $(INSTALLED): pyproject.toml
@@ -83,8 +83,8 @@ lock: $(INSTALLED) ## Re-resolve each image's lock (docker/locks/<image>.txt) fr
 		--python-platform x86_64-manylinux_2_28 --generate-hashes \
 		--custom-compile-command "make lock" -o $(LOCKS)/$(kind).txt &&) true
 
-$(WHEELHOUSE)/%/requirements.txt: $(LOCKS)/%.txt docker/wheelhouse.py docker/install-venv.sh $(PACKAGE_SOURCES) $(INSTALLED)
-	$(BIN)/python docker/wheelhouse.py $< $(@D)
+$(WHEELHOUSE)/%/deps/requirements.txt: $(LOCKS)/%.txt docker/wheelhouse.py docker/install-venv.sh $(PACKAGE_SOURCES) $(INSTALLED)
+	$(BIN)/python docker/wheelhouse.py $< $(WHEELHOUSE)/$*
 
 .PHONY: wheelhouse
 wheelhouse: $(WHEELHOUSES) ## Fill build/wheelhouse/<image>: its locked wheels and segpipe's (needs PyPI)

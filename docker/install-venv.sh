@@ -1,12 +1,12 @@
 #!/bin/sh
-# Create the image's venv and install the wheelhouse into it, offline: the lock's exact versions
-# (requirements.txt) and segpipe's wheel, then check them. Runs inside `docker build`, from the
-# wheelhouse that `make wheelhouse` filled (docker/wheelhouse.py copies this script there).
-# Usage: install-venv.sh VENV 'import a, b' [venv options, e.g. --system-site-packages]
+# Create the image's venv and install the lock's exact versions (requirements.txt) into it from
+# this wheelhouse, offline. Runs inside `docker build`, in the folder `make wheelhouse` filled
+# (docker/wheelhouse.py copies this script there). segpipe's own wheel is installed later, in its
+# own layer, so a code change does not reinstall the dependencies.
+# Usage: install-venv.sh VENV [venv options, e.g. --system-site-packages]
 set -eu
 venv=$1
-imports=$2
-shift 2
+shift
 wheelhouse=$(dirname "$0")
 python3 -c "import sys; assert sys.version_info[:2] == (3, 11), \
 'the wheelhouse holds CPython 3.11 wheels; this base has Python ' + sys.version"
@@ -15,6 +15,4 @@ python3 -m venv --without-pip "$@" "$venv"
 pip_wheel=$(ls "$wheelhouse"/pip-*.whl)
 "$venv/bin/python" "$pip_wheel/pip" install --quiet --no-index "$pip_wheel"
 "$venv/bin/pip" install --quiet --no-index --find-links "$wheelhouse" --no-deps \
-    -r "$wheelhouse/requirements.txt" "$wheelhouse"/segpipe-*.whl
-"$venv/bin/pip" check
-"$venv/bin/python" -c "$imports"
+    -r "$wheelhouse/requirements.txt"

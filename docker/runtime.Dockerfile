@@ -10,22 +10,26 @@
 ARG BASE_IMAGE=python:3.11.13-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
-COPY . /tmp/wheelhouse
+COPY deps /tmp/wheelhouse
 # A venv keeps the lock's packages apart from the base's (and PEP 668 bases forbid system installs).
-RUN sh /tmp/wheelhouse/install-venv.sh /opt/segpipe/venv \
-    "import kfp, mlflow, components.publish.publisher"
+RUN sh /tmp/wheelhouse/install-venv.sh /opt/segpipe/venv
 
 FROM ${BASE_IMAGE}
+RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin segpipe
+COPY --from=build /opt/segpipe/venv /opt/segpipe/venv
 ARG SEGPIPE_VERSION=dev
 LABEL org.opencontainers.image.title="segpipe-runtime" \
       org.opencontainers.image.version="${SEGPIPE_VERSION}"
-COPY --from=build /opt/segpipe/venv /opt/segpipe/venv
 # SEGPIPE_IMAGE: the steps tag their MLflow runs with it (which image ran the step).
 ENV PATH=/opt/segpipe/venv/bin:${PATH} \
     VIRTUAL_ENV=/opt/segpipe/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     SEGPIPE_IMAGE=segpipe-runtime:${SEGPIPE_VERSION}
-RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin segpipe
+COPY segpipe /tmp/segpipe
+RUN pip install --quiet --no-index --no-deps /tmp/segpipe/segpipe-*.whl \
+    && pip check \
+    && python -c "import kfp, mlflow, components.publish.publisher" \
+    && rm -rf /tmp/segpipe
 # Numeric, so Kubernetes can verify runAsNonRoot.
 USER 10001:10001
 WORKDIR /home/segpipe

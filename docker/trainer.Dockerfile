@@ -14,23 +14,27 @@
 ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
 
 FROM ${BASE_IMAGE} AS build
-COPY . /tmp/wheelhouse
+COPY deps /tmp/wheelhouse
 # A venv keeps the lock's packages apart from the base's (and PEP 668 bases forbid system installs).
-RUN sh /tmp/wheelhouse/install-venv.sh /opt/segpipe/venv \
-    "import tensorflow, kfp, mlflow, components.train.trainer" --system-site-packages
+RUN sh /tmp/wheelhouse/install-venv.sh /opt/segpipe/venv --system-site-packages
 
 FROM ${BASE_IMAGE}
+RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin segpipe
+COPY --from=build /opt/segpipe/venv /opt/segpipe/venv
 ARG SEGPIPE_VERSION=dev
 LABEL org.opencontainers.image.title="segpipe-trainer" \
       org.opencontainers.image.version="${SEGPIPE_VERSION}"
-COPY --from=build /opt/segpipe/venv /opt/segpipe/venv
 # SEGPIPE_IMAGE: the steps tag their MLflow runs with it (which image ran the step).
 ENV PATH=/opt/segpipe/venv/bin:${PATH} \
     VIRTUAL_ENV=/opt/segpipe/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=1 \
     SEGPIPE_IMAGE=segpipe-trainer:${SEGPIPE_VERSION}
-RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin segpipe
+COPY segpipe /tmp/segpipe
+RUN pip install --quiet --no-index --no-deps /tmp/segpipe/segpipe-*.whl \
+    && pip check \
+    && python -c "import tensorflow, kfp, mlflow, components.train.trainer" \
+    && rm -rf /tmp/segpipe
 # Numeric, so Kubernetes can verify runAsNonRoot.
 USER 10001:10001
 WORKDIR /home/segpipe

@@ -1,7 +1,7 @@
 """Fill one image's wheelhouse on the host: the lock's exact wheels for the image's Python and
 platform, plus segpipe's own wheel, so `docker build` installs with no network.
 
-Usage: python docker/wheelhouse.py LOCK OUTDIR   (run from the repository root; `make wheelhouse`)
+Usage: python docker/wheelhouse.py LOCK WHEELHOUSE   (`make wheelhouse`)
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def _normalized(name: str) -> str:
 
 
 def prune(out: Path, entries: list[tuple[str, str, str]]) -> None:
-    """Remove what the lock no longer holds (and segpipe's wheel, rebuilt every time), so that a
-    refill downloads only what changed (pip skips files already there, after checking hashes)."""
+    """Remove wheels the lock no longer holds, so that a refill downloads only what changed (pip
+    skips files already there, after checking their hashes)."""
     locked = {(_normalized(name), version) for name, version, _ in entries}
     for wheel in out.glob("*.whl"):
         name, version = wheel.name.split("-")[:2]
@@ -94,18 +94,21 @@ def prune(out: Path, entries: list[tuple[str, str, str]]) -> None:
             wheel.unlink()
 
 
-def fill(lock: Path, out: Path) -> None:
-    """Bring `out` to the wheels of `lock`, segpipe's wheel and requirements.txt (pins only)."""
+def fill(lock: Path, wheelhouse: Path) -> None:
+    """Bring `wheelhouse` to: deps/ the wheels of `lock`, requirements.txt (its pins) and the
+    install script; segpipe/ segpipe's wheel (the images install it in a layer of its own)."""
     entries = lock_entries(lock)
+    out, own = wheelhouse / "deps", wheelhouse / "segpipe"
     out.mkdir(parents=True, exist_ok=True)
     prune(out, entries)
+    shutil.rmtree(own, ignore_errors=True)
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         binary = [text for package, _, text in entries if package not in SOURCE_ONLY]
         download_binaries(_write_lock(tmp / "binary.txt", binary), out)
         if source := [text for package, _, text in entries if package in SOURCE_ONLY]:
             build_from_source(_write_lock(tmp / "source.txt", source), out, tmp)
-        build_segpipe(out, tmp)
+        build_segpipe(own, tmp)
     host_only = [w.name for w in out.glob("*-linux_x86_64.whl")]
     if host_only:
         raise SystemExit(f"wheels built for this host only, not portable to the image: {host_only}")
