@@ -24,9 +24,11 @@ ARG SEGPIPE_VERSION=dev
 LABEL org.opencontainers.image.title="segpipe-beam" \
       org.opencontainers.image.version="${SEGPIPE_VERSION}"
 # SEGPIPE_IMAGE: the steps tag their MLflow runs with it (which image ran the step).
+# GIT_PYTHON_REFRESH: no git here; MLflow's source-version lookup then skips it without warnings.
 ENV PATH=/opt/segpipe/venv/bin:${PATH} \
     VIRTUAL_ENV=/opt/segpipe/venv \
     PYTHONDONTWRITEBYTECODE=1 \
+    GIT_PYTHON_REFRESH=quiet \
     RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1 \
     SEGPIPE_IMAGE=segpipe-beam:${SEGPIPE_VERSION}
 COPY segpipe /tmp/segpipe

@@ -21,9 +21,11 @@ ARG SEGPIPE_VERSION=dev
 LABEL org.opencontainers.image.title="segpipe-runtime" \
       org.opencontainers.image.version="${SEGPIPE_VERSION}"
 # SEGPIPE_IMAGE: the steps tag their MLflow runs with it (which image ran the step).
+# GIT_PYTHON_REFRESH: no git here; MLflow's source-version lookup then skips it without warnings.
 ENV PATH=/opt/segpipe/venv/bin:${PATH} \
     VIRTUAL_ENV=/opt/segpipe/venv \
     PYTHONDONTWRITEBYTECODE=1 \
+    GIT_PYTHON_REFRESH=quiet \
     SEGPIPE_IMAGE=segpipe-runtime:${SEGPIPE_VERSION}
 COPY segpipe /tmp/segpipe
 RUN pip install --quiet --no-index --no-deps /tmp/segpipe/segpipe-*.whl \

@@ -44,7 +44,8 @@ def lock_entries(lock: Path) -> list[tuple[str, str, str]]:
 
 
 def _pip(*args: str | Path) -> None:
-    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *map(str, args)]
+    command = [sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check", *args]
+    command = [str(part) for part in command]
     subprocess.run(command, check=True)
 
 
@@ -84,14 +85,18 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def prune(out: Path, entries: list[tuple[str, str, str]]) -> None:
-    """Remove wheels the lock no longer holds, so that a refill downloads only what changed (pip
-    skips files already there, after checking their hashes)."""
+def prune(out: Path, entries: list[tuple[str, str, str]]) -> set[tuple[str, str]]:
+    """Remove wheels the lock no longer holds; returns the (name, version) pairs still there,
+    which were hash-checked when they came, so a refill fetches only what the lock changed."""
     locked = {(_normalized(name), version) for name, version, _ in entries}
+    kept = set()
     for wheel in out.glob("*.whl"):
         name, version = wheel.name.split("-")[:2]
-        if (_normalized(name), version) not in locked:
+        if (_normalized(name), version) in locked:
+            kept.add((_normalized(name), version))
+        else:
             wheel.unlink()
+    return kept
 
 
 def fill(lock: Path, wheelhouse: Path) -> None:
@@ -100,13 +105,18 @@ def fill(lock: Path, wheelhouse: Path) -> None:
     entries = lock_entries(lock)
     out, own = wheelhouse / "deps", wheelhouse / "segpipe"
     out.mkdir(parents=True, exist_ok=True)
-    prune(out, entries)
+    present = prune(out, entries)
+    missing = [
+        (name, text)
+        for name, version, text in entries
+        if (_normalized(name), version) not in present
+    ]
     shutil.rmtree(own, ignore_errors=True)
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        binary = [text for package, _, text in entries if package not in SOURCE_ONLY]
-        download_binaries(_write_lock(tmp / "binary.txt", binary), out)
-        if source := [text for package, _, text in entries if package in SOURCE_ONLY]:
+        if binary := [text for package, text in missing if package not in SOURCE_ONLY]:
+            download_binaries(_write_lock(tmp / "binary.txt", binary), out)
+        if source := [text for package, text in missing if package in SOURCE_ONLY]:
             build_from_source(_write_lock(tmp / "source.txt", source), out, tmp)
         build_segpipe(own, tmp)
     host_only = [w.name for w in out.glob("*-linux_x86_64.whl")]

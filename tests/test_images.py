@@ -198,7 +198,8 @@ def test_wheelhouse_refill_keeps_only_the_locks_wheels(tmp_path: Path):
     wheelhouse = _wheelhouse_module()
     for name in ("kfp_server_api-2.17.3", "kfp_server_api-2.17.2", "segpipe-0.1.0", "six-1.17.0"):
         (tmp_path / f"{name}-py3-none-any.whl").touch()
-    wheelhouse.prune(tmp_path, [("kfp-server-api", "2.17.3", ""), ("six", "1.17.0", "")])
+    kept = wheelhouse.prune(tmp_path, [("kfp-server-api", "2.17.3", ""), ("six", "1.17.0", "")])
+    assert kept == {("kfp_server_api", "2.17.3"), ("six", "1.17.0")}  # not fetched again
     kept = sorted(path.name for path in tmp_path.iterdir())
     assert kept == ["kfp_server_api-2.17.3-py3-none-any.whl", "six-1.17.0-py3-none-any.whl"]
 

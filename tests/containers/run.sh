@@ -46,6 +46,9 @@ trap finish EXIT
 trap 'exit 130' INT TERM
 
 install_packages() {
+    # kfp's DockerRunner needs the `docker` package. Until pyproject lists it (asked for in the
+    # dev extra), install the version this tier was written against.
+    .venv/bin/python -c 'import docker' 2>/dev/null || .venv/bin/pip install --quiet docker==7.2.0
     local missing=()
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
