@@ -29,8 +29,12 @@ phase() {  # phase NAME COMMAND...: run it, record its wall time
 stop_dockerd() {
     [[ -n $DOCKERD_PID ]] || return 0
     kill "$DOCKERD_PID" 2>/dev/null || return 0
-    for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || return 0; sleep 0.5; done
+    for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$DOCKERD_PID" 2>/dev/null || true
+    # dockerd leaves its network namespace mounted under the exec root: release it, so that
+    # deleting $STATE (for a cold run) works
+    awk -v root="$STATE/" 'index($2, root) == 1 {print $2}' /proc/mounts |
+        while read -r mount; do umount "$mount" || true; done
 }
 
 finish() {
