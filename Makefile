@@ -118,7 +118,7 @@ ui: $(INSTALLED) ## Open the MLflow UI on the local store (http://127.0.0.1:5000
 
 .PHONY: clean
 clean: ## Remove local run outputs (keeps .venv)
-	rm -rf local_outputs exports segpipe-data mlartifacts mlflow.db pipeline.yaml .pytest_cache
+	rm -rf local_outputs exports segpipe-data mlartifacts mlflow.db mlflow-server pipeline.yaml .pytest_cache
 
 .PHONY: bench
 bench: $(INSTALLED) ## Run the benchmarks on ../shared/data (slow; prints ratios)
