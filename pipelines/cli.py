@@ -64,11 +64,21 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _require("run", "all", "apache_beam", "tensorflow", "PIL")  # every step runs on this machine
+    if args.containers:  # the steps run in their images; here the MLflow server and sample data
+        _require("run --containers", "all", "sqlalchemy", "numpy", "PIL")
+    else:  # every step runs on this machine
+        _require("run", "all", "apache_beam", "tensorflow", "PIL")
     from pipelines.local import run_local
 
     workdir = Path(args.workdir).resolve()
     params = _parse_params(args.param, local=True, preset=args.preset)
+    if args.containers:  # before any work, sample data included
+        from pipelines.containers import check_ready
+
+        try:
+            check_ready(args.tag)
+        except RuntimeError as error:
+            raise SystemExit(f"segpipe run --containers: {error}") from error
     data = args.data
     if data is None:
         from components.common.sample_data import write_sample_data

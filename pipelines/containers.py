@@ -115,6 +115,17 @@ def check_images(client, images: Images) -> None:
         )
 
 
+def check_ready(tag: str | None = None) -> Images:
+    """The step images, once the Docker engine answers and holds all three (else RuntimeError)."""
+    images = step_images(tag=tag)
+    client = docker_client()
+    try:
+        check_images(client, images)
+    finally:
+        client.close()
+    return images
+
+
 def writable_by_steps(path: Path) -> Path:
     """Create `path` and let the steps' user (uid 10001, not the caller) create files in it."""
     path.mkdir(parents=True, exist_ok=True)
@@ -134,12 +145,7 @@ def run_in_containers(
     """Run the whole pipeline, each step in its image as uid 10001 with host networking."""
     from kfp import local
 
-    images = step_images(tag=tag)
-    client = docker_client()
-    try:
-        check_images(client, images)
-    finally:
-        client.close()
+    images = check_ready(tag)
     params = dict(params)
     workdir = workdir.resolve()
     pipeline_root = writable_by_steps(workdir / "local_outputs")

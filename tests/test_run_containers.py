@@ -48,6 +48,9 @@ def test_containers_refuse_to_start_without_a_docker_engine(tiny_data, tmp_path,
     with pytest.raises(SystemExit, match="cannot reach a Docker engine at unix://.*no-such.sock"):
         main(["run", "--containers", "--data", str(tiny_data), "--workdir", str(workdir)])
     assert not (workdir / "mlflow-server").exists(), "started a server before checking Docker"
+    with pytest.raises(SystemExit, match="cannot reach a Docker engine"):
+        main(["run", "--containers", "--workdir", str(workdir)])  # the sample data
+    assert not (workdir / "segpipe-data").exists(), "wrote sample data before checking Docker"
 
 
 def test_step_runs_record_the_process_uid_and_the_image(mlflow_store, monkeypatch):
