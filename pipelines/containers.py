@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +30,20 @@ def _free_port() -> int:
 
 
 def _raise_exit(signum: int, _frame) -> None:
-    raise SystemExit(128 + signum)
+    raise SystemExit(128 + signum)  # so that `finally` blocks run: the server is stopped
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """Within the block, SIGTERM unwinds like Ctrl-C (only the main thread may set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _wait_healthy(uri: str, process: subprocess.Popen, log_path: Path) -> None:
@@ -62,8 +76,7 @@ def mlflow_server(root: Path) -> Iterator[str]:
     command += ["--allowed-hosts", hosts, "--workers", "1"]
     log_path = root / "server.log"
     uri = f"http://127.0.0.1:{port}"
-    previous = signal.signal(signal.SIGTERM, _raise_exit)
-    with open(log_path, "ab") as log:
+    with _sigterm_exits(), open(log_path, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(uri, process, log_path)
@@ -75,7 +88,6 @@ def mlflow_server(root: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            signal.signal(signal.SIGTERM, previous)
 
 
 def docker_client():

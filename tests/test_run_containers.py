@@ -41,6 +41,30 @@ def test_mlflow_server_proxies_artifacts_and_stops_when_the_run_fails(tmp_path: 
     assert [p.read_text() for p in (root / "artifacts").rglob("note.txt")] == ["hello"]
 
 
+def test_mlflow_server_stops_when_segpipe_is_terminated(tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time; from pathlib import Path\n"
+        "from pipelines.containers import mlflow_server\n"
+        "with mlflow_server(Path(sys.argv[1])) as uri:\n"
+        "    print(uri, flush=True); time.sleep(600)\n"
+    )
+    segpipe = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "server")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        uri = segpipe.stdout.readline().strip()
+        assert _accepts_connections(uri)
+        segpipe.send_signal(signal.SIGTERM)
+        assert segpipe.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        segpipe.kill()
+    assert not _accepts_connections(uri), "the server outlived a terminated segpipe"
+
+
 def test_containers_refuse_to_start_without_a_docker_engine(tiny_data, tmp_path, monkeypatch):
     pytest.importorskip("docker", reason="the docker package (segpipe run --containers)")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-such.sock'}")
