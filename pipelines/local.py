@@ -12,6 +12,7 @@ from components.common.tracking import (
     DEFAULT_STORE,
     PIPELINE_RUN_TAG,
     STEP_TAG,
+    prepare_experiment,
     store_lock,
     tracking_uri,
 )
@@ -40,8 +41,7 @@ def _ensure_experiment(uri: str, experiment: str, artifact_root: Path) -> None:
 
     with store_lock(uri):  # runs started together would race creating the store and experiment
         client = MlflowClient(tracking_uri=uri)
-        if client.get_experiment_by_name(experiment) is None:
-            client.create_experiment(experiment, artifact_location=artifact_root.resolve().as_uri())
+        prepare_experiment(client, experiment, artifact_root.resolve().as_uri())
 
 
 def summarize(uri: str, model_name: str, train_run_id: str, browse: str) -> RunSummary:

@@ -5,17 +5,30 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import json
 import logging
 import os
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.common.pipeline_runs import (
+    PIPELINE_RUN_TAG,
+    STEP_TAG,
+    ensure_parent,
+    read_lineage,
+)
 from components.common.tracking_outage import OutageWindow, bounded_requests, connect, is_outage
 
 DEFAULT_STORE = "sqlite:///mlflow.db"
-PIPELINE_RUN_TAG = "segpipe.pipeline_run_id"
-STEP_TAG = "segpipe.step"
+# MLflow 3's marker of a model-training (not GenAI) experiment. Its UI (3.17) decides the mode
+# from the GenAI | Model training switch, or the link's `workflowType=machine_learning`.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# A view of the runs table that MLflow's UI loads from the link's `viewStateShareKey=segpipe`:
+# the columns a person compares runs by (MLflow 3 shows no metric columns by default).
+SHARED_VIEW_KEY = "segpipe"
+SHARED_VIEW_TAG = f"mlflow.sharedViewState.{SHARED_VIEW_KEY}"
 IMAGE_TAG = "segpipe.image"  # the step image that ran the step (its SEGPIPE_IMAGE), if any
 UID_TAG = "segpipe.uid"  # the uid of the step's process (10001 in segpipe's images)
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
@@ -73,29 +86,48 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         raise RuntimeError(f"MLflow tracking server at {uri} is unreachable: {error}") from error
 
 
+def runs_view(metrics: list[str]) -> str:
+    """The runs-table view (JSON) that shows these metrics, the models, data sets and gate."""
+    columns = ["attributes.`Models`", "attributes.`Dataset`"]
+    columns += [f"metrics.`{key}`" for key in metrics]
+    columns += ["tags.`gate.passed`", "tags.`registered_version`"]
+    return json.dumps({"selectedColumns": columns})
+
+
+def prepare_experiment(client, name: str, artifact_location: str | None = None) -> str:
+    """The experiment's id, created if missing, marked as model training, with segpipe's view.
+
+    Call under `store_lock` where two processes may create it at once.
+    """
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        experiment_id = client.create_experiment(name, artifact_location=artifact_location)
+        tags: dict[str, str] = {}
+    else:
+        experiment_id, tags = experiment.experiment_id, experiment.tags
+    if EXPERIMENT_KIND_TAG not in tags:  # a kind someone chose by hand is kept
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    if SHARED_VIEW_TAG not in tags:
+        client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG, runs_view(["mean_iou"]))
+    return experiment_id
+
+
+def runs_link(ui_url: str, experiment_id: str, run_id: str | None = None) -> str:
+    """A link to the runs table (or one run) that opens in MLflow's model-training mode."""
+    if run_id:
+        return f"{ui_url}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    return (
+        f"{ui_url}/#/experiments/{experiment_id}/runs"
+        f"?viewStateShareKey={SHARED_VIEW_KEY}&workflowType=machine_learning"
+    )
+
+
 def provenance_tags() -> dict[str, str]:
     """Where this step runs: the process's uid and, inside a segpipe image, that image."""
     tags = {UID_TAG: str(os.getuid())}
     if image := os.environ.get("SEGPIPE_IMAGE"):
         tags[IMAGE_TAG] = image
     return tags
-
-
-def _parent_run_id(client, experiment_id: str, pipeline_run_id: str) -> str:
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
-        f" and tags.`{STEP_TAG}` = 'pipeline'",
-        max_results=1,
-    )
-    if runs:
-        return runs[0].info.run_id
-    run = client.create_run(
-        experiment_id,
-        run_name=f"pipeline-{pipeline_run_id}",
-        tags={PIPELINE_RUN_TAG: pipeline_run_id, STEP_TAG: "pipeline"},
-    )
-    return run.info.run_id
 
 
 @contextlib.contextmanager
@@ -105,10 +137,13 @@ def step_run(
     pipeline_run_id: str | None,
     run_id: str | None = None,
     outage: OutageWindow | None = None,
+    dataset_dir: str | None = None,
 ) -> Iterator:
     """An active MLflow run for `step`, nested under the pipeline run's parent run.
 
     `run_id` reopens that earlier run instead (a retried task that resumes its work).
+    `dataset_dir`'s lineage names the parent (data set and time) and its preprocess run,
+    which is nested under the parent too.
 
     Without a pipeline run id (a step whose outputs are cached across pipeline runs) the
     run stands alone, and later steps link to it by id.
@@ -122,13 +157,14 @@ def step_run(
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    with store_lock(uri):  # two steps starting at once may both create the experiment
-        experiment_id = mlflow.set_experiment(experiment).experiment_id
     client = MlflowClient(tracking_uri=uri)
+    with store_lock(uri):  # two steps starting at once may both create the experiment
+        experiment_id = prepare_experiment(client, experiment)
+    mlflow.set_experiment(experiment_id=experiment_id)
     tags = {STEP_TAG: step, **provenance_tags()}
     parent_id = None
     if pipeline_run_id is not None:
-        parent_id = _parent_run_id(client, experiment_id, pipeline_run_id)
+        parent_id = ensure_parent(client, experiment_id, pipeline_run_id, read_lineage(dataset_dir))
         tags[PIPELINE_RUN_TAG] = pipeline_run_id
     run = mlflow.start_run(run_id=run_id, run_name=step, parent_run_id=parent_id, tags=tags)
     try:

@@ -66,7 +66,7 @@ def evaluate(
     check_policy(policy, info.class_names)
     model_sha256 = folder_sha256(model_dir)  # what publish must find again, byte for byte
     outputs = tempfile.mkdtemp(prefix="segpipe-evaluate-")
-    with step_run("evaluate", experiment, pipeline_run_id) as run:
+    with step_run("evaluate", experiment, pipeline_run_id, dataset_dir=dataset_dir) as run:
         scores = score_model(model_dir, dataset_dir, policy.eval_split, info)
         candidate = compute_metrics(scores.confusion)
         champion_version = alias_version(MlflowClient(tracking_uri()), model_name, alias)

@@ -100,7 +100,8 @@ def publish(
         client, experiment, config.model_name, model_sha256, pipeline_run_id
     )
     # publish joins its evaluation's pipeline run (a CLI evaluate names one too)
-    with step_run("publish", experiment, evaluation.data.tags[PIPELINE_RUN_TAG]):
+    pipeline = evaluation.data.tags[PIPELINE_RUN_TAG]
+    with step_run("publish", experiment, pipeline, dataset_dir=dataset_dir):
         try:
             check_evaluation(evaluation, model_dir, model_sha256, train_run_id, config)
             train_run = client.get_run(train_run_id)

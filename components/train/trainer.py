@@ -27,6 +27,7 @@ from components.train.epoch_metrics import (
 )
 from components.train.export import export_model
 from components.train.losses import CrossEntropyDice
+from components.train.mlflow_model import write_mlmodel
 from components.train.model import build_model
 from components.train.optimization import make_optimizer
 from components.train.warm_start import warm_start
@@ -121,7 +122,14 @@ def train(
     outage = OutageWindow(config.tracking_outage_s, tracking_uri())
     with (
         bounded_requests(request_timeout_s(config.tracking_outage_s)),
-        step_run("train", experiment, pipeline_run_id, run_id=resumed_run_id, outage=outage) as run,
+        step_run(
+            "train",
+            experiment,
+            pipeline_run_id,
+            run_id=resumed_run_id,
+            outage=outage,
+            dataset_dir=dataset_dir,
+        ) as run,
         _system_metrics(config.system_metrics, run.info.run_id, bool(resumed_run_id)),
     ):
         run_id = run.info.run_id
@@ -174,6 +182,7 @@ def train(
         )
         pending.flush_within(outage, "logging the last epochs' metrics")
         export_model(model, model_dir, info)
+        write_mlmodel(model_dir, run_id, info)  # logged with it: an MLflow model with a signature
         outage.retry("uploading the model", lambda: mlflow.log_artifacts(model_dir, "model"))
     # only now: the model is exported and its run FINISHED; until then a retry resumes
     checkpoints.remove(checkpoint_dir)
