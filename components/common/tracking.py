@@ -31,6 +31,7 @@ SHARED_VIEW_KEY = "segpipe"
 SHARED_VIEW_TAG = f"mlflow.sharedViewState.{SHARED_VIEW_KEY}"
 IMAGE_TAG = "segpipe.image"  # the step image that ran the step (its SEGPIPE_IMAGE), if any
 UID_TAG = "segpipe.uid"  # the uid of the step's process (10001 in segpipe's images)
+ERROR_TAG = "segpipe.error"  # on a failed step's run: the error that ended it
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,8 @@ def step_run(
     run = mlflow.start_run(run_id=run_id, run_name=step, parent_run_id=parent_id, tags=tags)
     try:
         yield run
-    except BaseException:
-        _mark_failed(client, run.info.run_id, parent_id)
+    except BaseException as error:
+        _mark_failed(client, run.info.run_id, parent_id, error)
         raise
     try:
         mlflow.end_run("FINISHED")  # leaves the run inactive here even when the call fails
@@ -190,12 +191,20 @@ def step_run(
         client.set_terminated(parent_id, "FINISHED")
 
 
-def _mark_failed(client, run_id: str, parent_id: str | None) -> None:
-    """Mark the step's run and its parent FAILED: one short try each, never raising."""
+def error_summary(error: BaseException) -> str:
+    """One line saying what went wrong: the message, or the error's type when it has none."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _mark_failed(client, run_id: str, parent_id: str | None, cause: BaseException) -> None:
+    """Mark the step's run and its parent FAILED, recording why (tag `segpipe.error`):
+    one short try each, never raising."""
     import mlflow
 
     with bounded_requests(timeout_s=5, max_retries=1):
         try:
+            mlflow.set_tag(ERROR_TAG, f"{type(cause).__name__}: {error_summary(cause)}"[:5000])
             mlflow.end_run("FAILED")
         except Exception as error:
             log.error("could not mark MLflow run %s FAILED (it stays RUNNING): %s", run_id, error)
