@@ -172,3 +172,25 @@ def test_the_local_pipeline_carries_no_cluster_settings(tmp_path: Path):
 def test_local_runs_refuse_cluster_only_parameters(tmp_path: Path):
     with pytest.raises(SystemExit, match="train_gpus only takes effect on a cluster"):
         main(["run", "--workdir", str(tmp_path), "--param", "train_gpus=2"])
+
+
+def test_what_a_person_looks_at_is_a_typed_visual_artifact_in_the_kfp_ui(cluster_yaml):
+    spec = cluster_yaml[0]
+
+    def outputs(step: str) -> dict[str, str]:
+        artifacts = spec["components"][f"comp-{step}"]["outputDefinitions"]["artifacts"]
+        return {name: a["artifactType"]["schemaTitle"] for name, a in artifacts.items()}
+
+    assert outputs("preprocess") == {
+        "dataset": "system.Dataset",
+        "report": "system.Markdown",  # the data statistics
+        "counts": "system.Metrics",  # inputs, rejects, examples per split
+    }
+    assert outputs("train") == {"model": "system.Model", "figures": "system.Metrics"}
+    assert outputs("evaluate") == {
+        "metrics": "system.Metrics",  # the scores, the gate's reason in its metadata
+        "report": "system.HTML",  # the evaluation report
+        "per_image": "system.Dataset",
+        "confusion": "system.ClassificationMetrics",  # shown as a confusion matrix
+    }
+    assert outputs("publish") == {"model_card": "system.Markdown"}

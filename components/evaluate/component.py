@@ -1,7 +1,7 @@
 """KFP wrapper of the evaluate step."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 
 def evaluate(
@@ -10,6 +10,7 @@ def evaluate(
     metrics: Output[Metrics],
     report: Output[HTML],
     per_image: Output[Dataset],
+    confusion: Output[ClassificationMetrics],
     min_mean_iou: float,
     eval_split: str,
     max_drop: float,
@@ -25,7 +26,8 @@ def evaluate(
 
     A single return value on purpose: kfp.local resolves `dsl.If` only on a task's sole
     `Output`. The reason travels in the Metrics artifact's metadata and as the MLflow tag
-    `gate.reason`; `report` is the HTML report, `per_image` the per-image IoU Parquet table.
+    `gate.reason`; `report` is the HTML report, `per_image` the per-image IoU Parquet table,
+    `confusion` the confusion matrix (pixels; rows: truth, columns: prediction).
     The MLflow run records `train_run_id` and the model's digest for publish to check.
     """
     from components.common.config import GatePolicy
@@ -54,6 +56,7 @@ def evaluate(
         metrics.log_metric(key, value)
     metrics.metadata["gate_reason"] = result.decision.reason
     per_image.metadata["format"] = "parquet"
+    confusion.log_confusion_matrix(*result.confusion_matrix())
     return result.decision.passed
 
 

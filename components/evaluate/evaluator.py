@@ -33,6 +33,12 @@ class Evaluation:
     images_path: str
     run_id: str  # the evaluate run in MLflow, which publish checks
     model_sha256: str  # digest of the model folder scored
+    class_names: tuple[str, ...] = ()
+    confusion: tuple[tuple[int, ...], ...] = ()  # candidate pixels: rows truth, cols predicted
+
+    def confusion_matrix(self) -> tuple[list[str], list[list[int]]]:
+        """(class names, matrix) as KFP's ClassificationMetrics takes them."""
+        return list(self.class_names), [list(row) for row in self.confusion]
 
 
 def evaluate(
@@ -139,4 +145,6 @@ def evaluate(
             images_path or os.path.join(outputs, IMAGES_FILE),
             run.info.run_id,
             model_sha256,
+            info.class_names,
+            tuple(tuple(int(n) for n in row) for row in scores.confusion),
         )

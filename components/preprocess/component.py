@@ -1,13 +1,14 @@
 """KFP wrapper of the preprocess step."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Markdown, Output
+from kfp.dsl import Dataset, Markdown, Metrics, Output
 
 
 def preprocess(
     data_dir: str,
     dataset: Output[Dataset],
     report: Output[Markdown],
+    counts: Output[Metrics],
     layout: str,
     image_glob: str,
     image_regex: str,
@@ -36,7 +37,10 @@ def preprocess(
     beam_options: str,
     experiment: str,
 ):
-    """Validate, resize and shard `data_dir`'s image + mask pairs into TFRecords."""
+    """Validate, resize and shard `data_dir`'s image + mask pairs into TFRecords.
+
+    `report` is the data statistics (Markdown), `counts` the inputs, rejects and examples.
+    """
     from components.common.config import PreprocessConfig
     from components.preprocess.preprocessor import preprocess as run_step
 
@@ -71,6 +75,8 @@ def preprocess(
     result = run_step(data_dir, dataset.path, config, experiment)
     with open(report.path, "w") as handle:
         handle.write(result.report_markdown)
+    for key, value in result.counts().items():
+        counts.log_metric(key, value)
 
 
 def preprocess_component(image: str):

@@ -1,12 +1,13 @@
 """KFP wrapper of the train step."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Model, Output
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 
 def train(
     dataset: Input[Dataset],
     model: Output[Model],
+    figures: Output[Metrics],
     epochs: int,
     batch_size: int,
     learning_rate: float,
@@ -47,8 +48,10 @@ def train(
     """Train on the shards and export a SavedModel; returns the MLflow run id.
 
     A retry of this task (same pipeline run id) resumes from `checkpoint_root`'s checkpoint.
+    `figures`: epochs trained, the best val mean IoU, the last loss.
     """
     from components.common.config import TrainConfig
+    from components.train.epoch_metrics import training_figures
     from components.train.trainer import train as run_training
 
     config = TrainConfig(
@@ -84,7 +87,7 @@ def train(
         system_metrics=system_metrics,
         tracking_outage_s=tracking_outage_s,
     )
-    return run_training(
+    run_id = run_training(
         dataset.path,
         model.path,
         config,
@@ -94,6 +97,9 @@ def train(
         alias=alias,
         pipeline_root=pipeline_root,
     )
+    for key, value in training_figures(run_id).items():
+        figures.log_metric(key, value)
+    return run_id
 
 
 def train_component(image: str):

@@ -123,3 +123,18 @@ class FailOnLongOutage(keras.callbacks.Callback):
         else:
             consequence = f"training stopped after epoch {epoch + 1}; no checkpoint_root is set"
         self.outage.check(consequence)
+
+
+def training_figures(run_id: str) -> dict[str, float]:
+    """The train run's headline from its logged epochs: epochs, best val mean IoU, last loss."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    losses = client.get_metric_history(run_id, "loss")
+    figures: dict[str, float] = {"epochs": float(len(losses))}
+    if losses:
+        figures["loss"] = max(losses, key=lambda m: m.step).value
+    val = client.get_metric_history(run_id, "val_mean_iou")
+    if val:
+        figures["best_val_mean_iou"] = max(m.value for m in val)
+    return figures
