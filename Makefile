@@ -116,6 +116,10 @@ mlflow-image: ## Build (and with REGISTRY=..., push) the optional MLflow server 
 ui: $(INSTALLED) ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
+.PHONY: screenshots
+screenshots: $(INSTALLED) ## Refresh docs/mlflow-*.png from the browser test (needs Debian's chromium)
+	SEGPIPE_SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/test_mlflow_ui.py -q
+
 .PHONY: clean
 clean: ## Remove local run outputs (keeps .venv)
 	rm -rf local_outputs exports segpipe-data mlartifacts mlflow.db mlflow-server pipeline.yaml .pytest_cache

@@ -10,6 +10,7 @@ from kfp.dsl import PipelineTask
 from components.common.config import PipelineConfig
 from components.common.images import Images
 from components.evaluate.component import evaluate_component
+from components.finish.component import finish_component
 from components.preprocess.component import preprocess_component
 from components.publish.component import publish_component
 from components.train.component import train_component
@@ -79,6 +80,7 @@ def build_pipeline(
     train_op = train_component(images.trainer)
     evaluate_op = evaluate_component(images.trainer)
     publish_op = publish_component(images.runtime)
+    finish_op = finish_component(images.runtime)
 
     @dsl.pipeline(name=PIPELINE_NAME, description="Train, gate and publish a segmentation model.")
     def segpipe(
@@ -156,121 +158,142 @@ def build_pipeline(
         train_gpus: int = d.cluster.train_gpus,
     ) -> PipelineOutputs:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        prep = preprocess_op(
-            data_dir=data_dir,
-            layout=layout,
-            image_glob=image_glob,
-            image_regex=image_regex,
-            mask_pattern=mask_pattern,
-            list_files=list_files,
-            strip_prefix=strip_prefix,
-            mask_encoding=mask_encoding,
-            binary_threshold=binary_threshold,
-            palette=palette,
-            ignore_values=ignore_values,
-            num_classes=num_classes,
-            class_names=class_names,
-            image_height=image_height,
-            image_width=image_width,
-            resize_mode=resize_mode,
-            grayscale=grayscale,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            max_reject_fraction=max_reject_fraction,
-            max_pixels=max_pixels,
-            allow_empty_train_classes=allow_empty_train_classes,
-            num_shards=num_shards,
-            target_shard_mb=target_shard_mb,
-            runner=runner,
-            direct_running_mode=direct_running_mode,
-            beam_options=beam_options,
-            experiment=experiment,
-        ).set_display_name("preprocess")
-        # Cached on a cluster: same inputs (data_dir + parameters), same shards. New files under
-        # the same data_dir do not change the key: submit with --no-cache to re-read them.
-        prep.set_caching_options(True)
-        trained = (
-            train_op(
-                dataset=prep.outputs["dataset"],
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                unet_width=unet_width,
-                unet_depth=unet_depth,
-                input_height=input_height,
-                input_width=input_width,
-                seed=seed,
-                architecture=architecture,
-                backbone=backbone,
-                backbone_weights=backbone_weights,
-                optimizer=optimizer,
-                lr_schedule=lr_schedule,
-                momentum=momentum,
-                warmup_epochs=warmup_epochs,
-                class_weights=class_weights,
-                class_weight_power=class_weight_power,
-                dice_weight=dice_weight,
-                train_cache=train_cache,
-                flip=flip,
-                scale_min=scale_min,
-                scale_max=scale_max,
-                color_jitter=color_jitter,
-                early_stopping_patience=early_stopping_patience,
-                checkpoint_root=checkpoint_root,
-                checkpoint_every_steps=checkpoint_every_steps,
-                warm_start=warm_start,
-                precision=precision,
-                jit_compile=jit_compile,
-                system_metrics=system_metrics,
-                tracking_outage_s=tracking_outage_s,
-                model_name=model_name,
-                alias=alias,
+        # Runs however the steps end: the MLflow parent run gets the headline and its final
+        # state, and no step run is left RUNNING.
+        finish = (
+            finish_op(
                 experiment=experiment,
+                data_dir=data_dir,
                 pipeline_run_id=run_id,
-                pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,  # checkpoints when no checkpoint_root
+                kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
             )
-            .set_display_name("train")
-            .set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s")
-        )
-        gate = (
-            evaluate_op(
-                dataset=prep.outputs["dataset"],
-                model=trained.outputs["model"],
-                min_mean_iou=min_mean_iou,
-                eval_split=eval_split,
-                max_drop=max_drop,
-                max_class_drop=max_class_drop,
-                allow_absent_classes=allow_absent_classes,
-                model_name=model_name,
-                alias=alias,
-                train_run_id=trained.outputs["Output"],
-                experiment=experiment,
-                pipeline_run_id=run_id,
-            )
-            .set_display_name("evaluate")
+            .set_display_name("finish")
             .set_caching_options(False)
         )
-        with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-            published = (
-                publish_op(
-                    model=trained.outputs["model"],
+        with dsl.ExitHandler(finish, name="pipeline-run"):
+            prep = preprocess_op(
+                data_dir=data_dir,
+                layout=layout,
+                image_glob=image_glob,
+                image_regex=image_regex,
+                mask_pattern=mask_pattern,
+                list_files=list_files,
+                strip_prefix=strip_prefix,
+                mask_encoding=mask_encoding,
+                binary_threshold=binary_threshold,
+                palette=palette,
+                ignore_values=ignore_values,
+                num_classes=num_classes,
+                class_names=class_names,
+                image_height=image_height,
+                image_width=image_width,
+                resize_mode=resize_mode,
+                grayscale=grayscale,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+                max_reject_fraction=max_reject_fraction,
+                max_pixels=max_pixels,
+                allow_empty_train_classes=allow_empty_train_classes,
+                num_shards=num_shards,
+                target_shard_mb=target_shard_mb,
+                runner=runner,
+                direct_running_mode=direct_running_mode,
+                beam_options=beam_options,
+                experiment=experiment,
+            ).set_display_name("preprocess")
+            # Cached on a cluster: same inputs (data_dir + parameters), same shards. New files under
+            # the same data_dir do not change the key: submit with --no-cache to re-read them.
+            prep.set_caching_options(True)
+            trained = (
+                train_op(
                     dataset=prep.outputs["dataset"],
-                    train_run_id=trained.outputs["Output"],
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    learning_rate=learning_rate,
+                    unet_width=unet_width,
+                    unet_depth=unet_depth,
+                    input_height=input_height,
+                    input_width=input_width,
+                    seed=seed,
+                    architecture=architecture,
+                    backbone=backbone,
+                    backbone_weights=backbone_weights,
+                    optimizer=optimizer,
+                    lr_schedule=lr_schedule,
+                    momentum=momentum,
+                    warmup_epochs=warmup_epochs,
+                    class_weights=class_weights,
+                    class_weight_power=class_weight_power,
+                    dice_weight=dice_weight,
+                    train_cache=train_cache,
+                    flip=flip,
+                    scale_min=scale_min,
+                    scale_max=scale_max,
+                    color_jitter=color_jitter,
+                    early_stopping_patience=early_stopping_patience,
+                    checkpoint_root=checkpoint_root,
+                    checkpoint_every_steps=checkpoint_every_steps,
+                    warm_start=warm_start,
+                    precision=precision,
+                    jit_compile=jit_compile,
+                    system_metrics=system_metrics,
+                    tracking_outage_s=tracking_outage_s,
                     model_name=model_name,
-                    export_root=export_root,
                     alias=alias,
                     experiment=experiment,
                     pipeline_run_id=run_id,
+                    # checkpoints go there when no checkpoint_root is set
+                    pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
                 )
-                .set_display_name("publish")
+                .set_display_name("train")
+                .set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s")
+            )
+            gate = (
+                evaluate_op(
+                    dataset=prep.outputs["dataset"],
+                    model=trained.outputs["model"],
+                    min_mean_iou=min_mean_iou,
+                    eval_split=eval_split,
+                    max_drop=max_drop,
+                    max_class_drop=max_class_drop,
+                    allow_absent_classes=allow_absent_classes,
+                    model_name=model_name,
+                    alias=alias,
+                    train_run_id=trained.outputs["Output"],
+                    experiment=experiment,
+                    pipeline_run_id=run_id,
+                )
+                .set_display_name("evaluate")
                 .set_caching_options(False)
             )
+            with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+                published = (
+                    publish_op(
+                        model=trained.outputs["model"],
+                        dataset=prep.outputs["dataset"],
+                        train_run_id=trained.outputs["Output"],
+                        model_name=model_name,
+                        export_root=export_root,
+                        alias=alias,
+                        experiment=experiment,
+                        pipeline_run_id=run_id,
+                    )
+                    .set_display_name("publish")
+                    .set_caching_options(False)
+                )
         if cluster:
-            for task in (prep, trained, gate, published):  # every step that tracks to MLflow
+            for task in (
+                prep,
+                trained,
+                gate,
+                published,
+                finish,
+            ):  # every step that tracks to MLflow
                 use_mlflow_secret(task, mlflow_secret)
             request_accelerator_node(
                 trained, train_cpu, train_memory, train_accelerator, train_gpus, node_selector
             )
-        return PipelineOutputs(gate.outputs["Output"], trained.outputs["Output"])
+        return PipelineOutputs(finish.outputs["passed"], finish.outputs["train_run_id"])
 
     return segpipe

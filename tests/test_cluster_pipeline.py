@@ -86,7 +86,7 @@ def test_only_train_goes_to_an_accelerator_node(cluster_yaml):
 
 def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cluster_yaml):
     spec, platform, _ = cluster_yaml
-    for name in ("exec-preprocess", "exec-train", "exec-evaluate", "exec-publish"):
+    for name in ("exec-preprocess", "exec-train", "exec-evaluate", "exec-publish", "exec-finish"):
         required, optional = platform[name]["secretAsEnv"]
         assert required["keyToEnv"] == [
             {"secretKey": "tracking_uri", "envVar": "MLFLOW_TRACKING_URI"}
@@ -99,12 +99,13 @@ def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cl
         }
         assert optional["optional"] is True
         source = required["secretNameParameter"]["componentInputParameter"]
-        # publish sits in the gate's sub-DAG, which receives the parameter as a channel
+        # the steps sit in the exit handler's sub-DAG, which receives the parameter as a
+        # channel; finish, the exit task, reads the pipeline's own parameter
         assert source == (
-            "pipelinechannel--mlflow_secret" if name == "exec-publish" else "mlflow_secret"
+            "mlflow_secret" if name == "exec-finish" else "pipelinechannel--mlflow_secret"
         )
-    (condition,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("condition")]
-    wired = condition["inputs"]["parameters"]["pipelinechannel--mlflow_secret"]
+    handler = spec["root"]["dag"]["tasks"]["exit-handler-1"]
+    wired = handler["inputs"]["parameters"]["pipelinechannel--mlflow_secret"]
     assert wired == {"componentInputParameter": "mlflow_secret"}
     default = spec["root"]["inputDefinitions"]["parameters"]["mlflow_secret"]["defaultValue"]
     assert default == "segpipe-mlflow"
@@ -120,7 +121,7 @@ def test_every_step_carries_the_label_the_mlflow_network_policy_admits(cluster_y
     (rule,) = policy["spec"]["ingress"]
     (source,) = rule["from"]
     admitted = source["podSelector"]["matchLabels"]
-    for name in ("exec-preprocess", "exec-train", "exec-evaluate", "exec-publish"):
+    for name in ("exec-preprocess", "exec-train", "exec-evaluate", "exec-publish", "exec-finish"):
         assert platform[name]["podMetadata"]["labels"] == admitted
 
 
@@ -194,3 +195,4 @@ def test_what_a_person_looks_at_is_a_typed_visual_artifact_in_the_kfp_ui(cluster
         "confusion": "system.ClassificationMetrics",  # shown as a confusion matrix
     }
     assert outputs("publish") == {"model_card": "system.Markdown"}
+    assert outputs("finish") == {"summary": "system.Markdown"}  # the run's headline

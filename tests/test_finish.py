@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from components.common import verdict
@@ -48,7 +46,7 @@ def test_a_finished_run_carries_its_headline_on_the_parent(mlflow_store):
 
     client = _client(mlflow_store)
     train = _step("train", "p1")
-    scores = {"mean_iou": 0.81, "iou/road": 0.9, "iou/car": 0.72, "champion/mean_iou": 0.7}
+    scores = {"mean_iou": 0.81004, "iou/road": 0.9, "iou/car": 0.72, "champion/mean_iou": 0.7}
     _step("evaluate", "p1", metrics=scores, tags=_evaluation_tags(True))
     _step("publish", "p1", tags={"registered_version": "3"})
 
@@ -66,12 +64,6 @@ def test_a_finished_run_carries_its_headline_on_the_parent(mlflow_store):
     assert "**mean IoU 0.8100**" in note
     assert "Published **segpipe-unet version 3** as `champion`" in note
     assert (headline.passed, headline.registered_version) == (True, "3")
-    view = json.loads(
-        client.get_experiment(headline.experiment_id).tags["mlflow.sharedViewState.segpipe"]
-    )
-    assert {"metrics.`mean_iou`", "metrics.`iou/road`", "metrics.`iou/car`"} <= set(
-        view["selectedColumns"]
-    )
 
 
 def test_runs_left_running_are_marked_failed_and_the_failure_is_named(mlflow_store):
@@ -123,7 +115,7 @@ def test_a_failed_preprocess_gets_a_parent_and_is_nested_under_it(mlflow_store):
     )
 
     parent = client.get_run(headline.parent_run_id)
-    assert parent.info.run_name.startswith("sample 20")
+    assert parent.info.run_name.startswith("sample ")
     assert parent.info.status == "FAILED"
     assert client.get_run(run.info.run_id).data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert "preprocess" in headline.failed_steps

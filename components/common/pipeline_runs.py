@@ -24,7 +24,7 @@ def run_title(data_dir: str, started_ms: int) -> str:
     """A name a person can tell runs apart by: the data set's folder name and the start time."""
     name = os.path.basename(data_dir.rstrip("/")) or "pipeline"
     when = datetime.datetime.fromtimestamp(started_ms / 1000)
-    return f"{name} {when:%Y-%m-%d %H:%M:%S}"
+    return f"{name} {when:%m-%d %H:%M}"  # short: the runs table shows about 20 characters
 
 
 def read_lineage(dataset_dir: str | None) -> dict:

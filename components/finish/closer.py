@@ -20,10 +20,8 @@ from components.common.pipeline_runs import (
 )
 from components.common.tracking import (
     ERROR_TAG,
-    SHARED_VIEW_TAG,
     check_reachable,
     prepare_experiment,
-    runs_view,
     store_lock,
     tracking_uri,
 )
@@ -31,7 +29,6 @@ from components.common.tracking import (
 # KFP's final state of the pipeline's steps -> the parent run's MLflow status
 MLFLOW_STATUS = {"SUCCEEDED": "FINISHED", "CANCELLED": "KILLED", "CANCELED": "KILLED"}
 CLOSED_TAG = "segpipe.closed_by_finish"  # on a run found RUNNING after the pipeline ended
-HEADLINE_PREFIXES = ("iou/",)  # per-class columns of the runs view
 
 log = logging.getLogger(__name__)
 
@@ -166,13 +163,16 @@ def _headline(steps, status, parent_id, experiment_id, closed) -> Headline:
 
 
 def _write(client, parent_id, headline, evaluation, pipeline_run_id, kfp_run_name, data_dir):
-    """The headline as the parent's metrics, tags and description; the runs view's columns."""
+    """The headline as the parent's metrics, tags and description."""
     from mlflow.entities import Metric
 
     metrics = {}
     if evaluation is not None:
+        # rounded: the runs table shows a headline, not float noise (the evaluate run keeps all)
         metrics = {
-            k: v for k, v in evaluation.data.metrics.items() if not k.startswith("champion/")
+            k: round(v, 4)
+            for k, v in evaluation.data.metrics.items()
+            if not k.startswith("champion/")
         }
     now = int(time.time() * 1000)
     if metrics:
@@ -193,10 +193,6 @@ def _write(client, parent_id, headline, evaluation, pipeline_run_id, kfp_run_nam
         tags[verdict.TRAIN_RUN_TAG] = headline.train_run_id
     for key, value in tags.items():
         client.set_tag(parent_id, key, value)
-    if metrics:  # the runs table's columns: mean IoU and this data set's classes
-        per_class = sorted(k for k in metrics if k.startswith(HEADLINE_PREFIXES))
-        view = runs_view(["mean_iou", *per_class])
-        client.set_experiment_tag(headline.experiment_id, SHARED_VIEW_TAG, view)
 
 
 def describe(headline: Headline, data_dir: str = "", kfp_run_name: str = "") -> str:
