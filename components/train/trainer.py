@@ -16,7 +16,7 @@ from components.common import storage
 from components.common.config import PublishConfig, TrainConfig
 from components.common.dataset import read_dataset_info
 from components.common.tracking import step_run
-from components.train import checkpoints, hardware
+from components.train import checkpoints, distributed, hardware
 from components.train.data import Augmentation, make_dataset
 from components.train.export import export_model
 from components.train.losses import CrossEntropyDice
@@ -96,11 +96,20 @@ def train(
     `model_name@alias` is the model a warm start copies weights from.
     Returns the MLflow run id that holds the logged model.
     """
+    # first, before any other TensorFlow op: several workers' collectives are set up only at
+    # program start
+    strategy, policy = hardware.setup(config.precision)
     info = read_dataset_info(dataset_dir)
+    stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
     keras.utils.set_random_seed(config.seed)
     checkpoint_dir = checkpoint_dir or checkpoints.checkpoint_dir_for(
         config.checkpoint_root, pipeline_run_id, pipeline_root
     )
+    if not distributed.role(strategy).is_chief:
+        _train_as_worker(
+            dataset_dir, info, stats, config, strategy, checkpoint_dir, model_name, alias
+        )
+        return ""
     resumed_run_id = checkpoints.saved_run_id(checkpoint_dir)
     with (
         _system_metrics(config.system_metrics),
@@ -112,49 +121,85 @@ def train(
             _log_inputs(dataset_dir, config, info)
             if checkpoint_dir:
                 checkpoints.save_run_id(checkpoint_dir, run.info.run_id)
-        stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
-        strategy, policy = hardware.setup(config.precision)
-        mlflow.set_tags({"segpipe.precision": policy, "segpipe.strategy": type(strategy).__name__})
-        train_data, val_data, steps_per_epoch = _datasets(
-            dataset_dir, info, stats, config, strategy
-        )
-        with strategy.scope():
-            model = build_model(config, info.num_classes, *input_size(config, info))
-            # also on a resumed run: a checkpoint, if one was written, overrides it in fit
-            if config.warm_start:
-                mlflow.set_tags(
-                    {f"segpipe.{k}": v for k, v in warm_start(model, model_name, alias).items()}
-                )
-            model.compile(
-                optimizer=make_optimizer(config, steps_per_epoch),
-                loss=CrossEntropyDice(info.num_classes, info.ignore_label, config.dice_weight),
-                metrics=[
-                    keras.metrics.MeanIoU(
-                        info.num_classes,
-                        name="mean_iou",
-                        ignore_class=info.ignore_label,
-                        sparse_y_pred=False,
-                    )
-                ],
-                jit_compile=config.jit_compile,
-            )
-        callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None)
-        model.fit(
-            # one endless iterator: a new one per epoch costs seconds of idle teardown
-            # (tf.data's autotune thread) on every epoch of a long run
-            train_data.repeat(),
-            steps_per_epoch=steps_per_epoch,
-            validation_data=val_data,
-            epochs=config.epochs,
-            shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
-            callbacks=callbacks,
-            verbose=2,
-        )
-        export_model(model, model_dir, info)
+        mlflow.set_tags(_strategy_tags(strategy, policy))
+        setup = _prepare(dataset_dir, info, stats, config, strategy, model_name, alias)
+        if setup.warm_start_tags:
+            mlflow.set_tags(setup.warm_start_tags)
+        _fit(setup, config, _callbacks(config, checkpoint_dir, strategy, setup, tracked=True))
+        export_model(setup.model, model_dir, info)
+        # the other workers are done with their checkpoints only once they get here
+        distributed.barrier(strategy, "the end of training")
         mlflow.log_artifacts(model_dir, "model")
         checkpoints.remove(checkpoint_dir)  # only now: the model is safely exported
         log.info("train: exported to %s, MLflow run %s", model_dir, run.info.run_id)
         return run.info.run_id
+
+
+def _train_as_worker(
+    dataset_dir, info, stats, config: TrainConfig, strategy, checkpoint_dir, model_name, alias
+) -> None:
+    """A non-chief worker's part: the same training in step with the chief, no outputs."""
+    worker = distributed.role(strategy)
+    log.info("train: worker %d of %d; the chief tracks and exports", worker.index, worker.count)
+    setup = _prepare(dataset_dir, info, stats, config, strategy, model_name, alias)
+    _fit(setup, config, _callbacks(config, checkpoint_dir, strategy, setup, tracked=False))
+    distributed.barrier(strategy, "the end of training")
+
+
+@dataclasses.dataclass
+class _Setup:
+    """A compiled model and its inputs, the same on every worker."""
+
+    model: keras.Model
+    train_data: object  # endless batches
+    val_data: object | None
+    steps_per_epoch: int
+    warm_start_tags: dict[str, object]
+
+
+def _prepare(dataset_dir, info, stats, config: TrainConfig, strategy, model_name, alias) -> _Setup:
+    train_data, val_data, steps_per_epoch = _datasets(dataset_dir, info, stats, config, strategy)
+    warm_start_tags: dict[str, object] = {}
+    with strategy.scope():
+        model = build_model(config, info.num_classes, *input_size(config, info))
+        # also on a resumed run: a checkpoint, if one was written, overrides it in fit
+        if config.warm_start:
+            copied = warm_start(model, model_name, alias)
+            warm_start_tags = {f"segpipe.{k}": v for k, v in copied.items()}
+        model.compile(
+            optimizer=make_optimizer(config, steps_per_epoch),
+            loss=CrossEntropyDice(info.num_classes, info.ignore_label, config.dice_weight),
+            metrics=[
+                keras.metrics.MeanIoU(
+                    info.num_classes,
+                    name="mean_iou",
+                    ignore_class=info.ignore_label,
+                    sparse_y_pred=False,
+                )
+            ],
+            jit_compile=config.jit_compile,
+        )
+    return _Setup(model, train_data, val_data, steps_per_epoch, warm_start_tags)
+
+
+def _fit(setup: _Setup, config: TrainConfig, callbacks) -> None:
+    setup.model.fit(
+        setup.train_data,
+        steps_per_epoch=setup.steps_per_epoch,
+        validation_data=setup.val_data,
+        epochs=config.epochs,
+        shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
+        callbacks=callbacks,
+        verbose=2,
+    )
+
+
+def _strategy_tags(strategy, policy: str) -> dict[str, str]:
+    tags = {"segpipe.precision": policy, "segpipe.strategy": type(strategy).__name__}
+    workers = distributed.role(strategy).count
+    if workers > 1:
+        tags["segpipe.workers"] = str(workers)
+    return tags
 
 
 def input_size(config: TrainConfig, info) -> tuple[int, int]:
@@ -163,8 +208,17 @@ def input_size(config: TrainConfig, info) -> tuple[int, int]:
 
 
 def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy):
-    """(train batches, val batches or None, train steps per epoch)."""
+    """(endless train batches, val batches or None, train steps per epoch).
+
+    On several workers each reads its own share of the train shards, endlessly, so all run
+    the same steps however unevenly the shards divide; each validates on the whole val split,
+    so every worker's val metrics are the exact ones and take the same number of steps.
+    """
     tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    worker = distributed.role(strategy)
+    batch_size = config.batch_size
+    if worker.count > 1:
+        batch_size = distributed.per_replica_batch(config.batch_size, strategy)
     # TPUs need static shapes and full batches; XLA compiles once with static shapes
     static = {"image_size": input_size(config, info), "drop_remainder": tpu}
     augmentation = Augmentation(
@@ -174,31 +228,43 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
         color_jitter=config.color_jitter,
         ignore_label=info.ignore_label,
     )
-    train_data = make_dataset(
-        info.shard_pattern(dataset_dir, "train"),
-        config.batch_size,
-        True,
-        config.seed,
-        augmentation=augmentation,
-        class_weights=loss_class_weights(stats, config),
-        cache=config.train_cache,
-        **static,
-    )
 
-    def batches(split: str) -> int:
+    def train_batches() -> tf.data.Dataset:
+        # one endless iterator: a new one per epoch costs seconds of idle teardown
+        # (tf.data's autotune thread) on every epoch of a long run
+        return make_dataset(
+            info.shard_pattern(dataset_dir, "train"),
+            batch_size,
+            True,
+            config.seed,
+            augmentation=augmentation,
+            class_weights=loss_class_weights(stats, config),
+            cache=config.train_cache,
+            shard=(worker.index, worker.count),
+            **static,
+        ).repeat()
+
+    def batches(split: str, size: int) -> int:
         examples = stats["splits"][split]["examples"]
-        return examples // config.batch_size if tpu else math.ceil(examples / config.batch_size)
+        return examples // size if tpu else math.ceil(examples / size)
 
-    val_data, val_batches = None, batches("val")
-    if val_batches:
-        val_data = make_dataset(
-            info.shard_pattern(dataset_dir, "val"), config.batch_size, False, **static
-        )
+    val_batches = batches("val", batch_size)
+
+    def val_data() -> tf.data.Dataset:
+        data = make_dataset(info.shard_pattern(dataset_dir, "val"), batch_size, False, **static)
         # a known length: Keras otherwise warns that the input "ran out of data"
-        val_data = val_data.apply(tf.data.experimental.assert_cardinality(val_batches))
-    else:
+        return data.apply(tf.data.experimental.assert_cardinality(val_batches))
+
+    if not val_batches:
         log.warning("train: the val split has no (full) batch; training without validation")
-    return train_data, val_data, max(1, batches("train"))
+    steps_per_epoch = max(1, batches("train", config.batch_size))
+    if worker.count > 1:
+        return (
+            distributed.distribute(strategy, train_batches),
+            distributed.distribute(strategy, val_data) if val_batches else None,
+            steps_per_epoch,
+        )
+    return train_batches(), val_data() if val_batches else None, steps_per_epoch
 
 
 def loss_class_weights(stats: dict, config: TrainConfig) -> list[float] | None:
@@ -211,19 +277,19 @@ def loss_class_weights(stats: dict, config: TrainConfig) -> list[float] | None:
 
 
 def _callbacks(
-    config: TrainConfig, checkpoint_dir: str, strategy, validated: bool
+    config: TrainConfig, checkpoint_dir: str, strategy, setup: _Setup, tracked: bool
 ) -> list[keras.callbacks.Callback]:
-    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(), MlflowEpochLogger()]
-    if config.early_stopping_patience and validated:
+    """The fit callbacks; `tracked` (the chief) adds the MLflow logger."""
+    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss()]
+    if tracked:
+        callbacks.append(MlflowEpochLogger())
+    if config.early_stopping_patience and setup.val_data is not None:
         callbacks.append(_early_stopping(config.early_stopping_patience))
     if checkpoint_dir:
         # last, so the epoch's metrics are logged before the checkpoint says it is done
-        callbacks.append(
-            checkpoints.EpochAndStepBackup(
-                checkpoints.state_dir(checkpoint_dir, hardware.worker_index(strategy)),
-                config.checkpoint_every_steps,
-            )
-        )
+        state_dir = checkpoints.state_dir(checkpoint_dir, distributed.role(strategy).index)
+        callbacks.append(checkpoints.EpochAndStepBackup(state_dir, config.checkpoint_every_steps))
+        callbacks.append(distributed.SameResumePoint(strategy, state_dir))
     return callbacks
 
 
