@@ -2,7 +2,11 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-PYTHON ?= python3
+# The interpreter for a new .venv: PYTHON=... overrides; else python3 when it is a supported
+# version (3.11-3.13), else the first of python3.13, python3.12, python3.11 that runs.
+PY_SUPPORTED := import sys; v = sys.version_info; sys.exit(not (v.major == 3 and 11 <= v.minor <= 13))
+is_supported = $(shell $(1) -c '$(PY_SUPPORTED)' >/dev/null 2>&1 && echo yes)
+PYTHON ?= $(firstword $(foreach py,python3 python3.13 python3.12 python3.11,$(if $(call is_supported,$(py)),$(py))))
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
@@ -19,7 +23,11 @@ IMAGE_KINDS := beam trainer runtime
 image_ref = $(if $(REGISTRY),$(patsubst %/,%,$(REGISTRY))/)segpipe-$(1):$(TAG)
 
 $(INSTALLED): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { \
+		test -n "$(PYTHON)" || { echo "no Python 3.11-3.13 found (tried python3, python3.13, python3.12, python3.11): install one or pass PYTHON=/path/to/python3.1x"; exit 2; }; \
+		$(PYTHON) -c '$(PY_SUPPORTED)' || { echo "PYTHON=$(PYTHON) is $$($(PYTHON) -V 2>&1); segpipe needs Python 3.11-3.13"; exit 2; }; \
+		$(PYTHON) -m venv $(VENV); }
+	@$(BIN)/python -c '$(PY_SUPPORTED)' || { echo "$(VENV) has $$($(BIN)/python -V 2>&1); segpipe needs Python 3.11-3.13: remove $(VENV) (rm -rf $(VENV)) and run make again"; exit 2; }
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@

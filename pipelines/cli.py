@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -40,22 +41,25 @@ def _parse_params(
             params[key] = parse_bool(value) if kind is bool else kind(value)
         except ValueError as error:
             raise SystemExit(f"--param {key}: {value!r} is not a valid {kind.__name__}") from error
-    _check_sections(params)
+    try:  # the settings' own checks, before any step runs
+        PipelineConfig().with_parameters(params)
+    except ValueError as error:
+        raise SystemExit(f"segpipe: invalid setting: {error}") from error
     return params
 
 
-def _check_sections(params: dict[str, object]) -> None:
-    """Build each config section from `params`, so its checks refuse bad settings now."""
-    base = PipelineConfig()
-    for section in (base.preprocess, base.train, base.gate, base.publish, base.cluster):
-        names = {f.name for f in dataclasses.fields(section)}
-        try:
-            dataclasses.replace(section, **{k: v for k, v in params.items() if k in names})
-        except ValueError as error:
-            raise SystemExit(f"--param: {error}") from error
+def _require(command: str, extra: str, *modules: str) -> None:
+    """Refuse a command whose packages this install lacks, naming the extra that adds them."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(
+            f"segpipe {command} needs {', '.join(missing)}, not installed here: "
+            f"pip install 'segpipe[{extra}]'"
+        )
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
+    _require("sample-data", "preprocess", "numpy", "PIL")
     from components.common.sample_data import write_sample_data
 
     count = write_sample_data(args.directory, count=args.count, seed=args.seed)
@@ -64,6 +68,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _require("run", "all", "apache_beam", "tensorflow", "PIL")  # every step runs on this machine
     from pipelines.local import run_local
 
     workdir = Path(args.workdir).resolve()
@@ -90,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    _require("predict", "train", "tensorflow", "PIL")
     from components.common.image_files import printable
     from components.publish.predict import predict
 

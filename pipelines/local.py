@@ -8,7 +8,13 @@ from pathlib import Path
 
 from components.common.config import PublishConfig
 from components.common.images import step_images
-from components.common.tracking import DEFAULT_STORE, PIPELINE_RUN_TAG, STEP_TAG, tracking_uri
+from components.common.tracking import (
+    DEFAULT_STORE,
+    PIPELINE_RUN_TAG,
+    STEP_TAG,
+    store_lock,
+    tracking_uri,
+)
 from pipelines.pipeline import build_pipeline
 
 
@@ -31,9 +37,10 @@ def _ensure_experiment(uri: str, experiment: str, artifact_root: Path) -> None:
     """Create the experiment with an absolute artifact root, so the UI finds files from anywhere."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
-    if client.get_experiment_by_name(experiment) is None:
-        client.create_experiment(experiment, artifact_location=artifact_root.resolve().as_uri())
+    with store_lock(uri):  # runs started together would race creating the store and experiment
+        client = MlflowClient(tracking_uri=uri)
+        if client.get_experiment_by_name(experiment) is None:
+            client.create_experiment(experiment, artifact_location=artifact_root.resolve().as_uri())
 
 
 def _summarize(uri: str, model_name: str, train_run_id: str) -> RunSummary:

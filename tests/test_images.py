@@ -16,7 +16,10 @@ DOCKER = ROOT / "docker"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PINS = dict(
     re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(.+)", d).groups()
-    for d in PYPROJECT["project"]["dependencies"]
+    for d in [
+        *PYPROJECT["project"]["dependencies"],
+        *(d for extra in PYPROJECT["project"]["optional-dependencies"].values() for d in extra),
+    ]
     if "==" in d
 )
 STEP_KINDS = [f.name for f in dataclasses.fields(Images)]  # beam, trainer, runtime

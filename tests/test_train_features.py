@@ -368,7 +368,7 @@ def test_trainer_with_options_stops_early_and_exports(
     config = TrainConfig(
         epochs=8,
         batch_size=4,
-        learning_rate=0.0,  # nothing improves: early stopping must end the run
+        learning_rate=1e-9,  # next to nothing improves: early stopping must end the run
         lr_schedule="constant",
         optimizer="sgd",
         unet_width=4,

@@ -39,7 +39,10 @@ def config_from_flags(config_type: type[T], args: argparse.Namespace) -> T:
     values: dict[str, Any] = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
     }
-    return config_type(**values)
+    try:
+        return config_type(**values)
+    except ValueError as error:  # the config's own checks: a message, not a traceback
+        raise SystemExit(f"invalid setting: {error}") from error
 
 
 def setup_logging() -> None:

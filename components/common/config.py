@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import string
 from dataclasses import dataclass, field
@@ -17,6 +18,12 @@ MAX_CLASSES = IGNORE_LABEL
 DEFAULT_MAX_PIXELS = 100_000_000
 MASK_ENCODINGS = ("index", "binary", "palette")
 RESIZE_MODES = ("stretch", "pad")
+
+ARCHITECTURES = ("unet", "deeplabv3plus")
+BACKBONES = ("mobilenetv2", "resnet50")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+LR_SCHEDULES = ("cosine", "polynomial", "constant")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)
@@ -195,6 +202,42 @@ class TrainConfig:
     precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16
     jit_compile: bool = False  # XLA
     system_metrics: bool = True  # CPU/GPU/memory into the MLflow run (needs psutil)
+    tracking_outage_s: int = 300  # seconds training goes on while MLflow is down, then fails
+
+    def __post_init__(self) -> None:
+        _check_at_least(self, "epochs", 1)
+        _check_at_least(self, "batch_size", 1)
+        _check_positive(self, "learning_rate")
+        _check_at_least(self, "unet_width", 1)
+        _check_at_least(self, "unet_depth", 1)
+        _check_at_least(self, "input_height", 0)
+        _check_at_least(self, "input_width", 0)
+        if not 0 <= self.seed < 2**32:  # numpy's seed range
+            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
+        _check_one_of(self, "architecture", ARCHITECTURES)
+        _check_one_of(self, "backbone", BACKBONES)
+        _check_one_of(self, "optimizer", OPTIMIZERS)
+        _check_one_of(self, "lr_schedule", LR_SCHEDULES)
+        _check_one_of(self, "precision", PRECISIONS)
+        if not 0 <= self.momentum <= 1:
+            raise ValueError(f"momentum must be in [0, 1], got {self.momentum}")
+        if self.warmup_epochs and not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}"
+            )
+        _check_at_least(self, "class_weight_power", 0)
+        _check_at_least(self, "dice_weight", 0)
+        if not self.train_cache:
+            raise ValueError('train_cache must be "memory", "none" or a file prefix, got ""')
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ValueError(
+                f"need 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}"
+            )
+        if not 0 <= self.color_jitter < 1:
+            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
+        _check_at_least(self, "early_stopping_patience", 0)
+        _check_at_least(self, "checkpoint_every_steps", 0)
+        _check_at_least(self, "tracking_outage_s", 0)
 
 
 @dataclass(frozen=True)
@@ -249,3 +292,33 @@ class PipelineConfig:
         for section in (self.preprocess, self.train, self.gate, self.publish, self.cluster):
             flat.update(dataclasses.asdict(section))
         return flat
+
+    def with_parameters(self, params: dict[str, object]) -> PipelineConfig:
+        """This config with flat pipeline parameters overlaid; each section checks its values."""
+        sections = {}
+        for field_ in dataclasses.fields(self):
+            section = getattr(self, field_.name)
+            if dataclasses.is_dataclass(section):
+                names = {f.name for f in dataclasses.fields(section)}
+                changes = {k: v for k, v in params.items() if k in names}
+                sections[field_.name] = dataclasses.replace(section, **changes)
+        experiment = str(params.get("experiment", self.experiment))
+        return dataclasses.replace(self, experiment=experiment, **sections)
+
+
+def _check_at_least(config: object, name: str, minimum: float) -> None:
+    value = getattr(config, name)
+    if not value >= minimum:  # `not >=`: NaN fails too
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_positive(config: object, name: str) -> None:
+    value = getattr(config, name)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+def _check_one_of(config: object, name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(config, name)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

@@ -1,27 +1,64 @@
-"""Paths that may be local or gs://, through Beam's FileSystems."""
+"""Files at local paths (plain file IO) or gs:// URLs (google-cloud-storage); no Beam needed."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
+from collections.abc import Iterator
+
+GCS_PREFIX = "gs://"
+_GLOB_CHARS = re.compile(r"[^[*?]*")
+
+
+def _is_gcs(path: str) -> bool:
+    if path.startswith(GCS_PREFIX):
+        return True
+    if "://" in path:
+        raise ValueError(f"{path}: only local paths and gs:// URLs are supported")
+    return False
+
+
+def _split_gcs(path: str) -> tuple[str, str]:
+    bucket, _, name = path.removeprefix(GCS_PREFIX).partition("/")
+    if not bucket:
+        raise ValueError(f"{path}: a gs:// URL needs a bucket name")
+    return bucket, name
+
+
+@functools.lru_cache(maxsize=4)
+def _gcs_client(emulator_host: str | None):
+    """One client per process (credential lookup is slow); a new one when the emulator moves."""
+    from google.cloud import storage
+
+    return storage.Client()
+
+
+def _blob(path: str):
+    bucket, name = _split_gcs(path)
+    return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST")).bucket(bucket).blob(name)
 
 
 def join(base: str, *parts: str) -> str:
     """Join path parts under a local or gs:// base."""
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.join(base, *parts)
+    if not _is_gcs(base):
+        return os.path.join(base, *parts)
+    path = base
+    for part in parts:
+        path = f"{path}{part}" if path.endswith("/") else f"{path}/{part}"
+    return path
 
 
 def write_json(path: str, payload: object) -> None:
     """Write `payload` as indented JSON to a local or gs:// path."""
-    from apache_beam.io.filesystems import FileSystems
-
-    data = json.dumps(payload, indent=2, sort_keys=True).encode("utf-8")
-    if "://" not in path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with FileSystems.create(path) as handle:
-        handle.write(data)
+    text = json.dumps(payload, indent=2, sort_keys=True)
+    if _is_gcs(path):
+        _blob(path).upload_from_string(text.encode("utf-8"), content_type="application/json")
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def read_json(path: str) -> object:
@@ -29,24 +66,77 @@ def read_json(path: str) -> object:
     return json.loads(read_text(path))
 
 
-def glob(pattern: str) -> list[str]:
-    """Paths matching a local or gs:// glob, sorted."""
-    from apache_beam.io.filesystems import FileSystems
+def read_text(path: str) -> str:
+    """A local or gs:// file's text (UTF-8); FileNotFoundError when it is missing."""
+    if not _is_gcs(path):
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    from google.api_core.exceptions import NotFound
 
-    matches = FileSystems.match([pattern])[0].metadata_list
-    return sorted(m.path for m in matches)
+    try:
+        return _blob(path).download_as_bytes().decode("utf-8")
+    except NotFound as error:
+        raise FileNotFoundError(f"{path} does not exist") from error
 
 
 def exists(path: str) -> bool:
     """Whether a local or gs:// file exists."""
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.exists(path)
+    return _blob(path).exists() if _is_gcs(path) else os.path.exists(path)
 
 
-def read_text(path: str) -> str:
-    """A local or gs:// file's text (UTF-8)."""
-    from apache_beam.io.filesystems import FileSystems
+def glob(pattern: str) -> list[str]:
+    """Files matching a local or gs:// glob, sorted.
 
-    with FileSystems.open(path) as handle:
-        return handle.read().decode("utf-8")
+    As in Beam's FileSystems.match: `*` and `?` stay within a folder, `**` crosses folders,
+    a pattern without wildcards names one file.
+    """
+    prefix = _GLOB_CHARS.match(pattern).group(0)
+    if prefix == pattern:
+        return [pattern] if _is_file(pattern) else []
+    regex = _glob_regex(pattern)
+    return sorted(path for path in _files_under(prefix) if regex.fullmatch(path))
+
+
+def _is_file(path: str) -> bool:
+    return _blob(path).exists() if _is_gcs(path) else os.path.isfile(path)
+
+
+def _files_under(prefix: str) -> Iterator[str]:
+    """Every file whose path starts with `prefix`'s folder (local) or with `prefix` (gs://)."""
+    if _is_gcs(prefix):
+        bucket, name = _split_gcs(prefix)
+        client = _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"))
+        for blob in client.list_blobs(bucket, prefix=name):
+            if not blob.name.endswith("/"):  # a folder placeholder, not a file
+                yield f"{GCS_PREFIX}{bucket}/{blob.name}"
+        return
+    root = os.path.dirname(prefix)
+    for folder, _, names in os.walk(root or os.curdir):
+        for name in names:
+            path = os.path.join(folder, name)
+            yield path if root else os.path.relpath(path)
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob as a regular expression: `*`, `?` and `[...]` within one folder, `**` across."""
+    parts: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**", i):
+            parts.append(".*")
+            i += 2
+            continue
+        if char == "*":
+            parts.append("[^/]*")
+        elif char == "?":
+            parts.append("[^/]")
+        elif char == "[" and (end := pattern.find("]", i + 2)) != -1:
+            body = pattern[i + 1 : end].replace("\\", "\\\\")
+            parts.append(f"[^{body[1:]}]" if body.startswith("!") else f"[{body}]")
+            i = end + 1
+            continue
+        else:
+            parts.append(re.escape(char))
+        i += 1
+    return re.compile("".join(parts), re.DOTALL)

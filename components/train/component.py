@@ -37,6 +37,7 @@ def train(
     precision: str,
     jit_compile: bool,
     system_metrics: bool,
+    tracking_outage_s: int,
     model_name: str,
     alias: str,
     experiment: str,
@@ -81,6 +82,7 @@ def train(
         precision=precision,
         jit_compile=jit_compile,
         system_metrics=system_metrics,
+        tracking_outage_s=tracking_outage_s,
     )
     return run_training(
         dataset.path,

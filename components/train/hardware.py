@@ -7,9 +7,9 @@ import logging
 import os
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+from components.common.config import PRECISIONS
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

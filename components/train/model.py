@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from components.common.config import ARCHITECTURES
+
 
 def _conv_block(x, filters: int, name: str):
     for i in (1, 2):
@@ -101,9 +103,6 @@ def build_deeplabv3plus(
     x = layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up_out")(x)
     logits = layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=f"deeplabv3plus_{backbone}")
-
-
-ARCHITECTURES = ("unet", "deeplabv3plus")
 
 
 def build_model(config, num_classes: int, height: int, width: int):

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from components.common.config import TrainConfig
-
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-SCHEDULES = ("cosine", "polynomial", "constant")
+from components.common.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig
 
 
 @keras.saving.register_keras_serializable(package="segpipe")
@@ -36,8 +33,8 @@ class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
 
 def make_schedule(config: TrainConfig, steps_per_epoch: int):
     """The learning rate per step: `config.lr_schedule` over the epochs after the warm-up."""
-    if config.lr_schedule not in SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
     if config.warmup_epochs >= config.epochs and config.warmup_epochs:
         raise ValueError("warmup_epochs must be fewer than epochs")
     warmup_steps = config.warmup_epochs * steps_per_epoch

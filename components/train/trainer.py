@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import logging
 import math
+from collections.abc import Callable
 
 import keras
 import mlflow
@@ -14,10 +15,18 @@ import tensorflow as tf
 
 from components.common import storage
 from components.common.config import PublishConfig, TrainConfig
-from components.common.dataset import read_dataset_info
-from components.common.tracking import step_run
+from components.common.dataset import DatasetInfo, read_dataset_info
+from components.common.step_runs import find_step_run_id
+from components.common.tracking import step_run, tracking_uri
+from components.common.tracking_outage import OutageWindow, bounded_requests, request_timeout_s
 from components.train import checkpoints, distributed, hardware
 from components.train.data import Augmentation, make_dataset
+from components.train.epoch_metrics import (
+    EpochMetricsLogger,
+    FailOnLongOutage,
+    PendingMetrics,
+    pending_path,
+)
 from components.train.export import export_model
 from components.train.losses import CrossEntropyDice
 from components.train.model import build_model
@@ -25,16 +34,6 @@ from components.train.optimization import make_optimizer
 from components.train.warm_start import warm_start
 
 log = logging.getLogger(__name__)
-
-
-class MlflowEpochLogger(keras.callbacks.Callback):
-    """Logs every epoch's Keras metrics to the active MLflow run; stops on a NaN loss."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        if not math.isfinite(logs.get("loss", 0.0)):
-            raise FloatingPointError(f"training loss became {logs['loss']} at epoch {epoch + 1}")
-        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -57,18 +56,31 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 @contextlib.contextmanager
-def _system_metrics(enabled: bool):
-    """System metrics for the run started inside, and for no other run of this process."""
+def _system_metrics(enabled: bool, run_id: str, resumed: bool):
+    """CPU, memory and GPU use logged to `run_id` by MLflow's monitor thread while inside.
+
+    Started here rather than by `mlflow.start_run`, so it stops with this block even when
+    the server cannot be told that the run ended. The monitor gives up quietly when the
+    server is unreachable; training goes on without it.
+    """
     if enabled and importlib.util.find_spec("psutil") is None:
         log.warning("train: psutil is not installed; no system metrics")
         enabled = False
+    monitor = None
     if enabled:
-        mlflow.enable_system_metrics_logging()
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        try:
+            monitor = SystemMetricsMonitor(run_id, resume_logging=resumed)
+            monitor.start()
+        except Exception as error:  # as mlflow.start_run does: metrics are not worth a failure
+            log.warning("train: no system metrics: %s", error)
+            monitor = None
     try:
         yield
     finally:
-        if enabled:
-            mlflow.disable_system_metrics_logging()
+        if monitor:
+            monitor.finish()
 
 
 def _early_stopping(patience: int) -> keras.callbacks.EarlyStopping:
@@ -96,78 +108,122 @@ def train(
     `model_name@alias` is the model a warm start copies weights from.
     Returns the MLflow run id that holds the logged model.
     """
-    # first, before any other TensorFlow op: several workers' collectives are set up only at
-    # program start
+    # first, before any other TensorFlow op: several workers' collectives can be set up only
+    # at program start
     strategy, policy = hardware.setup(config.precision)
     info = read_dataset_info(dataset_dir)
-    stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
+    stats_path = storage.join(dataset_dir, "stats.json")
+    stats = storage.read_json(stats_path)
     keras.utils.set_random_seed(config.seed)
+    # TPUs need static shapes and full batches; XLA compiles once with static shapes
+    full_batches = isinstance(strategy, tf.distribute.TPUStrategy)
+    steps_per_epoch = train_steps(stats, config.batch_size, full_batches, stats_path)
     checkpoint_dir = checkpoint_dir or checkpoints.checkpoint_dir_for(
         config.checkpoint_root, pipeline_run_id, pipeline_root
     )
+    inputs = _Inputs(dataset_dir, info, stats, steps_per_epoch, full_batches)
     if not distributed.role(strategy).is_chief:
-        _train_as_worker(
-            dataset_dir, info, stats, config, strategy, checkpoint_dir, model_name, alias
-        )
-        return ""
+        _train_as_worker(inputs, config, strategy, checkpoint_dir, model_name, alias)
+        # the chief's run: on Vertex AI every replica reports the task's outputs
+        return find_step_run_id(experiment, pipeline_run_id, "train")
     resumed_run_id = checkpoints.saved_run_id(checkpoint_dir)
+    outage = OutageWindow(config.tracking_outage_s, tracking_uri())
     with (
-        _system_metrics(config.system_metrics),
-        step_run("train", experiment, pipeline_run_id, run_id=resumed_run_id) as run,
+        bounded_requests(request_timeout_s(config.tracking_outage_s)),
+        step_run("train", experiment, pipeline_run_id, run_id=resumed_run_id, outage=outage) as run,
+        _system_metrics(config.system_metrics, run.info.run_id, bool(resumed_run_id)),
     ):
+        run_id = run.info.run_id
+        pending = PendingMetrics.load(run_id, pending_path(checkpoint_dir))
+        pending.flush_within(outage, "logging the metrics an earlier attempt kept")
         if resumed_run_id:
             log.info("train: resuming MLflow run %s from %s", resumed_run_id, checkpoint_dir)
         else:
-            _log_inputs(dataset_dir, config, info)
+            outage.retry("logging the run's inputs", lambda: _log_inputs(dataset_dir, config, info))
             if checkpoint_dir:
-                checkpoints.save_run_id(checkpoint_dir, run.info.run_id)
-        mlflow.set_tags(_strategy_tags(strategy, policy))
-        setup = _prepare(dataset_dir, info, stats, config, strategy, model_name, alias)
-        if setup.warm_start_tags:
-            mlflow.set_tags(setup.warm_start_tags)
-        _fit(setup, config, _callbacks(config, checkpoint_dir, strategy, setup, tracked=True))
-        export_model(setup.model, model_dir, info)
-        # the other workers are done with their checkpoints only once they get here
+                checkpoints.save_run_id(checkpoint_dir, run_id)
+        strategy_tags = _strategy_tags(strategy, policy)
+        outage.retry("tagging the run", lambda: mlflow.set_tags(strategy_tags))
+
+        def warm_start_and_tag(model: keras.Model) -> None:
+            copied = outage.retry(
+                "reading the champion's weights", lambda: warm_start(model, model_name, alias)
+            )
+            tags = {f"segpipe.{k}": v for k, v in copied.items()}
+            outage.retry("tagging the run", lambda: mlflow.set_tags(tags))
+
+        train_data, val_data = _datasets(inputs, config, strategy)
+        model = _compiled_model(inputs, config, strategy, warm_start_and_tag)
+        tracking = [EpochMetricsLogger(pending, outage)]
+        callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None, tracking)
+        # last: a tracking outage past the window fails the task only once the epoch is saved
+        callbacks.append(FailOnLongOutage(outage, checkpoint_dir))
+        _fit(model, train_data, val_data, inputs.steps_per_epoch, config, callbacks)
+        pending.flush_within(outage, "logging the last epochs' metrics")
+        export_model(model, model_dir, info)
+        # every worker is done with its checkpoint once all are here
         distributed.barrier(strategy, "the end of training")
-        mlflow.log_artifacts(model_dir, "model")
-        checkpoints.remove(checkpoint_dir)  # only now: the model is safely exported
-        log.info("train: exported to %s, MLflow run %s", model_dir, run.info.run_id)
-        return run.info.run_id
+        outage.retry("uploading the model", lambda: mlflow.log_artifacts(model_dir, "model"))
+    # only now: the model is exported and its run FINISHED; until then a retry resumes
+    checkpoints.remove(checkpoint_dir)
+    log.info("train: exported to %s, MLflow run %s", model_dir, run_id)
+    return run_id
+
+
+def train_steps(stats: dict, batch_size: int, full_batches: bool, stats_path: str) -> int:
+    """Train steps per epoch; an error when the train split has no (full) batch."""
+    examples = stats["splits"]["train"]["examples"]
+    steps = _batches(examples, batch_size, full_batches)
+    if steps < 1:
+        detail = f"fewer than one full batch of {batch_size}" if examples else "nothing"
+        raise ValueError(
+            f"{stats_path}: the train split has {examples} examples, {detail} to train on; "
+            "check val_fraction and test_fraction, or the split lists, in preprocess"
+        )
+    return steps
+
+
+def _batches(examples: int, batch_size: int, full_batches: bool) -> int:
+    return examples // batch_size if full_batches else math.ceil(examples / batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """What every worker trains on, read once."""
+
+    dataset_dir: str
+    info: DatasetInfo
+    stats: dict
+    steps_per_epoch: int
+    full_batches: bool
 
 
 def _train_as_worker(
-    dataset_dir, info, stats, config: TrainConfig, strategy, checkpoint_dir, model_name, alias
+    inputs: _Inputs, config: TrainConfig, strategy, checkpoint_dir: str, model_name, alias
 ) -> None:
-    """A non-chief worker's part: the same training in step with the chief, no outputs."""
+    """A non-chief worker's part: the chief's training, step by step, with no outputs."""
     worker = distributed.role(strategy)
     log.info("train: worker %d of %d; the chief tracks and exports", worker.index, worker.count)
-    setup = _prepare(dataset_dir, info, stats, config, strategy, model_name, alias)
-    _fit(setup, config, _callbacks(config, checkpoint_dir, strategy, setup, tracked=False))
+    train_data, val_data = _datasets(inputs, config, strategy)
+    model = _compiled_model(
+        inputs, config, strategy, lambda model: warm_start(model, model_name, alias)
+    )
+    callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None, [])
+    _fit(model, train_data, val_data, inputs.steps_per_epoch, config, callbacks)
     distributed.barrier(strategy, "the end of training")
 
 
-@dataclasses.dataclass
-class _Setup:
-    """A compiled model and its inputs, the same on every worker."""
-
-    model: keras.Model
-    train_data: object  # endless batches
-    val_data: object | None
-    steps_per_epoch: int
-    warm_start_tags: dict[str, object]
-
-
-def _prepare(dataset_dir, info, stats, config: TrainConfig, strategy, model_name, alias) -> _Setup:
-    train_data, val_data, steps_per_epoch = _datasets(dataset_dir, info, stats, config, strategy)
-    warm_start_tags: dict[str, object] = {}
+def _compiled_model(
+    inputs: _Inputs, config: TrainConfig, strategy, warm_start_with: Callable[[keras.Model], None]
+) -> keras.Model:
+    info = inputs.info
     with strategy.scope():
         model = build_model(config, info.num_classes, *input_size(config, info))
         # also on a resumed run: a checkpoint, if one was written, overrides it in fit
         if config.warm_start:
-            copied = warm_start(model, model_name, alias)
-            warm_start_tags = {f"segpipe.{k}": v for k, v in copied.items()}
+            warm_start_with(model)
         model.compile(
-            optimizer=make_optimizer(config, steps_per_epoch),
+            optimizer=make_optimizer(config, inputs.steps_per_epoch),
             loss=CrossEntropyDice(info.num_classes, info.ignore_label, config.dice_weight),
             metrics=[
                 keras.metrics.MeanIoU(
@@ -179,14 +235,14 @@ def _prepare(dataset_dir, info, stats, config: TrainConfig, strategy, model_name
             ],
             jit_compile=config.jit_compile,
         )
-    return _Setup(model, train_data, val_data, steps_per_epoch, warm_start_tags)
+    return model
 
 
-def _fit(setup: _Setup, config: TrainConfig, callbacks) -> None:
-    setup.model.fit(
-        setup.train_data,
-        steps_per_epoch=setup.steps_per_epoch,
-        validation_data=setup.val_data,
+def _fit(model, train_data, val_data, steps_per_epoch: int, config: TrainConfig, callbacks):
+    model.fit(
+        train_data,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=val_data,
         epochs=config.epochs,
         shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
         callbacks=callbacks,
@@ -207,20 +263,19 @@ def input_size(config: TrainConfig, info) -> tuple[int, int]:
     return (config.input_height or info.image_height, config.input_width or info.image_width)
 
 
-def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy):
-    """(endless train batches, val batches or None, train steps per epoch).
+def _datasets(inputs: _Inputs, config: TrainConfig, strategy):
+    """(endless train batches, val batches or None).
 
     On several workers each reads its own share of the train shards, endlessly, so all run
     the same steps however unevenly the shards divide; each validates on the whole val split,
-    so every worker's val metrics are the exact ones and take the same number of steps.
+    so every worker gets the exact val metrics in the same number of steps.
     """
-    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    info, dataset_dir = inputs.info, inputs.dataset_dir
     worker = distributed.role(strategy)
     batch_size = config.batch_size
     if worker.count > 1:
         batch_size = distributed.per_replica_batch(config.batch_size, strategy)
-    # TPUs need static shapes and full batches; XLA compiles once with static shapes
-    static = {"image_size": input_size(config, info), "drop_remainder": tpu}
+    static = {"image_size": input_size(config, info), "drop_remainder": inputs.full_batches}
     augmentation = Augmentation(
         flip=config.flip,
         scale_min=config.scale_min,
@@ -238,17 +293,14 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
             True,
             config.seed,
             augmentation=augmentation,
-            class_weights=loss_class_weights(stats, config),
+            class_weights=loss_class_weights(inputs.stats, config),
             cache=config.train_cache,
             shard=(worker.index, worker.count),
             **static,
         ).repeat()
 
-    def batches(split: str, size: int) -> int:
-        examples = stats["splits"][split]["examples"]
-        return examples // size if tpu else math.ceil(examples / size)
-
-    val_batches = batches("val", batch_size)
+    val_examples = inputs.stats["splits"]["val"]["examples"]
+    val_batches = _batches(val_examples, batch_size, inputs.full_batches)
 
     def val_data() -> tf.data.Dataset:
         data = make_dataset(info.shard_pattern(dataset_dir, "val"), batch_size, False, **static)
@@ -257,36 +309,38 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, strategy
 
     if not val_batches:
         log.warning("train: the val split has no (full) batch; training without validation")
-    steps_per_epoch = max(1, batches("train", config.batch_size))
-    if worker.count > 1:
-        return (
-            distributed.distribute(strategy, train_batches),
-            distributed.distribute(strategy, val_data) if val_batches else None,
-            steps_per_epoch,
-        )
-    return train_batches(), val_data() if val_batches else None, steps_per_epoch
+        return _distributed(strategy, train_batches), None
+    return _distributed(strategy, train_batches), _distributed(strategy, val_data)
+
+
+def _distributed(strategy, make: Callable[[], tf.data.Dataset]):
+    """`make()` as is on one worker, as this worker's part of the input on several."""
+    if distributed.role(strategy).count > 1:
+        return distributed.distribute(strategy, make)
+    return make()
 
 
 def loss_class_weights(stats: dict, config: TrainConfig) -> list[float] | None:
     """The per-class loss weights: the stats' median-frequency ones to the configured power."""
     if not config.class_weights:
         return None
-    if config.class_weight_power < 0:
-        raise ValueError(f"class_weight_power must be >= 0, got {config.class_weight_power}")
     return [weight**config.class_weight_power for weight in stats["class_weights"]]
 
 
 def _callbacks(
-    config: TrainConfig, checkpoint_dir: str, strategy, setup: _Setup, tracked: bool
+    config: TrainConfig,
+    checkpoint_dir: str,
+    strategy,
+    validated: bool,
+    tracking: list[keras.callbacks.Callback],
 ) -> list[keras.callbacks.Callback]:
-    """The fit callbacks; `tracked` (the chief) adds the MLflow logger."""
-    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss()]
-    if tracked:
-        callbacks.append(MlflowEpochLogger())
-    if config.early_stopping_patience and setup.val_data is not None:
+    """The fit callbacks of every worker; `tracking` (the chief's) log the epochs."""
+    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(), *tracking]
+    if config.early_stopping_patience and validated:
         callbacks.append(_early_stopping(config.early_stopping_patience))
     if checkpoint_dir:
-        # last, so the epoch's metrics are logged before the checkpoint says it is done
+        # after the logger, so the epoch's metrics are logged (or kept next to the checkpoint)
+        # before the checkpoint says it is done
         state_dir = checkpoints.state_dir(checkpoint_dir, distributed.role(strategy).index)
         callbacks.append(checkpoints.EpochAndStepBackup(state_dir, config.checkpoint_every_steps))
         callbacks.append(distributed.SameResumePoint(strategy, state_dir))

@@ -1,0 +1,125 @@
+"""Per-epoch metrics into MLflow that survive a tracking outage and a restart of the task."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import keras
+
+from components.common import storage
+from components.common.tracking_outage import OutageWindow
+
+log = logging.getLogger(__name__)
+
+PENDING_FILE = "pending_metrics.json"  # next to the checkpoint: metrics MLflow has not got yet
+
+
+def pending_path(checkpoint_dir: str) -> str:
+    """Where an attempt keeps unlogged metrics for the next one ("" without a checkpoint)."""
+    return storage.join(checkpoint_dir, PENDING_FILE) if checkpoint_dir else ""
+
+
+class PendingMetrics:
+    """Metrics not yet logged to run `run_id`, kept in `path` (if any) while there are some."""
+
+    def __init__(self, run_id: str, path: str = ""):
+        self.run_id = run_id
+        self.path = path
+        self.metrics: list[dict] = []
+        self._on_disk = False
+
+    @classmethod
+    def load(cls, run_id: str, path: str) -> PendingMetrics:
+        """What an earlier attempt left in `path` (nothing when there is no such file)."""
+        pending = cls(run_id, path)
+        if path and storage.exists(path):
+            try:
+                saved = storage.read_json(path)
+                pending.run_id, pending.metrics = saved["run_id"], saved["metrics"]
+            except (ValueError, KeyError) as error:  # cut short by a kill mid-write
+                log.error("train: unreadable %s, its metrics are lost: %s", path, error)
+            pending._on_disk = True
+        return pending
+
+    def add(self, step: int, values: dict[str, float]) -> None:
+        timestamp = int(time.time() * 1000)
+        self.metrics += [
+            {"key": k, "value": v, "step": step, "timestamp": timestamp} for k, v in values.items()
+        ]
+
+    def flush(self, outage: OutageWindow) -> bool:
+        """Log them all, one try; what is left is saved to `path`. True when none is left."""
+        if self.metrics and outage.attempt("logging metrics", self._log):
+            self.metrics = []
+        self._save()
+        return not self.metrics
+
+    def flush_within(self, outage: OutageWindow, action: str) -> None:
+        """Log them all, retrying while the server is down; TrackingOutage after the window."""
+        if not self.metrics:
+            return
+        try:
+            outage.retry(action, self._log)
+            self.metrics = []
+        finally:
+            self._save()
+
+    def _log(self) -> None:
+        from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
+
+        # the same key, step, timestamp and value twice is stored once: a retry after a lost
+        # reply duplicates nothing
+        MlflowClient().log_batch(self.run_id, metrics=[Metric(**m) for m in self.metrics])
+
+    def _save(self) -> None:
+        if self.path and (self.metrics or self._on_disk):
+            storage.write_json(self.path, {"run_id": self.run_id, "metrics": self.metrics})
+            self._on_disk = True
+
+
+class EpochMetricsLogger(keras.callbacks.Callback):
+    """Logs every epoch's Keras metrics to MLflow, or keeps them while the server is down;
+    stops on a NaN loss."""
+
+    def __init__(self, pending: PendingMetrics, outage: OutageWindow):
+        super().__init__()
+        self.pending = pending
+        self.outage = outage
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if not math.isfinite(logs.get("loss", 0.0)):
+            raise FloatingPointError(f"training loss became {logs['loss']} at epoch {epoch + 1}")
+        self.pending.add(epoch + 1, {k: float(v) for k, v in logs.items()})
+        if not self.pending.flush(self.outage):
+            log.warning(
+                "train: epoch %d's metrics kept until MLflow answers (%d values waiting)",
+                epoch + 1,
+                len(self.pending.metrics),
+            )
+
+
+class FailOnLongOutage(keras.callbacks.Callback):
+    """Ends training once the tracking server has been down longer than the window.
+
+    Runs after the checkpoint callback, so the epoch it fails at is saved and a retry of the
+    task resumes after it, logging the kept metrics.
+    """
+
+    def __init__(self, outage: OutageWindow, checkpoint_dir: str):
+        super().__init__()
+        self.outage = outage
+        self.checkpoint_dir = checkpoint_dir
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.checkpoint_dir:
+            consequence = (
+                f"training stopped after epoch {epoch + 1}, checkpointed with its unlogged "
+                f"metrics in {self.checkpoint_dir}: a retry of this task resumes there"
+            )
+        else:
+            consequence = f"training stopped after epoch {epoch + 1}; no checkpoint_root is set"
+        self.outage.check(consequence)
