@@ -9,6 +9,12 @@ from kfp.dsl import PipelineTask
 
 from components.common.config import PipelineConfig
 from components.common.images import Images
+from components.common.pods import (
+    ACCELERATOR_TAINTS,
+    MLFLOW_CLIENT_LABEL,
+    MLFLOW_SECRET_OPTIONAL,
+    MLFLOW_SECRET_REQUIRED,
+)
 from components.evaluate.component import evaluate_component
 from components.preprocess.component import preprocess_component
 from components.publish.component import publish_component
@@ -16,18 +22,6 @@ from components.train.component import train_component
 
 PIPELINE_NAME = "segpipe"
 TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same run
-# Keys of the MLflow Secret: the tracking URI is required, credentials are per-key optional.
-MLFLOW_SECRET_REQUIRED = {"tracking_uri": "MLFLOW_TRACKING_URI"}
-MLFLOW_SECRET_OPTIONAL = {
-    "username": "MLFLOW_TRACKING_USERNAME",
-    "password": "MLFLOW_TRACKING_PASSWORD",
-    "token": "MLFLOW_TRACKING_TOKEN",
-}
-# docker/mlflow.yaml's NetworkPolicy admits only pods with this label to the MLflow server
-MLFLOW_CLIENT_LABEL = ("segpipe.io/mlflow-client", "true")
-# the taints GKE (and the NVIDIA operator) put on GPU and TPU nodes; tolerating both lets
-# train_accelerator pick either kind at run time
-ACCELERATOR_TAINTS = ("nvidia.com/gpu", "google.com/tpu")
 
 
 class PipelineOutputs(NamedTuple):
