@@ -123,6 +123,7 @@ def _matches(labels: dict[str, str], selector: str) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     state: FakeKubernetes
+    protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, as the client expects
 
     def log_message(self, *args) -> None:  # quiet test output
         pass
@@ -185,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
             if name:
                 job = self.state.trainjobs.get(name)
                 return self._json(200, job) if job else self._status(404, "NotFound", name)
-            if query.get("watch") == "true":
+            if query.get("watch", "").lower() == "true":
                 return self._watch(query)
             return self._json(
                 200,
@@ -200,14 +201,23 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             return self._json(200, {"apiVersion": "v1", "kind": "PodList", "items": items})
         if match := POD_LOG.match(path):
-            return self._follow_log(match.group(2), query.get("follow") == "true")
+            return self._follow_log(match.group(2), query.get("follow", "").lower() == "true")
         self._status(404, "NotFound", path)
 
     def _stream_start(self, content_type: str) -> None:
+        # chunked, as the API server sends watches and followed logs: each line arrives now
         self.send_response(200)
         self.send_header("Content-Type", content_type)
-        self.send_header("Connection", "close")
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _stream_end(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _watch(self, query: dict) -> None:
         """Events after `resourceVersion` for the named job, until `timeoutSeconds` pass."""
@@ -225,9 +235,9 @@ class _Handler(BaseHTTPRequestHandler):
                     state._changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
                     continue
             for version, kind, obj in pending:
-                self.wfile.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
-                self.wfile.flush()
+                self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
                 sent = version
+        self._stream_end()
 
     def _follow_log(self, pod: str, follow: bool) -> None:
         state = self.state
@@ -240,11 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
                 lines = state.logs[pod][written:]
                 ended = state.pods[pod]["status"]["phase"] in ("Succeeded", "Failed")
                 if not lines and (ended or not follow or getattr(state, "_closing", False)):
-                    return
+                    return self._stream_end()
                 if not lines:
                     state._changed.wait(0.5)
                     continue
-            for line in lines:
-                self.wfile.write(line.encode() + b"\n")
-            self.wfile.flush()
+            self._chunk("".join(line + "\n" for line in lines).encode())
             written += len(lines)

@@ -25,6 +25,7 @@ NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 POD_MODEL_DIR = "/tmp/segpipe-model"  # inside the chief's pod; the model travels via MLflow
 WATCH_TIMEOUT_S = 60  # one watch request; the next resumes where it ended
 POLL_PAUSE_S = 2.0  # between looks for a (restarted) chief pod to follow
+LOG_DRAIN_S = 30.0  # after the job ends, for the rest of the chief's log
 
 
 class Cancelled(Exception):
@@ -252,12 +253,21 @@ class ChiefLog(threading.Thread):
         self._seen: set[str] = set()
 
     def run(self) -> None:
-        while not self.finished.is_set():
+        while True:
+            last = self.finished.is_set()  # one more look once the job ended: its last pod
             try:
                 self._follow_new_pods()
             except Exception as error:  # a log is worth a retry, never a failed step
                 log.debug("train: chief log: %s", error)
+            if last:
+                return
             self.finished.wait(POLL_PAUSE_S)
+
+    def stop(self, timeout_s: float = LOG_DRAIN_S) -> None:
+        """Let it copy what the ended pods still hold, for at most `timeout_s`."""
+        self.finished.set()
+        if self.is_alive():
+            self.join(timeout_s)
 
     def _follow_new_pods(self) -> None:
         for pod in self.jobs.chief_pods(self.job_name):
@@ -285,13 +295,13 @@ def _cancellable() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_train_job(jobs: TrainJobs, manifest: dict, out: TextIO = sys.stdout) -> None:
+def run_train_job(jobs: TrainJobs, manifest: dict, out: TextIO | None = None) -> None:
     """Start (or re-attach to) the TrainJob, stream worker 0's log, wait for the end.
 
     Fails with TrainJobFailed when the job fails; deletes it when the run is cancelled.
     """
     name = manifest["metadata"]["name"]
-    chief_log = ChiefLog(jobs, name, out)
+    chief_log = ChiefLog(jobs, name, out or sys.stdout)
     with _cancellable():
         try:
             job = start(jobs, manifest)
@@ -302,7 +312,7 @@ def run_train_job(jobs: TrainJobs, manifest: dict, out: TextIO = sys.stdout) -> 
             jobs.delete(name)
             raise
         finally:
-            chief_log.finished.set()
+            chief_log.stop()
     if kind != "Complete":
         raise TrainJobFailed(f"TrainJob {jobs.namespace}/{name} failed: {message}")
     log.info("train: TrainJob %s completed", name)
