@@ -144,6 +144,17 @@ def role(strategy) -> WorkerRole:
     )
 
 
+def check_worker_count(strategy, expected: int) -> None:
+    """An error when the workers TF_CONFIG names are not the `expected` many (0: any)."""
+    found = role(strategy).count
+    if expected and found != expected:
+        raise ValueError(
+            f"train_workers is {expected} but TF_CONFIG names {found} worker(s): a pipeline "
+            "compiled for Vertex AI fixes its replica count; compile again with "
+            f"--param train_workers={expected}"
+        )
+
+
 def per_replica_batch(global_batch: int, strategy) -> int:
     """The batch each replica takes so that one step across all of them is `global_batch`."""
     replicas = strategy.num_replicas_in_sync

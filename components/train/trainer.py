@@ -99,18 +99,22 @@ def train(
     model_name: str = PublishConfig.model_name,
     alias: str = PublishConfig.alias,
     pipeline_root: str = "",
+    workers: int = 0,
 ) -> str:
     """Train on `dataset_dir`'s train split, validate on val, export to `model_dir`.
 
     Checkpoints go to `checkpoint_dir`, by default `<checkpoint_root>/<pipeline_run_id>/train`
     with `<pipeline_root>/checkpoints` standing in for an empty root (none when all are empty);
     a rerun finding one resumes its epochs and its MLflow run.
-    `model_name@alias` is the model a warm start copies weights from.
+    `model_name@alias` is the model a warm start copies weights from. `workers`: how many
+    workers the caller started (0: as many as TF_CONFIG names). Several workers (TF_CONFIG)
+    train in step; only the chief (worker 0) tracks, exports and removes the checkpoint.
     Returns the MLflow run id that holds the logged model.
     """
     # first, before any other TensorFlow op: several workers' collectives can be set up only
     # at program start
     strategy, policy = hardware.setup(config.precision)
+    distributed.check_worker_count(strategy, workers)
     info = read_dataset_info(dataset_dir)
     stats_path = storage.join(dataset_dir, "stats.json")
     stats = storage.read_json(stats_path)
