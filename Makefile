@@ -21,6 +21,18 @@ TAG ?= $(VERSION)
 DOCKER ?= docker
 IMAGE_KINDS := beam trainer runtime
 image_ref = $(if $(REGISTRY),$(patsubst %/,%,$(REGISTRY))/)segpipe-$(1):$(TAG)
+# BASE_IMAGE=... builds every image on that base (Python 3.11) instead of its Dockerfile's default.
+BASE_IMAGE ?=
+# Each image installs core + its extra of pyproject.toml, from docker/locks/<image>.txt (make lock):
+# exact versions with hashes for CPython 3.11 on x86_64 Linux, the images' Python and platform.
+EXTRAS_beam := preprocess
+EXTRAS_trainer := train
+EXTRAS_runtime :=
+LOCKS := docker/locks
+UV_VERSION := 0.13.8
+WHEELHOUSE := build/wheelhouse
+WHEELHOUSES := $(foreach kind,$(IMAGE_KINDS),$(WHEELHOUSE)/$(kind)/deps/requirements.txt)
+PACKAGE_SOURCES := pyproject.toml README.md $(shell find components pipelines -name '*.py')
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || { \
@@ -35,7 +47,7 @@ $(INSTALLED): pyproject.toml
 .PHONY: help
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: install
 install: $(INSTALLED) ## Create .venv (if missing) and install segpipe with its dev tools
@@ -50,6 +62,10 @@ test: $(INSTALLED) ## Run lint and the test suite
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+.PHONY: test-containers
+test-containers: $(INSTALLED) ## Build the images on a local Debian base, run the pipeline in them (root; own dockerd)
+	bash tests/containers/run.sh
+
 .PHONY: fmt
 fmt: $(INSTALLED) ## Format and auto-fix the code
 	$(BIN)/ruff format .
@@ -59,12 +75,28 @@ fmt: $(INSTALLED) ## Format and auto-fix the code
 compile: $(INSTALLED) ## Compile the pipeline for a cluster to pipeline.yaml (REGISTRY=... or env SEGPIPE_REGISTRY)
 	$(BIN)/segpipe compile -o pipeline.yaml --tag $(TAG) $(if $(REGISTRY),--registry $(REGISTRY)) $(PARAMS)
 
+.PHONY: lock
+lock: $(INSTALLED) ## Re-resolve each image's lock (docker/locks/<image>.txt) from pyproject.toml
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(foreach kind,$(IMAGE_KINDS),$(BIN)/uv pip compile --quiet pyproject.toml $(LOCKS)/image-tools.in \
+		$(addprefix --extra ,$(EXTRAS_$(kind))) --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes \
+		--custom-compile-command "make lock" -o $(LOCKS)/$(kind).txt &&) true
+
+$(WHEELHOUSE)/%/deps/requirements.txt: $(LOCKS)/%.txt docker/wheelhouse.py docker/install-venv.sh $(PACKAGE_SOURCES) $(INSTALLED)
+	$(BIN)/python docker/wheelhouse.py $< $(WHEELHOUSE)/$*
+
+.PHONY: wheelhouse
+wheelhouse: $(WHEELHOUSES) ## Fill build/wheelhouse/<image>: its locked wheels and segpipe's (needs PyPI)
+
 .PHONY: images
-images: ## Build the step images segpipe-{beam,trainer,runtime}:TAG (needs Docker)
+images: $(WHEELHOUSES) ## Build the step images segpipe-{beam,trainer,runtime}:TAG offline from the wheelhouse
 	@for kind in $(IMAGE_KINDS); do \
 		ref="$(call image_ref,$$kind)"; \
 		echo "building $$ref"; \
-		$(DOCKER) build -f docker/$$kind.Dockerfile --build-arg SEGPIPE_VERSION=$(TAG) -t "$$ref" . || exit 1; \
+		DOCKER_BUILDKIT=0 $(DOCKER) build --network host -f docker/$$kind.Dockerfile \
+			$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+			--build-arg SEGPIPE_VERSION=$(TAG) -t "$$ref" $(WHEELHOUSE)/$$kind || exit 1; \
 	done
 
 .PHONY: push
@@ -86,7 +118,7 @@ ui: $(INSTALLED) ## Open the MLflow UI on the local store (http://127.0.0.1:5000
 
 .PHONY: clean
 clean: ## Remove local run outputs (keeps .venv)
-	rm -rf local_outputs exports segpipe-data mlartifacts mlflow.db pipeline.yaml .pytest_cache
+	rm -rf local_outputs exports segpipe-data mlartifacts mlflow.db mlflow-server pipeline.yaml .pytest_cache
 
 .PHONY: bench
 bench: $(INSTALLED) ## Run the benchmarks on ../shared/data (slow; prints ratios)

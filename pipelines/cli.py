@@ -68,11 +68,21 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _require("run", "all", "apache_beam", "tensorflow", "PIL")  # every step runs on this machine
+    if args.containers:  # the steps run in their images; here the MLflow server and sample data
+        _require("run --containers", "all", "sqlalchemy", "numpy", "PIL")
+    else:  # every step runs on this machine
+        _require("run", "all", "apache_beam", "tensorflow", "PIL")
     from pipelines.local import run_local
 
     workdir = Path(args.workdir).resolve()
     params = _parse_params(args.param, local=True, preset=args.preset)
+    if args.containers:  # before any work, sample data included
+        from pipelines.containers import check_ready
+
+        try:
+            check_ready(args.tag)
+        except RuntimeError as error:
+            raise SystemExit(f"segpipe run --containers: {error}") from error
     data = args.data
     if data is None:
         from components.common.sample_data import write_sample_data
@@ -81,8 +91,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not Path(data, "images").is_dir():
             write_sample_data(data)
         params.setdefault("class_names", SAMPLE_CLASS_NAMES)
-    summary = run_local({"data_dir": str(Path(data).resolve()), **params}, workdir)
-    store = summary.tracking_uri
+    params = {"data_dir": str(Path(data).resolve()), **params}
+    if args.containers:
+        from pipelines.containers import run_in_containers
+
+        try:
+            summary = run_in_containers(params, workdir, tag=args.tag)
+        except RuntimeError as error:
+            raise SystemExit(f"segpipe run --containers: {error}") from error
+    else:
+        summary = run_local(params, workdir)
     print()
     print("segpipe run finished")
     print(f"  mean IoU:   {summary.mean_iou:.4f}")
@@ -90,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registered = f"version {summary.registered_version}" if summary.registered_version else None
     print(f"  registered: {registered or 'nothing (gate did not pass)'}")
     print(f"  MLflow run: {summary.train_run_id}")
-    print(f"  browse:     mlflow ui --backend-store-uri {store}   (or: make ui)")
+    print(f"  browse:     {summary.browse}")
     return 0
 
 
@@ -418,6 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     _add_preset_option(run)
     run.add_argument("--workdir", default=".", help="where MLflow store and outputs go")
+    run.add_argument(
+        "--containers",
+        action="store_true",
+        help="run each step in its image (kfp.local DockerRunner, the engine at $DOCKER_HOST), "
+        "tracking to an MLflow server segpipe starts on 127.0.0.1; build the images first with "
+        "`make images`",
+    )
+    run.add_argument("--tag", default=None, help="with --containers: image tag (default: version)")
     run.set_defaults(func=cmd_run)
 
     comp = commands.add_parser(

@@ -26,6 +26,7 @@ class RunSummary:
     train_run_id: str
     registered_version: str | None
     tracking_uri: str
+    browse: str  # the command that opens the MLflow UI on this run's store
 
 
 def default_tracking_store(workdir: Path) -> str:
@@ -43,7 +44,7 @@ def _ensure_experiment(uri: str, experiment: str, artifact_root: Path) -> None:
             client.create_experiment(experiment, artifact_location=artifact_root.resolve().as_uri())
 
 
-def _summarize(uri: str, model_name: str, train_run_id: str) -> RunSummary:
+def summarize(uri: str, model_name: str, train_run_id: str, browse: str) -> RunSummary:
     """Read the run's outcome back from MLflow: the evaluate step's metrics and gate tags."""
     from mlflow.tracking import MlflowClient
 
@@ -65,6 +66,7 @@ def _summarize(uri: str, model_name: str, train_run_id: str) -> RunSummary:
         train_run_id=train_run_id,
         registered_version=str(versions[0].version) if versions else None,
         tracking_uri=uri,
+        browse=browse,
     )
 
 
@@ -88,4 +90,5 @@ def run_local(params: dict[str, object], workdir: Path) -> RunSummary:
     )
     outputs = pipeline(**params).outputs
     model_name = str(params.get("model_name", PublishConfig.model_name))
-    return _summarize(uri, model_name, outputs["train_run_id"])
+    browse = f"mlflow ui --backend-store-uri {uri}   (or: make ui)"
+    return summarize(uri, model_name, outputs["train_run_id"], browse)

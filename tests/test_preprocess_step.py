@@ -226,9 +226,9 @@ def test_odd_names_formats_and_files_are_rejects_and_counted(mlflow_store, tiny_
     assert stats["inputs"] == 24 + 2 and stats["examples_written"] == 24 - 4
 
 
-def test_split_fractions_are_refused_before_any_work(mlflow_store, tiny_data, tmp_path, capsys):
+def test_split_fractions_are_refused_before_any_work(mlflow_store, tiny_data, tmp_path):
     output = tmp_path / "out"
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as refused:
         _run(tiny_data, output, "--val-fraction", "1.5")
-    assert "val_fraction=1.5 is outside the allowed range [0, 1)" in capsys.readouterr().err
+    assert "val_fraction=1.5 is outside the allowed range [0, 1)" in str(refused.value.code)
     assert not output.exists()

@@ -16,6 +16,8 @@ from components.common.tracking_outage import OutageWindow, bounded_requests, co
 DEFAULT_STORE = "sqlite:///mlflow.db"
 PIPELINE_RUN_TAG = "segpipe.pipeline_run_id"
 STEP_TAG = "segpipe.step"
+IMAGE_TAG = "segpipe.image"  # the step image that ran the step (its SEGPIPE_IMAGE), if any
+UID_TAG = "segpipe.uid"  # the uid of the step's process (10001 in segpipe's images)
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,14 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         raise RuntimeError(f"MLflow tracking server at {uri} is unreachable: {error}") from error
 
 
+def provenance_tags() -> dict[str, str]:
+    """Where this step runs: the process's uid and, inside a segpipe image, that image."""
+    tags = {UID_TAG: str(os.getuid())}
+    if image := os.environ.get("SEGPIPE_IMAGE"):
+        tags[IMAGE_TAG] = image
+    return tags
+
+
 def _parent_run_id(client, experiment_id: str, pipeline_run_id: str) -> str:
     runs = client.search_runs(
         [experiment_id],
@@ -115,7 +125,7 @@ def step_run(
     with store_lock(uri):  # two steps starting at once may both create the experiment
         experiment_id = mlflow.set_experiment(experiment).experiment_id
     client = MlflowClient(tracking_uri=uri)
-    tags = {STEP_TAG: step}
+    tags = {STEP_TAG: step, **provenance_tags()}
     parent_id = None
     if pipeline_run_id is not None:
         parent_id = _parent_run_id(client, experiment_id, pipeline_run_id)

@@ -36,10 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
     add_config_flags(parser, PreprocessConfig)
     args, beam_args = parser.parse_known_args(argv)
-    try:
-        config = config_from_flags(PreprocessConfig, args)
-    except ValueError as error:
-        parser.error(str(error))  # exits 2, before any work
+    config = config_from_flags(PreprocessConfig, args)  # a bad setting exits here, before work
     setup_logging()
     from components.preprocess.preprocessor import preprocess
 

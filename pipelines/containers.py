@@ -1,0 +1,195 @@
+"""Run the pipeline with each step in its image (kfp.local's DockerRunner), tracking to a real
+MLflow server on 127.0.0.1, as a cluster would run it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from components.common.config import PublishConfig
+from components.common.images import Images, step_images
+from pipelines.local import RunSummary, summarize
+from pipelines.pipeline import build_pipeline
+
+SERVER_START_TIMEOUT_S = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _raise_exit(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)  # so that `finally` blocks run: the server is stopped
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """Within the block, SIGTERM unwinds like Ctrl-C (only the main thread may set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _wait_healthy(uri: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while True:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"mlflow server did not start (log {log_path}):\n{tail}")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 with its store under `root`; yields its URI.
+
+    SQLite holds runs and the registry; artifacts are proxied through the server
+    (`--serve-artifacts`) into `root/artifacts`, which no step mounts: as on a cluster, the steps
+    reach artifacts over HTTP only. The server is stopped however the block ends (SIGTERM included).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    hosts = f"127.0.0.1:{port},localhost:{port}"  # MLflow 3 refuses other Host headers
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--backend-store-uri", f"sqlite:///{(root / 'mlflow.db').resolve()}"]
+    command += ["--artifacts-destination", str((root / "artifacts").resolve()), "--serve-artifacts"]
+    command += ["--allowed-hosts", hosts, "--workers", "1"]
+    log_path = root / "server.log"
+    uri = f"http://127.0.0.1:{port}"
+    with _sigterm_exits(), open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(uri, process, log_path)
+            yield uri
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def docker_client():
+    """A client of the Docker engine at $DOCKER_HOST (or the default socket), checked by a ping."""
+    try:
+        import docker
+    except ImportError as error:
+        raise RuntimeError(
+            "segpipe run --containers needs the `docker` Python package: "
+            "pip install 'segpipe[containers]'"
+        ) from error
+    where = os.environ.get("DOCKER_HOST") or "the default socket (DOCKER_HOST is unset)"
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        raise RuntimeError(
+            f"cannot reach a Docker engine at {where}: {error}. segpipe does not start one: "
+            "start dockerd and point DOCKER_HOST at its socket"
+        ) from error
+    return client
+
+
+def check_images(client, images: Images) -> None:
+    """Refuse to start unless every step image exists locally (the run never pulls or builds)."""
+    import docker
+
+    missing = []
+    for ref in (images.beam, images.trainer, images.runtime):
+        try:
+            client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            missing.append(ref)
+    if missing:
+        raise RuntimeError(
+            f"step images not found on the Docker engine: {', '.join(missing)}. Build them with "
+            "`make images` (TAG=... for another tag, and --tag the same here)"
+        )
+
+
+def check_ready(tag: str | None = None) -> Images:
+    """The step images, once the Docker engine answers and holds all three (else RuntimeError)."""
+    images = step_images(tag=tag)
+    client = docker_client()
+    try:
+        check_images(client, images)
+    finally:
+        client.close()
+    return images
+
+
+def writable_by_steps(path: Path) -> Path:
+    """Create `path` and let the steps' user (uid 10001, not the caller) create files in it."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+    return path
+
+
+def _bind(path: str, read_only: bool):
+    from docker.types import Mount
+
+    return Mount(target=path, source=path, type="bind", read_only=read_only)
+
+
+def run_in_containers(
+    params: dict[str, object], workdir: Path, tag: str | None = None
+) -> RunSummary:
+    """Run the whole pipeline, each step in its image as uid 10001 with host networking."""
+    from kfp import local
+
+    images = check_ready(tag)
+    params = dict(params)
+    workdir = workdir.resolve()
+    pipeline_root = writable_by_steps(workdir / "local_outputs")
+    # Steps see only these host paths, each at its own path: the data (read-only), the pipeline
+    # root (kfp.local mounts it) and a local export root.
+    mounts = []
+    data_dir = str(params["data_dir"])
+    if "://" not in data_dir:
+        mounts.append(_bind(str(Path(data_dir).resolve()), read_only=True))
+    export_root = str(params.setdefault("export_root", str(workdir / "exports")))
+    if "://" not in export_root:
+        export_root = str(writable_by_steps(Path(export_root).resolve()))
+        params["export_root"] = export_root
+        mounts.append(_bind(export_root, read_only=False))
+    server_root = workdir / "mlflow-server"
+    with mlflow_server(server_root) as uri:
+        local.init(
+            runner=local.DockerRunner(
+                network_mode="host",  # the server is on 127.0.0.1; no bridge networks
+                entrypoint=[],  # as Kubernetes' `command`: replaces the image's (Beam's boot)
+                environment={"MLFLOW_TRACKING_URI": uri},
+                mounts=mounts,
+            ),
+            pipeline_root=str(pipeline_root),
+            raise_on_error=True,
+        )
+        outputs = build_pipeline(images)(**params).outputs
+        model_name = str(params.get("model_name", PublishConfig.model_name))
+        # The server stops with this run: browse its store afterwards with `mlflow ui`.
+        browse = (
+            f"mlflow ui --backend-store-uri sqlite:///{server_root / 'mlflow.db'} "
+            f"--artifacts-destination {server_root / 'artifacts'}"
+        )
+        return summarize(uri, model_name, outputs["train_run_id"], browse)
