@@ -180,6 +180,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
     def do_GET(self) -> None:
+        try:
+            self._get()
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up mid-stream
+            self.close_connection = True
+
+    def _get(self) -> None:
         path, query = self._route()
         if match := TRAINJOBS.match(path):
             name = match.group(2)

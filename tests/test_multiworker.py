@@ -114,3 +114,32 @@ def test_a_killed_worker_fails_the_other_and_both_resume_from_the_backup(
     assert (tmp_path / "model-0" / "saved_model.pb").exists()
     assert not (tmp_path / "model-1").exists()
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_workers_that_restored_different_epochs_fail_together_saying_what_to_fix(
+    mlflow_store, tiny_shards, tmp_path
+):
+    # the chief's copy says epoch 1 was saved, the worker's has none: as after a worker was
+    # killed while writing its own
+    chief_state = tmp_path / "checkpoints" / "state"
+    chief_state.mkdir(parents=True)
+    (chief_state / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    commands = [_command(tiny_shards, tmp_path, worker, 2) for worker in (0, 1)]
+    assert wait_all(start_workers(commands, tmp_path / "logs"), 300) == [1, 1]
+    for index in (0, 1):
+        log = (tmp_path / "logs" / f"worker-{index}.err").read_text()
+        assert "the 2 workers restored different epochs" in log
+        assert "Copy the chief's folder (state) over every state-worker-N folder" in log
+    assert not (tmp_path / "model-0").exists()
+
+
+def test_several_workers_without_a_shared_pipeline_run_id_are_refused(monkeypatch, capsys):
+    import pytest
+    from worker_cluster import tf_configs
+
+    from components.train.__main__ import main
+
+    monkeypatch.setenv("TF_CONFIG", tf_configs(2)[0])
+    with pytest.raises(SystemExit):
+        main(["--dataset", "d", "--model-dir", "m"])
+    assert "need one --pipeline-run-id shared by all" in capsys.readouterr().err
