@@ -95,8 +95,6 @@ def make_strategy(shims: frozenset[str] = ALL_SHIMS) -> ShimmedMultiWorkerStrate
 
     Call it before any other TensorFlow op: collectives are configured at program start.
     """
-    import keras
-
     check_versions({"keras": keras.__version__, "tensorflow": tf.__version__})
     _configure_coordination(tf.distribute.cluster_resolver.TFConfigClusterResolver())
     return ShimmedMultiWorkerStrategy(shims=shims)
@@ -105,8 +103,9 @@ def make_strategy(shims: frozenset[str] = ALL_SHIMS) -> ShimmedMultiWorkerStrate
 def _configure_coordination(resolver) -> None:
     """The coordination service MultiWorkerMirroredStrategy would start, with our timeouts.
 
-    TF's own leaves a worker waiting without end for a peer that never starts; its
-    heartbeats, made explicit here, turn a dead peer into an error on the others.
+    With TF's defaults a worker still waited after 100 s (as long as we looked) for a peer
+    that never started; the heartbeat timeout, explicit here, turns a dead peer into an
+    error on the others.
     """
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.distribute import multi_worker_util
