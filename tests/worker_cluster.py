@@ -39,6 +39,8 @@ def start_workers(
         worker_env = {
             **os.environ,
             **(env or {}),
+            # this checkout's code, whichever one the environment has installed
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
             "TF_CONFIG": tf_config,
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "CUDA_VISIBLE_DEVICES": "",  # CPU workers, as on a machine without accelerators
