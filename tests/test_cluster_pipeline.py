@@ -86,7 +86,14 @@ def test_only_train_goes_to_an_accelerator_node(cluster_yaml):
 
 def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cluster_yaml):
     spec, platform, _ = cluster_yaml
-    for name in ("exec-preprocess", "exec-train", "exec-evaluate", "exec-publish", "exec-finish"):
+    for name in (
+        "exec-preprocess",
+        "exec-train",
+        "exec-launch-train",
+        "exec-evaluate",
+        "exec-publish",
+        "exec-finish",
+    ):
         required, optional = platform[name]["secretAsEnv"]
         assert required["keyToEnv"] == [
             {"secretKey": "tracking_uri", "envVar": "MLFLOW_TRACKING_URI"}
@@ -121,8 +128,10 @@ def test_every_step_carries_the_label_the_mlflow_network_policy_admits(cluster_y
     (rule,) = policy["spec"]["ingress"]
     (source,) = rule["from"]
     admitted = source["podSelector"]["matchLabels"]
-    for name in ("exec-preprocess", "exec-train", "exec-evaluate", "exec-publish", "exec-finish"):
+    for name in ("exec-preprocess", "exec-train", "exec-launch-train", "exec-evaluate"):
         assert platform[name]["podMetadata"]["labels"] == admitted
+    assert platform["exec-publish"]["podMetadata"]["labels"] == admitted
+    assert platform["exec-finish"]["podMetadata"]["labels"] == admitted
 
 
 def test_no_secret_value_is_compiled_in(cluster_yaml):

@@ -23,20 +23,25 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     assert GatePolicy().allow_absent_classes == ""  # no class may be absent by default
     assert GatePolicy().max_drop == 0.0 and GatePolicy().max_class_drop < 0  # off by default
 
-    evaluate = spec["root"]["dag"]["tasks"]["evaluate"]
+    # the steps sit in the exit handler's sub-DAG: pipeline parameters arrive as channels
+    steps = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    evaluate = steps["evaluate"]
     gate_inputs = ("min_mean_iou", "max_drop", "max_class_drop", "allow_absent_classes")
     for name in (*gate_inputs, "eval_split", "model_name", "alias"):
         binding = evaluate["inputs"]["parameters"][name]
-        assert binding["componentInputParameter"] == name
-    # evaluate records which train run it judged; publish checks it
+        assert binding["componentInputParameter"] == f"pipelinechannel--{name}"
+    # evaluate records which train run it judged (from whichever train branch ran); publish
+    # checks it
     train_run = evaluate["inputs"]["parameters"]["train_run_id"]["taskOutputParameter"]
-    assert train_run == {"producerTask": "train", "outputParameterKey": "Output"}
+    assert train_run["producerTask"].startswith("condition-branches")
     outputs = spec["components"][evaluate["componentRef"]["name"]]["outputDefinitions"]
     assert {"metrics", "report", "per_image"} <= set(outputs["artifacts"])
     assert outputs["artifacts"]["report"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert set(outputs["parameters"]) == {"Output"}  # dsl.If reads the sole Output
 
-    (condition,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("cond")]
+    (condition,) = [
+        t for n, t in steps.items() if n.startswith("condition-") and "branches" not in n
+    ]
     publish = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]["publish"]
     dataset = publish["inputs"]["artifacts"]["dataset"]
     assert dataset["componentInputArtifact"] == "pipelinechannel--preprocess-dataset"

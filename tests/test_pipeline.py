@@ -11,8 +11,6 @@ import yaml
 
 from pipelines.cli import main
 
-STEPS = {"preprocess", "train", "evaluate"}  # and publish, under the gate
-
 
 @pytest.fixture
 def compiled(tmp_path: Path) -> dict:
@@ -23,23 +21,34 @@ def compiled(tmp_path: Path) -> dict:
     return next(yaml.safe_load_all(path.read_text()))  # then the platform (Kubernetes) spec
 
 
-def test_compiled_pipeline_has_its_steps_publish_under_the_gate_and_finish_at_exit(compiled):
+def test_compiled_pipeline_has_four_steps_train_in_two_branches_and_publish_under_the_gate(
+    compiled,
+):
     components = compiled["components"]
     root_tasks = compiled["root"]["dag"]["tasks"]
+
+    def inner(task: dict) -> dict:
+        return components[task["componentRef"]["name"]]["dag"]["tasks"]
+
+    # finish, the exit task, runs once the steps end, however they end, and gives the outputs
     assert set(root_tasks) == {"exit-handler-1", "finish"}
-    # finish runs once the steps end, however they end, and gives the pipeline's outputs
     assert root_tasks["finish"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
     assert root_tasks["finish"]["dependentTasks"] == ["exit-handler-1"]
     outputs = compiled["root"]["dag"]["outputs"]["parameters"]
     assert {o["valueFromParameter"]["producerSubtask"] for o in outputs.values()} == {"finish"}
-    steps = components[root_tasks["exit-handler-1"]["componentRef"]["name"]]["dag"]["tasks"]
-    (condition_name,) = [n for n in steps if n.startswith("condition")]
-    condition = steps[condition_name]
-    inner = components[condition["componentRef"]["name"]]["dag"]["tasks"]
-    assert set(steps) - {condition_name} == STEPS
-    assert set(inner) == {"publish"}
-    assert "evaluate-Output" in condition["triggerPolicy"]["condition"]
-    assert steps["train"]["retryPolicy"]["maxRetryCount"] == 3
+    steps = inner(root_tasks["exit-handler-1"])
+    (gate_name,) = [n for n in steps if n.startswith("condition-") and "branches" not in n]
+    (branches_name,) = [n for n in steps if n.startswith("condition-branches")]
+    assert set(steps) == {"preprocess", "evaluate", gate_name, branches_name}
+    assert set(inner(steps[gate_name])) == {"publish"}
+    assert "evaluate-Output" in steps[gate_name]["triggerPolicy"]["condition"]
+    # train_workers picks one branch at run time: the one train pod, or the TrainJob launcher
+    branches = {t["taskInfo"]["name"]: inner(t) for t in inner(steps[branches_name]).values()}
+    assert {n: set(tasks) for n, tasks in branches.items()} == {
+        "one-train-pod": {"train"},
+        "train-workers": {"launch-train"},
+    }
+    assert branches["one-train-pod"]["train"]["retryPolicy"]["maxRetryCount"] == 3
     assert steps["evaluate"]["cachingOptions"] == {}
 
 

@@ -44,11 +44,13 @@ def train(
     experiment: str,
     pipeline_run_id: str,
     pipeline_root: str = "",
+    train_workers: int = 1,
 ) -> str:
     """Train on the shards and export a SavedModel; returns the MLflow run id.
 
     A retry of this task (same pipeline run id) resumes from `checkpoint_root`'s checkpoint.
     `figures`: epochs trained, the best val mean IoU, the last loss.
+    `train_workers`: how many replicas run this task (Vertex AI); TF_CONFIG must agree.
     """
     from components.common.config import TrainConfig
     from components.train.epoch_metrics import training_figures
@@ -96,6 +98,7 @@ def train(
         model_name=model_name,
         alias=alias,
         pipeline_root=pipeline_root,
+        workers=train_workers,
     )
     for key, value in training_figures(run_id).items():
         figures.log_metric(key, value)
