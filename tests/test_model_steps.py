@@ -44,6 +44,8 @@ def test_train_logs_params_epochs_and_model(store, trained):
     assert run.data.params["epochs"] == "2"
     history = store.get_metric_history(run_id, "val_mean_iou")
     assert [m.step for m in history] == [1, 2]
+    # the training batches' IoU is named apart from evaluate's `mean_iou` of the model
+    assert "train_mean_iou" in run.data.metrics and "mean_iou" not in run.data.metrics
     artifacts = {a.path for a in store.list_artifacts(run_id, "model")}
     assert "model/saved_model.pb" in artifacts
     assert (model_dir / "saved_model.pb").exists()

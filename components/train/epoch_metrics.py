@@ -14,6 +14,9 @@ from components.common.tracking_outage import OutageWindow
 log = logging.getLogger(__name__)
 
 PENDING_FILE = "pending_metrics.json"  # next to the checkpoint: metrics MLflow has not got yet
+# Keras names the training batches' running IoU `mean_iou`; in MLflow that key is evaluate's
+# score of the exported model (the pipeline's headline), so the train run names it apart
+RENAMED = {"mean_iou": "train_mean_iou"}
 
 
 def pending_path(checkpoint_dir: str) -> str:
@@ -93,7 +96,7 @@ class EpochMetricsLogger(keras.callbacks.Callback):
         logs = dict(logs or {})
         if not math.isfinite(logs.get("loss", 0.0)):
             raise FloatingPointError(f"training loss became {logs['loss']} at epoch {epoch + 1}")
-        self.pending.add(epoch + 1, {k: float(v) for k, v in logs.items()})
+        self.pending.add(epoch + 1, {RENAMED.get(k, k): float(v) for k, v in logs.items()})
         if not self.pending.flush(self.outage):
             log.warning(
                 "train: epoch %d's metrics kept until MLflow answers (%d values waiting)",
