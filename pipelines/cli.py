@@ -92,24 +92,39 @@ def cmd_run(args: argparse.Namespace) -> int:
             write_sample_data(data)
         params.setdefault("class_names", SAMPLE_CLASS_NAMES)
     params = {"data_dir": str(Path(data).resolve()), **params}
-    if args.containers:
-        from pipelines.containers import run_in_containers
+    from pipelines.local import RunFailed
 
-        try:
-            summary = run_in_containers(params, workdir, tag=args.tag)
-        except RuntimeError as error:
-            raise SystemExit(f"segpipe run --containers: {error}") from error
-    else:
-        summary = run_local(params, workdir)
+    try:
+        if args.containers:
+            from pipelines.containers import run_in_containers
+
+            try:
+                summary = run_in_containers(params, workdir, tag=args.tag, verbose=args.verbose)
+            except RuntimeError as error:
+                raise SystemExit(f"segpipe run --containers: {error}") from error
+        else:
+            summary = run_local(params, workdir, verbose=args.verbose)
+    except RunFailed as failed:
+        # last, where the eye lands: the step, why, and where the whole story is
+        print(f"\nsegpipe run failed at {failed.step}: {failed.reason}", file=sys.stderr)
+        print(f"  log: {failed.log_path}", file=sys.stderr)
+        return 1
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary) -> None:
+    from pipelines.console import duration
+
     print()
-    print("segpipe run finished")
+    print(f"segpipe run finished in {duration(summary.took_s)}")
     print(f"  mean IoU:   {summary.mean_iou:.4f}")
     print(f"  gate:       {'PASSED' if summary.passed else 'FAILED'}: {summary.reason}")
     registered = f"version {summary.registered_version}" if summary.registered_version else None
     print(f"  registered: {registered or 'nothing (gate did not pass)'}")
-    print(f"  MLflow run: {summary.train_run_id}")
+    print(f"  MLflow run: {summary.link or summary.train_run_id}")
     print(f"  browse:     {summary.browse}")
-    return 0
+    print(f"  log:        {summary.log_path}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -444,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
         "`make images`",
     )
     run.add_argument("--tag", default=None, help="with --containers: image tag (default: version)")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream every step's full output (kfp.local, Beam, TensorFlow) as it comes; "
+        "without it, a line per step and the full output in the run's log file",
+    )
     run.set_defaults(func=cmd_run)
 
     comp = commands.add_parser(

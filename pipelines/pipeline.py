@@ -56,13 +56,14 @@ def request_accelerator_node(
         kubernetes.add_node_selector(task, key, value)
 
 
-def train_task(op, train_args: dict, **more) -> PipelineTask:
-    """A train step task (one pod, a TrainJob, or a CustomJob), retried as preemption needs."""
-    return (
-        op(**train_args, **more)
-        .set_display_name("train")
-        .set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s")
-    )
+def train_task(op, train_args: dict, retried: bool = True, **more) -> PipelineTask:
+    """A train step task (one pod, a TrainJob, or a CustomJob), retried as preemption needs.
+
+    Not `retried` on one machine (kfp.local): nothing preempts it there, and a retry would only
+    repeat an error after minutes of backoff.
+    """
+    task = op(**train_args, **more).set_display_name("train")
+    return task.set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s") if retried else task
 
 
 def build_pipeline(
@@ -286,7 +287,7 @@ def build_pipeline(
                 model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
                 train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
             else:
-                trained = train_task(train_op, train_args)
+                trained = train_task(train_op, train_args, retried=False)
                 model, train_run = trained.outputs["model"], trained.outputs["Output"]
             gate = (
                 evaluate_op(

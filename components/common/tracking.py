@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.common import progress
 from components.common.pipeline_runs import (
     PIPELINE_RUN_TAG,
     STEP_TAG,
@@ -170,6 +171,7 @@ def step_run(
     try:
         yield run
     except BaseException as error:
+        progress.failed(step, error)  # for segpipe run's terminal: the reason, on one line
         _mark_failed(client, run.info.run_id, parent_id, error)
         raise
     try:

@@ -8,7 +8,7 @@ import time
 
 import keras
 
-from components.common import storage
+from components.common import progress, storage
 from components.common.tracking_outage import OutageWindow
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,19 @@ class EpochMetricsLogger(keras.callbacks.Callback):
                 epoch + 1,
                 len(self.pending.metrics),
             )
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """An `epoch` progress event per epoch, for segpipe run's progress bar."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        figures = {k: float(logs[k]) for k in ("loss", "val_mean_iou") if k in logs}
+        progress.emit("epoch", step="train", epoch=epoch + 1, epochs=self.epochs, **figures)
 
 
 class FailOnLongOutage(keras.callbacks.Callback):

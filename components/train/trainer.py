@@ -23,6 +23,7 @@ from components.train import checkpoints, distributed, hardware
 from components.train.data import Augmentation, make_dataset
 from components.train.epoch_metrics import (
     EpochMetricsLogger,
+    EpochProgress,
     FailOnLongOutage,
     PendingMetrics,
     pending_path,
@@ -166,7 +167,7 @@ def train(
 
         train_data, val_data = _datasets(inputs, config, strategy)
         model = _compiled_model(inputs, config, strategy, warm_start_and_tag)
-        tracking = [EpochMetricsLogger(pending, outage)]
+        tracking = [EpochMetricsLogger(pending, outage), EpochProgress(config.epochs)]
         callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None, tracking)
         # last: a tracking outage past the window fails the task only once the epoch is saved
         callbacks.append(FailOnLongOutage(outage, checkpoint_dir))
