@@ -8,6 +8,8 @@ import dataclasses
 import importlib.util
 import sys
 import tempfile
+import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,12 +132,27 @@ def _print_summary(summary) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     _require("predict", "train", "tensorflow", "PIL")
     from components.common.image_files import printable
-    from components.publish.predict import predict
+    from pipelines.console import capture
 
-    try:
-        result = predict(args.model, args.input, args.output, args.max_pixels)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        raise SystemExit(f"segpipe predict: {error}") from error
+    # TensorFlow's own notices go to the log; the terminal gets the bar and the outcome
+    log_path = Path(tempfile.gettempdir(), f"segpipe-predict-{time.strftime('%Y%m%d-%H%M%S')}.log")
+    failure = result = None
+    with capture(log_path, args.verbose) as reporter:
+        from components.publish.predict import predict
+
+        try:
+            result = predict(
+                args.model, args.input, args.output, args.max_pixels, reporter.terminal
+            )
+        except (FileNotFoundError, ValueError, RuntimeError) as error:
+            failure = " ".join(str(error).split())
+        except Exception as error:  # a bug: the traceback goes to the log
+            traceback.print_exc()
+            failure = f"{type(error).__name__}: {error} (unexpected: the traceback is in the log)"
+    if failure:
+        print(f"segpipe predict failed: {failure}", file=sys.stderr)
+        print(f"  log: {log_path}", file=sys.stderr)
+        return 1
     for skipped in result.skipped:
         print(f"skipped {printable(skipped.source)}: {skipped.reason}", file=sys.stderr)
     print(f"wrote {len(result.written)} masks and overlays to {args.output}")
@@ -566,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_PIXELS,
         help="skip images with more pixels (width x height), before decoding them "
         f"(default: {DEFAULT_MAX_PIXELS})",
+    )
+    pred.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's own output as it comes"
     )
     pred.set_defaults(func=cmd_predict)
 

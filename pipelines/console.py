@@ -57,7 +57,6 @@ EXPECTED_ERRORS = {
     "TrackingOutage",
     "SystemExit",
 }
-BAR_WIDTH = 24
 
 
 @dataclass
@@ -111,8 +110,7 @@ class Reporter:
         self.run_folder: Path | None = None  # kfp.local's folder of this run's outputs
         self.skipped_publish = False
         self._retry: tuple[str, int] | None = None  # (task, its next attempt) after a retry
-        self._bar = ""  # the progress bar drawn in place (a terminal only)
-        self._bar_tenth = -1
+        self._bar: progress.Bar | None = None  # the current step's progress bar
 
     def feed(self, raw: str) -> None:
         """One line of the run's output."""
@@ -131,7 +129,7 @@ class Reporter:
             retry, self._retry = self._retry, None
             attempt = retry[1] if retry and retry[0] == match["task"] else 1
             self.current = Step(match["task"], attempt=attempt)
-            self._bar_tenth = -1
+            self._bar = None
             self._say(
                 self.current.name, f"started (attempt {attempt})" if attempt > 1 else "started"
             )
@@ -183,30 +181,20 @@ class Reporter:
             self._epoch(step, int(event["epoch"]), int(event["epochs"]), event)
 
     def _epoch(self, step: Step, epoch: int, epochs: int, event: dict) -> None:
-        filled = BAR_WIDTH * epoch // max(1, epochs)
-        bar = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {epoch}/{epochs} epochs"
+        if self._bar is None:
+            self._bar = progress.Bar(self.terminal, epochs, "epochs")
+        note = f"loss {event['loss']:.4f}" if "loss" in event else ""
         if "val_mean_iou" in event:
-            bar += f", val mean IoU {event['val_mean_iou']:.4f}"
-        elif "loss" in event:
-            bar += f", loss {event['loss']:.4f}"
-        bar += f", {duration(time.monotonic() - step.started)}"
-        if self.tty:  # redrawn in place
-            text = f"{'':8}  {step.name:<10}  {bar}"
-            self.terminal.write("\r" + text.ljust(len(self._bar)))
-            self.terminal.flush()
-            self._bar = text
-            return
-        tenth = 10 * epoch // max(1, epochs)  # elsewhere (a log, CI): a line per tenth done
-        if tenth > self._bar_tenth:
-            self._bar_tenth = tenth
-            self._say(step.name, bar)
+            note = f"val mean IoU {event['val_mean_iou']:.4f}"
+        note += f", {duration(time.monotonic() - step.started)}"
+        clock = " " * 8 if self._bar.tty else time.strftime("%H:%M:%S")
+        self._bar.update(epoch, note, prefix=f"{clock}  {step.name:<10}  ")
 
     # -- what the terminal shows
 
     def _say(self, step: str, status: str, detail: str = "") -> None:
-        if self._bar:  # a new line replaces the bar
-            self.terminal.write("\r" + " " * len(self._bar) + "\r")
-            self._bar = ""
+        if self._bar is not None:  # a new line replaces a bar drawn in place
+            self._bar.clear()
         text = f"{time.strftime('%H:%M:%S')}  {step:<10}  {status}"
         self.terminal.write(f"{text}  {detail}\n" if detail else f"{text}\n")
         self.terminal.flush()

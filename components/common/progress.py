@@ -47,3 +47,36 @@ def stream_is_terminal(stream) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+class Bar:
+    """A progress bar on `stream`: redrawn in place on a terminal, elsewhere (a log, CI) a line
+    per tenth done."""
+
+    def __init__(self, stream, total: int, unit: str, width: int = 24):
+        self.stream = stream
+        self.total = max(1, total)
+        self.unit = unit
+        self.width = width
+        self.tty = stream_is_terminal(stream)
+        self.shown = ""  # what is drawn in place now
+        self._tenth = -1
+
+    def update(self, done: int, note: str = "", prefix: str = "") -> None:
+        filled = self.width * done // self.total
+        text = f"{prefix}[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} "
+        text += f"{self.unit}, {note}" if note else self.unit
+        if self.tty:
+            self.stream.write("\r" + text.ljust(len(self.shown)))
+            self.shown = text
+        elif 10 * done // self.total > self._tenth:
+            self._tenth = 10 * done // self.total
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """Erase the bar drawn in place, so the next line starts clean."""
+        if self.shown:
+            self.stream.write("\r" + " " * len(self.shown) + "\r")
+            self.stream.flush()
+            self.shown = ""
