@@ -42,7 +42,10 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     assert outputs["artifacts"]["report"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert set(outputs["parameters"]) == {"Output"}  # dsl.If reads the sole Output
 
-    (condition,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("cond")]
-    publish = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]["publish"]
+    conditions = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("condition")]
+    condition_tasks = [
+        spec["components"][c["componentRef"]["name"]]["dag"]["tasks"] for c in conditions
+    ]
+    (publish,) = [tasks["publish"] for tasks in condition_tasks if "publish" in tasks]
     dataset = publish["inputs"]["artifacts"]["dataset"]
     assert dataset["componentInputArtifact"] == "pipelinechannel--preprocess-dataset"
