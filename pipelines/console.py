@@ -108,7 +108,6 @@ class Reporter:
         self.current: Step | None = None
         self.failure: Failure | None = None
         self.run_folder: Path | None = None  # kfp.local's folder of this run's outputs
-        self.skipped_publish = False
         self._retry: tuple[str, int] | None = None  # (task, its next attempt) after a retry
         self._bar: progress.Bar | None = None  # the current step's progress bar
 
@@ -149,8 +148,7 @@ class Reporter:
             wait = duration(float(match["delay"]))
             self._say(match["task"], "retrying", f"attempt {attempt} of {match['of']} in {wait}")
         elif match := SKIPPED_BRANCH.match(message):
-            if match["task"].startswith("condition"):
-                self.skipped_publish = True
+            if match["task"].startswith("condition"):  # the gate's: publish did not run
                 self._say("publish", "skipped", "the gate did not pass")
         elif match := SKIPPED_UPSTREAM.match(message):
             name = "publish" if match["task"].startswith("condition") else match["task"]
