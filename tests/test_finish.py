@@ -130,3 +130,20 @@ def test_finish_cli_closes_a_run(mlflow_store, capsys):
     out = capsys.readouterr().out
     assert ": FINISHED" in out
     assert "Gate FAILED" in out and "Nothing published" in out
+
+
+def test_a_failed_step_is_ended_even_when_its_error_cannot_be_recorded(mlflow_store, monkeypatch):
+    """A refused `segpipe.error` tag must not leave the step's run active and RUNNING."""
+    import mlflow
+
+    from components.common.tracking import step_run
+
+    def refuse(*args, **kwargs):
+        raise mlflow.exceptions.MlflowException("tag refused")
+
+    monkeypatch.setattr(mlflow, "set_tag", refuse)
+    with pytest.raises(ValueError), step_run("train", "segpipe", "p4") as run:
+        raise ValueError("the train split has 0 examples")
+
+    assert mlflow.active_run() is None
+    assert _client(mlflow_store).get_run(run.info.run_id).info.status == "FAILED"

@@ -206,6 +206,9 @@ def _mark_failed(client, run_id: str, parent_id: str | None, cause: BaseExceptio
     with bounded_requests(timeout_s=5, max_retries=1):
         try:
             mlflow.set_tag(ERROR_TAG, f"{type(cause).__name__}: {error_summary(cause)}"[:5000])
+        except Exception as error:
+            log.error("could not record the error on MLflow run %s: %s", run_id, error)
+        try:  # always tried: it leaves no active run behind (MLflow ends one at exit, slowly)
             mlflow.end_run("FAILED")
         except Exception as error:
             log.error("could not mark MLflow run %s FAILED (it stays RUNNING): %s", run_id, error)
