@@ -95,8 +95,8 @@ def _check_connection_settings(args: argparse.Namespace) -> None:
 def cmd_submit(args: argparse.Namespace) -> int:
     from pipelines import cluster
 
+    arguments = _run_arguments(args)  # bad settings first, before any request
     _check_connection_settings(args)
-    arguments = _run_arguments(args)
     with _package(args) as package, _cluster_errors():
         connection = cluster.connect(args.host, args.namespace, args.insecure)
         run = cluster.submit(
@@ -118,8 +118,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from pipelines import cluster
 
+    arguments = _run_arguments(args)  # bad settings first, before any request
     _check_connection_settings(args)
-    arguments = _run_arguments(args)
     with _package(args) as package, _cluster_errors():
         connection = cluster.connect(args.host, args.namespace, args.insecure)
         made = cluster.schedule(

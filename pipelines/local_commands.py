@@ -33,6 +33,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    params = parse_params(args.param, local=True, preset=args.preset)  # first: under a second
     if args.containers:  # the steps run in their images; here the MLflow server and sample data
         require("run --containers", "all", "sqlalchemy", "numpy", "PIL")
     else:  # every step runs on this machine
@@ -40,7 +41,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.local import run_local
 
     workdir = Path(args.workdir).resolve()
-    params = parse_params(args.param, local=True, preset=args.preset)
     if args.containers:  # before any work, sample data included
         from pipelines.containers import check_ready
 
@@ -119,6 +119,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
         "run",
         help="run the pipeline on this machine (kfp.local)",
+        description="Run the pipeline on this machine (kfp.local). Every pipeline parameter, "
+        "with its type, default and help: segpipe params.",
         epilog="example: segpipe run --data ./my-data --param epochs=30 --param num_classes=5",
     )
     run.add_argument("--data", help="folder with images/ and masks/ (default: sample data)")

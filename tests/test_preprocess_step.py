@@ -230,5 +230,5 @@ def test_split_fractions_are_refused_before_any_work(mlflow_store, tiny_data, tm
     output = tmp_path / "out"
     with pytest.raises(SystemExit) as refused:
         _run(tiny_data, output, "--val-fraction", "1.5")
-    assert "val_fraction=1.5 is outside the allowed range [0, 1)" in str(refused.value.code)
+    assert "val_fraction must be in [0, 1), got 1.5" in str(refused.value.code)
     assert not output.exists()
