@@ -95,22 +95,25 @@ def describe_parameters(preset: str | None = None, width: int = 100) -> str:
     for section, setting in pipeline_settings():
         name = setting.name
         text = help_of(setting)
-        if name in overrides:
-            text += f" ({preset}; default {_shown(defaults[name])})"
-        value = overrides.get(name, defaults[name])
-        rows.setdefault(section, []).append((name, types[name].__name__, _shown(value), text))
+        if name in overrides:  # marked, and the default it replaces said
+            text += f" (default {_shown(defaults[name])})"
+            name = f"*{name}"
+        value = overrides.get(setting.name, defaults[setting.name])
+        rows.setdefault(section, []).append(
+            (name, types[setting.name].__name__, _shown(value), text)
+        )
     every = [row for group in rows.values() for row in group]
-    name_w = max(len(row[0]) for row in every)
+    name_w = max(len(row[0].lstrip("*")) for row in every)
     value_w = min(max(len(row[2]) for row in every), 18)
     help_at = 2 + name_w + 2 + 5 + 2 + value_w + 2
-    lines = [
-        "Pipeline parameters: segpipe run/compile/submit/schedule --param NAME=VALUE"
-        + (f" (--preset {preset}: its values shown)" if preset else ""),
-    ]
+    lines = ["Pipeline parameters: segpipe run/compile/submit/schedule --param NAME=VALUE"]
+    if preset:
+        lines.append(f"* set by --preset {preset} (values shown are the preset's)")
     for section, group in rows.items():
         lines += ["", SECTION_TITLES[section]]
         for name, kind, value, text in group:
-            head = f"  {name:<{name_w}}  {kind:<5}  {value:<{value_w}}  "
+            name = f"* {name[1:]}" if name.startswith("*") else f"  {name}"
+            head = f"{name:<{name_w + 2}}  {kind:<5}  {value:<{value_w}}  "
             if len(head) > help_at:  # a long value: its help starts on the next line
                 lines.append(head.rstrip())
                 head = " " * help_at
