@@ -11,6 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from mlflow_stores import copy_store
+
+pytestmark = pytest.mark.slow  # a real MLflow server and trained models
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 
@@ -22,9 +25,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Path):
     """A real tracking server with a SQLite backend and proxied artifacts; yields its URI."""
     root = tmp_path_factory.mktemp("mlflow-server")
+    copy_store(mlflow_db_template, root / "db.sqlite")
     port = _free_port()
     command = [str(MLFLOW), "server", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}"]
     command += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]

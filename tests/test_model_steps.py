@@ -8,15 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow_stores import copy_store
 from PIL import Image
+
+pytestmark = pytest.mark.slow  # trains and publishes through the step CLIs
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory):
+def store(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Path):
     from mlflow.tracking import MlflowClient
 
     root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = copy_store(mlflow_db_template, root / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         MlflowClient(uri).create_experiment(

@@ -83,6 +83,7 @@ def test_importing_pipelines_does_not_import_tensorflow_or_beam():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_local_runs_publish_a_champion_then_refuse_an_impossible_gate(
     mlflow_store, tiny_data, tmp_path, capsys
 ):

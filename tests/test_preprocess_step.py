@@ -136,6 +136,7 @@ def test_missing_folder_is_a_clear_error(mlflow_store, tmp_path):
         _run(tmp_path / "nowhere", tmp_path / "out")
 
 
+@pytest.mark.slow  # a second Beam run, on worker processes
 def test_output_files_are_deterministic(mlflow_store, tiny_data, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     _run(tiny_data, first, "--num-shards", "2")

@@ -67,6 +67,7 @@ def test_segpipe_refuses_a_bad_setting_before_running_anything(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no sample data, store or outputs
 
 
+@pytest.mark.slow
 def test_train_cli_refuses_zero_epochs_before_any_run(mlflow_store, tiny_shards, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -81,6 +82,7 @@ def test_train_cli_refuses_zero_epochs_before_any_run(mlflow_store, tiny_shards,
     assert MlflowClient(mlflow_store).search_runs([experiment]) == []
 
 
+@pytest.mark.slow
 def test_an_empty_train_split_is_refused_before_any_run(mlflow_store, tiny_shards, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -134,6 +136,7 @@ else:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["segpipe-run", "step"])
 def test_runs_started_together_create_a_new_sqlite_store_once(how, tmp_path):
     """`segpipe run` (and a step CLI) in a new folder, twice at once: both succeed."""
