@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     require("predict", "train", "tensorflow", "PIL")
     from components.common.image_files import printable
-    from components.publish.predict import predict
+    from pipelines.predict import predict
 
     try:
         result = predict(args.model, args.input, args.output, args.max_pixels)

@@ -197,7 +197,7 @@ def test_evaluate_publish_champion_and_rollback(client, trained, tiny_shards, tm
 def test_publish_run_by_hand_refuses_a_failed_gate(client, trained, tiny_shards, tmp_path, capsys):
     """The README's two commands: evaluate (gate FAILED), then publish with a fresh id."""
     model_dir, run_id = trained[1]
-    code, failed = _evaluate(tiny_shards, model_dir, tmp_path, capsys, "--min-mean-iou", "1.01")
+    code, failed = _evaluate(tiny_shards, model_dir, tmp_path, capsys, "--min-mean-iou", "1.0")
     assert code == 3 and failed["pipeline_run_id"].startswith("cli-")
     assert _publish(model_dir, run_id, tmp_path, None, tiny_shards) == 3
     assert "the gate failed" in capsys.readouterr().err

@@ -74,7 +74,7 @@ def test_evaluate_gate_exit_codes_and_metrics(store, tiny_shards, trained, capsy
     passed = json.loads(capsys.readouterr().out)
     assert passed["passed"] is True
     assert 0.0 <= passed["metrics"]["mean_iou"] <= 1.0
-    assert main([*args, "--min-mean-iou", "1.01"]) == 3
+    assert main([*args, "--min-mean-iou", "1.0"]) == 3
     failed = json.loads(capsys.readouterr().out)
     assert "below the minimum" in failed["reason"]
     assert failed["metrics"]["mean_iou"] == pytest.approx(passed["metrics"]["mean_iou"])

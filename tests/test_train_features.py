@@ -295,7 +295,8 @@ def test_export_resizes_like_training_so_thin_stripes_do_not_alias(tmp_path):
     import tensorflow as tf
 
     from components.common.dataset import DatasetInfo
-    from components.train.export import export_model, load_segmenter
+    from components.common.saved_model import load_segmenter
+    from components.train.export import export_model
 
     # class 1 where the red channel is above 127.5, class 0 otherwise
     inputs = keras.Input((8, 8, 3))
@@ -309,7 +310,7 @@ def test_export_resizes_like_training_so_thin_stripes_do_not_alias(tmp_path):
     # columns dark, bright, dark: each 3-pixel cell averages to 85, but its centre is 255
     images = np.zeros((1, 24, 24, 3), np.uint8)
     images[:, :, 1::3, 0] = 255
-    class_ids = load_segmenter(str(tmp_path))(images=tf.constant(images))["class_ids"].numpy()
+    class_ids = load_segmenter(str(tmp_path))(tf.constant(images)).numpy()
     assert class_ids.shape == (1, 24, 24)
     assert (class_ids == 0).all()
 
