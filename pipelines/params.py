@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import re
 import shutil
 import textwrap
 
@@ -32,6 +33,7 @@ SECTION_TITLES = {
     "publish": "publish (model_name and alias are read by train and evaluate too)",
     "cluster": "cluster only (compile, submit, schedule; segpipe run refuses them)",
 }
+NBSP = "\u00a0"  # textwrap does not break lines here
 DATA_DIR = (
     "data_dir",
     "str",
@@ -117,10 +119,17 @@ def describe_parameters(preset: str | None = None, width: int = 100) -> str:
             if len(head) > help_at:  # a long value: its help starts on the next line
                 lines.append(head.rstrip())
                 head = " " * help_at
-            wrapped = textwrap.wrap(text, max(width - help_at, 30)) or [""]
+            wrapped = _wrap(text, max(width - help_at, 30))
             lines.append(head + wrapped[0])
             lines += [" " * help_at + rest for rest in wrapped[1:]]
     return "\n".join(lines)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of `width`, a short range like `[>= 1]` or `[in [0, 1)]` kept whole."""
+    keep = re.sub(r"\[(>=|>|<=|<|in) [^\]]*\]+", lambda m: m[0].replace(" ", NBSP), text)
+    lines = textwrap.wrap(keep, width, break_on_hyphens=False) or [""]
+    return [line.replace(NBSP, " ") for line in lines]
 
 
 def cmd_params(args: argparse.Namespace) -> int:

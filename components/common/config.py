@@ -262,17 +262,22 @@ class TrainConfig:
     )
     input_height: int = setting(
         0,
-        "model input height; 0: the shards' (shards are resized, scores stay at theirs)",
+        "model input height; 0: the shards' (resized to it; scored at theirs)",
         at_least=0,
     )
     input_width: int = setting(0, "model input width; 0: the shards'", at_least=0)
-    seed: int = setting(42, "seed of weights, shuffling and augmentation", at_least=0, below=2**32)
-    architecture: str = setting("unet", "the model", choices=ARCHITECTURES)
+    seed: int = setting(
+        42,
+        "random seed of the initial weights, shuffling and augmentation",
+        at_least=0,
+        below=2**32,
+    )
+    architecture: str = setting("unet", "model architecture", choices=ARCHITECTURES)
     backbone: str = setting("mobilenetv2", "deeplabv3plus: its encoder", choices=BACKBONES)
     backbone_weights: str = setting(
         "", 'deeplabv3plus: "" random, imagenet (download or ~/.keras), or a local weights file'
     )
-    optimizer: str = setting("adam", "the optimiser (sgd with momentum)", choices=OPTIMIZERS)
+    optimizer: str = setting("adam", "optimiser (sgd and rmsprop use momentum)", choices=OPTIMIZERS)
     lr_schedule: str = setting("cosine", "learning-rate decay after warm-up", choices=LR_SCHEDULES)
     momentum: float = setting(0.9, "sgd and rmsprop momentum", at_least=0, at_most=1)
     warmup_epochs: int = setting(
@@ -357,7 +362,7 @@ class GatePolicy:
     min_mean_iou: float = setting(
         0.5, "the candidate's mean IoU must reach this", at_least=0, at_most=1
     )
-    eval_split: str = setting("val", "the split evaluate scores", choices=SPLITS)
+    eval_split: str = setting("val", "the split evaluate scores the models on", choices=SPLITS)
     max_drop: float = setting(
         0.0,
         "largest mean IoU drop vs the champion that still passes (< 0: must gain)",
