@@ -199,7 +199,10 @@ def test_step_cli_flags_carry_the_settings_help():
     parser = argparse.ArgumentParser()
     add_config_flags(parser, TrainConfig)
     text = " ".join(parser.format_help().split())
-    assert "--optimizer STR the optimiser (sgd with momentum) [one of adam, sgd, rmsprop]" in text
+    assert (
+        "--optimizer STR optimiser (sgd and rmsprop use momentum) [one of adam, sgd, rmsprop]"
+        in text
+    )
     assert "(default: 'adam')" in text
 
 
