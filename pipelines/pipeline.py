@@ -16,25 +16,21 @@ from components.common.config import (
     pipeline_settings,
 )
 from components.common.images import Images
+from components.common.pods import (
+    ACCELERATOR_TAINTS,
+    MLFLOW_CLIENT_LABEL,
+    MLFLOW_SECRET_OPTIONAL,
+    MLFLOW_SECRET_REQUIRED,
+)
 from components.evaluate.component import evaluate_component
 from components.preprocess.component import preprocess_component
 from components.publish.component import publish_component
 from components.train.component import train_component
+from components.train.launch_component import launch_train_component
+from pipelines.vertex import VertexTraining
 
 PIPELINE_NAME = "segpipe"
 TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same run
-# Keys of the MLflow Secret: the tracking URI is required, credentials are per-key optional.
-MLFLOW_SECRET_REQUIRED = {"tracking_uri": "MLFLOW_TRACKING_URI"}
-MLFLOW_SECRET_OPTIONAL = {
-    "username": "MLFLOW_TRACKING_USERNAME",
-    "password": "MLFLOW_TRACKING_PASSWORD",
-    "token": "MLFLOW_TRACKING_TOKEN",
-}
-# docker/mlflow.yaml's NetworkPolicy admits only pods with this label to the MLflow server
-MLFLOW_CLIENT_LABEL = ("segpipe.io/mlflow-client", "true")
-# the taints GKE (and the NVIDIA operator) put on GPU and TPU nodes; tolerating both lets
-# train_accelerator pick either kind at run time
-ACCELERATOR_TAINTS = ("nvidia.com/gpu", "google.com/tpu")
 
 
 class PipelineOutputs(NamedTuple):
@@ -64,6 +60,15 @@ def request_accelerator_node(
         kubernetes.add_toleration(task, key=taint, operator="Exists", effect="NoSchedule")
     for key, value in node_selector.items():
         kubernetes.add_node_selector(task, key, value)
+
+
+def train_task(op, train_args: dict) -> PipelineTask:
+    """A train step task (one pod, a TrainJob, or a CustomJob), retried as preemption needs."""
+    return (
+        op(**train_args)
+        .set_display_name("train")
+        .set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s")
+    )
 
 
 DATA_DIR_HELP = "the data folder (local or gs://) of image and mask pairs"
@@ -122,6 +127,7 @@ def build_pipeline(
     *,
     cluster: bool = False,
     gpu_node_selector: dict[str, str] | None = None,
+    vertex: VertexTraining | None = None,
 ):
     """The pipeline function, its steps in `images`, its parameter defaults from `defaults`.
 
@@ -132,12 +138,16 @@ def build_pipeline(
     `cluster=True` adds what only a Kubernetes cluster uses: the MLflow Secret as env vars,
     the train task's resources, GPU and TPU tolerations and `gpu_node_selector`. Without it
     (kfp.local) the cluster parameters exist but are unused, so local runs see no no-op
-    warnings.
+    warnings. On a cluster, `train_workers` > 1 runs the train step as a Kubeflow Trainer
+    TrainJob instead of one pod; `vertex` makes the train step a Vertex AI CustomJob of
+    `vertex.replicas` instead (and passes the MLflow URI in place of the Secret).
     """
     signature = pipeline_signature(defaults or PipelineConfig())
     node_selector = dict(gpu_node_selector or {})
     preprocess_op = preprocess_component(images.beam)
     train_op = train_component(images.trainer)
+    launch_op = launch_train_component(images.trainer)
+    vertex_train_op = vertex.train_op(train_op) if vertex is not None else None
     evaluate_op = evaluate_component(images.trainer)
     publish_op = publish_component(images.runtime)
 
@@ -148,28 +158,44 @@ def build_pipeline(
         # Cached on a cluster: same inputs (data_dir + parameters), same shards. New files under
         # the same data_dir do not change the key: submit with --no-cache to re-read them.
         prep.set_caching_options(True)
-        trained = (
-            train_op(
-                **step_inputs(
-                    train_op,
-                    p,
-                    dataset=prep.outputs["dataset"],
-                    pipeline_run_id=run_id,
-                    # checkpoints go under the pipeline root when checkpoint_root is empty
-                    pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
-                )
-            )
-            .set_display_name("train")
-            .set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s")
+        step_artifacts = dict(
+            dataset=prep.outputs["dataset"],
+            pipeline_run_id=run_id,
+            # checkpoints go under the pipeline root when checkpoint_root is empty
+            pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
         )
+        train_args = step_inputs(train_op, p, **step_artifacts)
+        launched = None
+        if vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
+            trained = train_task(vertex_train_op, train_args)
+            model, train_run = trained.outputs["model"], trained.outputs["Output"]
+        elif cluster:
+            with dsl.If(p["train_workers"] == 1, name="one-train-pod"):
+                trained = train_task(train_op, train_args)
+                resources = [p[n] for n in ("train_cpu", "train_memory", "train_accelerator")]
+                request_accelerator_node(trained, *resources, p["train_gpus"], node_selector)
+            with dsl.Else(name="train-workers"):
+                launch_args = step_inputs(
+                    launch_op,
+                    p,
+                    **step_artifacts,
+                    trainer_image=images.trainer,
+                    node_selector=",".join(f"{k}={v}" for k, v in node_selector.items()),
+                )
+                launched = train_task(launch_op, launch_args).set_display_name("train (TrainJob)")
+            model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
+            train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
+        else:
+            trained = train_task(train_op, train_args)
+            model, train_run = trained.outputs["model"], trained.outputs["Output"]
         gate = (
             evaluate_op(
                 **step_inputs(
                     evaluate_op,
                     p,
                     dataset=prep.outputs["dataset"],
-                    model=trained.outputs["model"],
-                    train_run_id=trained.outputs["Output"],
+                    model=model,
+                    train_run_id=train_run,
                     pipeline_run_id=run_id,
                 )
             )
@@ -182,21 +208,22 @@ def build_pipeline(
                     **step_inputs(
                         publish_op,
                         p,
-                        model=trained.outputs["model"],
+                        model=model,
                         dataset=prep.outputs["dataset"],
-                        train_run_id=trained.outputs["Output"],
+                        train_run_id=train_run,
                         pipeline_run_id=run_id,
                     )
                 )
                 .set_display_name("publish")
                 .set_caching_options(False)
             )
-        if cluster:
+        if vertex is not None:
             for task in (prep, trained, gate, published):  # every step that tracks to MLflow
+                task.set_env_variable("MLFLOW_TRACKING_URI", vertex.mlflow_tracking_uri)
+        elif cluster:
+            for task in (prep, trained, launched, gate, published):  # those that track to MLflow
                 use_mlflow_secret(task, p["mlflow_secret"])
-            resources = [p[name] for name in ("train_cpu", "train_memory", "train_accelerator")]
-            request_accelerator_node(trained, *resources, p["train_gpus"], node_selector)
-        return PipelineOutputs(gate.outputs["Output"], trained.outputs["Output"])
+        return PipelineOutputs(gate.outputs["Output"], train_run)
 
     segpipe.__signature__ = signature
     segpipe.__doc__ = pipeline_docstring()

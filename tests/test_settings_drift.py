@@ -25,18 +25,27 @@ from components.common.config import (
 )
 from pipelines.cli import main
 
-# (config class, step, the component function's module, the core function it calls)
+# (config class, the compiled task, the component function, the core function it calls)
 STEPS = [
-    (PreprocessConfig, "preprocess", "components.preprocess.component", "preprocessor"),
-    (TrainConfig, "train", "components.train.component", "trainer"),
-    (GatePolicy, "evaluate", "components.evaluate.component", "evaluator"),
-    (PublishConfig, "publish", "components.publish.component", "publisher"),
-]
-STEP_IDS = [step for _, step, _, _ in STEPS]
+    (PreprocessConfig, "preprocess", "components.preprocess.component.preprocess",
+     "components.preprocess.preprocessor.preprocess"),
+    (TrainConfig, "train", "components.train.component.train",
+     "components.train.trainer.train"),
+    (TrainConfig, "launch-train", "components.train.launch_component.launch_train",
+     "components.train.launcher.launch"),
+    (GatePolicy, "evaluate", "components.evaluate.component.evaluate",
+     "components.evaluate.evaluator.evaluate"),
+    (PublishConfig, "publish", "components.publish.component.publish",
+     "components.publish.publisher.publish"),
+]  # fmt: skip
+STEP_IDS = [task for _, task, _, _ in STEPS]
+# tasks inside a condition's sub-DAG receive pipeline inputs as channels
+IN_CONDITION = {"publish", "train", "launch-train"}
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The cluster pipeline: every step, the TrainJob launcher included."""
     path = tmp_path_factory.mktemp("drift") / "pipeline.yaml"
     assert main(["compile", "-o", str(path), "--registry", "r.example", "--tag", "1"]) == 0
     return next(yaml.safe_load_all(path.read_text()))
@@ -49,11 +58,11 @@ def _tasks(spec: dict) -> dict[str, dict]:
     return tasks
 
 
-def _function(module: str):
+def _function(dotted: str):
     import importlib
 
-    step = module.split(".")[1]
-    return getattr(importlib.import_module(module), step)
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 @pytest.mark.parametrize(("config_type", "step", "module", "core"), STEPS, ids=STEP_IDS)
@@ -76,8 +85,7 @@ def test_every_setting_is_a_typed_pipeline_input_wired_to_its_step(
         name, kind = setting.name, setting_types(config_type)[setting.name]
         assert inputs[name]["parameterType"] == kinds[kind], name
         assert inputs[name]["defaultValue"] == setting.default, name
-        # publish sits in the gate's sub-DAG, which receives pipeline inputs as channels
-        expected = name if step != "publish" else f"pipelinechannel--{name}"
+        expected = f"pipelinechannel--{name}" if step in IN_CONDITION else name
         assert task[name] == {"componentInputParameter": expected}, name
 
 
@@ -129,7 +137,7 @@ def _sentinels(config_type: type) -> dict[str, object]:
 
 class _Artifact:
     def __init__(self, path: Path):
-        self.path, self.metadata = str(path), {}
+        self.path, self.uri, self.metadata = str(path), path.as_uri(), {}
 
     def log_metric(self, key: str, value: float) -> None:
         self.metadata[key] = value
@@ -147,9 +155,14 @@ def test_every_setting_reaches_the_steps_config_with_its_value(
         decision = types.SimpleNamespace(passed=True, reason="stand-in")
         return types.SimpleNamespace(report_markdown="", version="1", metrics={}, decision=decision)
 
-    stand_in = types.ModuleType(f"components.{step}.{core}")
-    setattr(stand_in, {"preprocessor": "preprocess"}.get(core, step), catch)
-    monkeypatch.setitem(sys.modules, stand_in.__name__, stand_in)
+    core_module, _, core_function = core.rpartition(".")
+    stand_in = types.ModuleType(core_module)
+    setattr(stand_in, core_function, catch)
+    if core_module.endswith("launcher"):  # the launcher's worker description, as it is
+        import components.train.launcher as launcher
+
+        stand_in.Workers = launcher.Workers
+    monkeypatch.setitem(sys.modules, core_module, stand_in)
     # sentinel values need not pass the checks: this test is about the wiring
     monkeypatch.setattr(config_type, "__post_init__", lambda self: None)
     function = _function(module)
@@ -159,7 +172,9 @@ def test_every_setting_reaches_the_steps_config_with_its_value(
         if name in sentinels:
             arguments[name] = sentinels[name]
         elif parameter.annotation is str:
-            arguments[name] = f"other-{name}"
+            arguments[name] = f"other-{name}" if name != "node_selector" else "a=b"
+        elif parameter.annotation is int:
+            arguments[name] = 1
         else:  # an artifact
             arguments[name] = _Artifact(tmp_path / name)
     function(**arguments)

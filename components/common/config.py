@@ -438,6 +438,12 @@ class ClusterConfig:
         "nvidia.com/gpu", "accelerator resource of the train pod, e.g. google.com/tpu"
     )
     train_gpus: int = setting(1, "accelerators (GPUs, TPU chips) for the train pod", at_least=0)
+    train_workers: int = setting(
+        1,
+        "> 1: train on a Kubeflow Trainer TrainJob of this many pods, each with the train_* "
+        "resources",
+        at_least=1,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -46,6 +46,7 @@ def train(
     experiment: str,
     pipeline_run_id: str,
     pipeline_root: str = "",
+    train_workers: int = 1,
 ) -> str:
     """Train on the shards and export a SavedModel; returns the MLflow run id.
 
@@ -56,6 +57,8 @@ def train(
         model: the exported SavedModel (output).
         pipeline_run_id: the KFP run id; names the MLflow parent run and the checkpoint folder.
         pipeline_root: the pipeline root, for checkpoints when checkpoint_root is empty.
+        train_workers: how many replicas run this task (a Vertex AI CustomJob); TF_CONFIG
+            must agree. A Kubeflow TrainJob runs the launch_train component instead.
     """
     from components.common.config import TrainConfig, config_from_inputs
     from components.train.trainer import train as run_training
@@ -70,6 +73,7 @@ def train(
         model_name=model_name,
         alias=alias,
         pipeline_root=pipeline_root,
+        workers=train_workers,
     )
 
 
