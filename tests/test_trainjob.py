@@ -26,7 +26,12 @@ K8S = next(
     ),
     REPO.parent / "shared" / "k8s",
 )
-needs_crds = pytest.mark.skipif(not K8S.is_dir(), reason=f"{K8S} is absent")
+
+
+def needs_crds(test):
+    """A test against the Trainer CRDs: skipped where they are absent, and slow (loading their
+    ~1 MB schemas takes over ten seconds of CPU)."""
+    return pytest.mark.slow(pytest.mark.skipif(not K8S.is_dir(), reason=f"{K8S} is absent")(test))
 
 
 def _strict(schema):
@@ -80,7 +85,6 @@ def _four_worker_job(node_selector=(("cloud.google.com/gke-accelerator", "nvidia
     )  # fmt: skip
 
 
-@pytest.mark.slow  # validates against the Trainer CRDs' large schemas
 @needs_crds
 def test_the_shipped_runtime_is_the_module_s_and_valid():
     from components.train.trainjob import training_runtime
@@ -100,7 +104,6 @@ def test_the_shipped_runtime_is_the_module_s_and_valid():
     assert pod["securityContext"]["runAsUser"] == 10001 and pod["securityContext"]["runAsNonRoot"]
 
 
-@pytest.mark.slow  # validates against the Trainer CRDs' large schemas
 @needs_crds
 def test_a_four_worker_train_job_is_valid_and_carries_no_secret():
     job = _four_worker_job()
