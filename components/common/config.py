@@ -432,12 +432,12 @@ class ClusterConfig:
     mlflow_secret: str = setting(
         "segpipe-mlflow", "Kubernetes Secret with tracking_uri (and optional credentials)"
     )
-    train_cpu: str = setting("4", "CPU request of the train pod, e.g. 4 or 500m")
-    train_memory: str = setting("16Gi", "memory request and limit of the train pod, e.g. 16Gi")
+    train_cpu: str = setting("4", "CPU request of each train pod, e.g. 4 or 500m")
+    train_memory: str = setting("16Gi", "memory request and limit of each train pod, e.g. 16Gi")
     train_accelerator: str = setting(
-        "nvidia.com/gpu", "accelerator resource of the train pod, e.g. google.com/tpu"
+        "nvidia.com/gpu", "accelerator resource of each train pod, e.g. google.com/tpu"
     )
-    train_gpus: int = setting(1, "accelerators (GPUs, TPU chips) for the train pod", at_least=0)
+    train_gpus: int = setting(1, "accelerators (GPUs, TPU chips) per train pod", at_least=0)
     train_workers: int = setting(
         1,
         "> 1: train on a Kubeflow Trainer TrainJob of this many pods, each with the train_* "
