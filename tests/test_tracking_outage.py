@@ -134,6 +134,7 @@ def _dead_uri() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
 
 
+@pytest.mark.slow  # waits out real retry windows and client timeouts
 def test_calls_to_a_dead_server_are_retried_for_the_window_then_refused():
     from mlflow.tracking import MlflowClient
 
@@ -150,6 +151,7 @@ def test_calls_to_a_dead_server_are_retried_for_the_window_then_refused():
     assert "longer than tracking_outage_s=3 (reading a run)" in str(refused.value)
 
 
+@pytest.mark.slow  # waits out real retry windows and client timeouts
 def test_while_the_server_is_down_a_try_costs_a_connect_and_other_errors_pass_through():
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
