@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # segpipe run end to end (kfp.local)
+
 STEP_LINE = re.compile(r"^\d\d:\d\d:\d\d  (?P<step>\S+)\s+(?P<status>.*)$")
 
 

@@ -5,7 +5,10 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Markdown, Output, PipelineTaskFinalStatus
 
+from components.common.component_docs import with_setting_docs
 
+
+# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def finish(
     experiment: str,
     data_dir: str,
@@ -17,8 +20,15 @@ def finish(
 ) -> NamedTuple("Outputs", [("passed", bool), ("train_run_id", str)]):
     """Close the pipeline run's MLflow parent run with the steps' final state and headline.
 
-    Returns the gate decision and the train run (the pipeline's outputs); `summary` is the
-    headline as Markdown.
+    Returns the gate decision and the train run (the pipeline's outputs).
+
+    Args:
+        data_dir: the data folder the run read, named in the parent run and the headline.
+        pipeline_run_id: the KFP run id; finds the MLflow parent run and its step runs.
+        kfp_run_name: the KFP run's name, on the parent run; finds an unnested preprocess.
+        pipeline_root: the pipeline root; the run's folder under it is tagged on the parent.
+        status: how the steps ended (KFP fills it in).
+        summary: the headline as Markdown (output).
     """
     from collections import namedtuple
 
@@ -40,4 +50,4 @@ def finish(
 
 def finish_component(image: str):
     """The finish component running in `image`."""
-    return dsl.component(base_image=image, install_kfp_package=False)(finish)
+    return dsl.component(base_image=image, install_kfp_package=False)(with_setting_docs(finish))
