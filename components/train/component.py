@@ -1,7 +1,7 @@
 """KFP wrapper of the train step."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Model, Output
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from components.common.component_docs import with_setting_docs
 
@@ -10,6 +10,7 @@ from components.common.component_docs import with_setting_docs
 def train(
     dataset: Input[Dataset],
     model: Output[Model],
+    figures: Output[Metrics],
     epochs: int,
     batch_size: int,
     learning_rate: float,
@@ -55,16 +56,18 @@ def train(
     Args:
         dataset: the preprocess step's shards, stats.json and dataset.json.
         model: the exported SavedModel (output).
+        figures: epochs trained, the best val mean IoU, the last loss (output, KFP UI metrics).
         pipeline_run_id: the KFP run id; names the MLflow parent run and the checkpoint folder.
         pipeline_root: the pipeline root, for checkpoints when checkpoint_root is empty.
         train_workers: how many replicas run this task (a Vertex AI CustomJob); TF_CONFIG
             must agree. A Kubeflow TrainJob runs the launch_train component instead.
     """
     from components.common.config import TrainConfig, config_from_inputs
+    from components.train.epoch_metrics import training_figures
     from components.train.trainer import train as run_training
 
     config = config_from_inputs(TrainConfig, locals())
-    return run_training(
+    run_id = run_training(
         dataset.path,
         model.path,
         config,
@@ -75,6 +78,9 @@ def train(
         pipeline_root=pipeline_root,
         workers=train_workers,
     )
+    for key, value in training_figures(run_id).items():
+        figures.log_metric(key, value)
+    return run_id
 
 
 def train_component(image: str):
