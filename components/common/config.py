@@ -249,10 +249,26 @@ class GatePolicy:
     max_drop: float = 0.0  # largest mean IoU drop vs the champion that may still pass
     max_class_drop: float = -1.0  # largest per-class IoU drop vs the champion; < 0: no guard
     allow_absent_classes: str = ""  # classes that may have no truth pixels: "a,b", or "*" for any
+    max_class_shift: float = -1.0  # most any class's pixel share may move from the champion's data
+
+    def __post_init__(self) -> None:
+        if not (self.max_class_shift < 0 or 0 <= self.max_class_shift <= 1):  # NaN fails too
+            raise ValueError(
+                f"max_class_shift must be a share in [0, 1] (or < 0: no check), "
+                f"got {self.max_class_shift}"
+            )
 
     def absent_classes_allowed(self) -> tuple[str, ...]:
         """The class names listed in `allow_absent_classes` (ANY_CLASS alone means every class)."""
         return tuple(n.strip() for n in self.allow_absent_classes.split(",") if n.strip())
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    """What the data snapshot records, and when a run may end after it."""
+
+    skip_unchanged: bool = False  # end the run when data and training settings equal the champion's
+    hash_local_files: bool = False  # local inputs: identify by the sha256 of the bytes, not mtime
 
 
 @dataclass(frozen=True)
@@ -279,6 +295,7 @@ class ClusterConfig:
 class PipelineConfig:
     """Every pipeline parameter's default, gathered in one place."""
 
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GatePolicy = field(default_factory=GatePolicy)
@@ -289,7 +306,8 @@ class PipelineConfig:
     def parameters(self) -> dict[str, object]:
         """Flat pipeline parameters (name -> default) from the nested configs."""
         flat: dict[str, object] = {"experiment": self.experiment}
-        for section in (self.preprocess, self.train, self.gate, self.publish, self.cluster):
+        sections = (self.snapshot, self.preprocess, self.train, self.gate, self.publish)
+        for section in (*sections, self.cluster):
             flat.update(dataclasses.asdict(section))
         return flat
 
