@@ -330,3 +330,39 @@ def test_storage_describe_reports_sizes_and_leaves_out_what_is_not_a_file(tmp_pa
     assert list(found) == [str(tmp_path / "a.png")]
     assert found[str(tmp_path / "a.png")].size == 5
     assert MANIFEST_URI_TAG in LINEAGE_TAGS and DATA_FINGERPRINT_TAG in LINEAGE_TAGS
+
+
+def test_two_versions_lead_back_to_their_manifests_and_their_difference(
+    mlflow_store, data: Path, tmp_path: Path
+):
+    from mlflow.tracking import MlflowClient
+
+    from components.common.lineage import MANIFEST_SHA256_TAG
+    from components.common.version_data import diff_versions, version_data
+
+    train, settings = TrainConfig(), SnapshotConfig()
+    snapshot = take_snapshot(
+        str(data), str(tmp_path / "a"), CONFIG, train, settings, "m", "champion"
+    )
+    first = _champion_from(tmp_path / "a", train, "m")
+    _add_pairs(data, 10)
+    _relabel(data / "masks" / "sample_00002.png")
+    take_snapshot(str(data), str(tmp_path / "b"), CONFIG, train, settings, "m", "champion")
+    second = _champion_from(tmp_path / "b", train, "m")
+
+    client = MlflowClient(mlflow_store)
+    found = version_data(client, "m", first)
+    assert found.manifest_sha256 == snapshot.info.manifest_sha256 and len(found.rows) == 12
+    assert found.manifest_uri.endswith("/dataset/manifest.parquet")
+    old, new, diff = diff_versions(client, "m", first, second)
+    assert diff.counts() == {"added": 10, "removed": 0, "changed": 1, "unchanged": 11}
+    assert diff.changed == {"sample_00002": ["mask"]}
+
+    client.set_model_version_tag("m", first, MANIFEST_SHA256_TAG, "0" * 64)  # not what it holds
+    with pytest.raises(ValueError, match="it is not the manifest that version was trained on"):
+        version_data(client, "m", first)
+    bare = client.create_model_version("m", "file:///nowhere")
+    with pytest.raises(LookupError, match=f"m version {bare.version} records no manifest"):
+        version_data(client, "m", bare.version)
+    with pytest.raises(LookupError, match="m version 99 does not exist"):
+        version_data(client, "m", "99")
