@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from stat import S_ISREG
 
 GCS_PREFIX = "gs://"
 _GLOB_CHARS = re.compile(r"[^[*?]*")
@@ -219,8 +220,11 @@ def describe(paths: Iterable[str]) -> dict[str, FileInfo]:
     by_folder: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for path in paths:
         if not _is_gcs(path):
-            if os.path.isfile(path):
-                stat = os.stat(path)
+            try:
+                stat = os.stat(path)  # one call: is it a file, and its size and mtime
+            except OSError:
+                continue
+            if S_ISREG(stat.st_mode):
                 found[path] = FileInfo(path, stat.st_size, mtime_ns=stat.st_mtime_ns)
             continue
         bucket, name = _split_gcs(path)
