@@ -164,9 +164,26 @@ def _compile(args: argparse.Namespace, output: str, defaults: dict[str, object])
             tag=args.tag,
             defaults=defaults,
             gpu_node_selector=_parse_pairs(args.gpu_node_selector, "--gpu-node-selector"),
+            vertex=_vertex_training(args, defaults),
         )
     except ValueError as error:
         raise SystemExit(f"segpipe: {error}") from error
+
+
+def _vertex_training(args: argparse.Namespace, defaults: dict[str, object]):
+    """The Vertex AI CustomJob settings of `--train-engine vertex`, else None."""
+    from pipelines.vertex import VertexTraining
+
+    if args.train_engine != "vertex":
+        return None
+    accelerator, _, count = (args.vertex_accelerator or "").partition(":")
+    return VertexTraining(
+        replicas=int(defaults.get("train_workers", ClusterConfig.train_workers)),
+        mlflow_tracking_uri=args.mlflow_tracking_uri or "",
+        machine_type=args.vertex_machine_type,
+        accelerator_type=accelerator,
+        accelerator_count=int(count or 1),
+    )
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -335,6 +352,27 @@ def _add_compile_options(parser: argparse.ArgumentParser) -> None:
         metavar="LABEL=VALUE",
         help="node label the train task must run on "
         "(e.g. cloud.google.com/gke-accelerator=nvidia-l4); repeatable",
+    )
+    parser.add_argument(
+        "--train-engine",
+        choices=("kubeflow", "vertex"),
+        default="kubeflow",
+        help="where train_workers > 1 runs: a Kubeflow Trainer TrainJob (default), or a "
+        "Vertex AI CustomJob of train_workers replicas, fixed at compile time",
+    )
+    parser.add_argument(
+        "--mlflow-tracking-uri",
+        default=None,
+        help="vertex: the MLflow server every task tracks to (no credentials)",
+    )
+    parser.add_argument(
+        "--vertex-machine-type", default="n1-standard-8", help="vertex: each replica's machine"
+    )
+    parser.add_argument(
+        "--vertex-accelerator",
+        default=None,
+        metavar="TYPE[:COUNT]",
+        help="vertex: each replica's accelerators, e.g. NVIDIA_L4:1 (default: none)",
     )
 
 

@@ -9,25 +9,21 @@ from kfp.dsl import PipelineTask
 
 from components.common.config import PipelineConfig
 from components.common.images import Images
+from components.common.pods import (
+    ACCELERATOR_TAINTS,
+    MLFLOW_CLIENT_LABEL,
+    MLFLOW_SECRET_OPTIONAL,
+    MLFLOW_SECRET_REQUIRED,
+)
 from components.evaluate.component import evaluate_component
 from components.preprocess.component import preprocess_component
 from components.publish.component import publish_component
 from components.train.component import train_component
+from components.train.launch_component import launch_train_component
+from pipelines.vertex import VertexTraining
 
 PIPELINE_NAME = "segpipe"
 TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same run
-# Keys of the MLflow Secret: the tracking URI is required, credentials are per-key optional.
-MLFLOW_SECRET_REQUIRED = {"tracking_uri": "MLFLOW_TRACKING_URI"}
-MLFLOW_SECRET_OPTIONAL = {
-    "username": "MLFLOW_TRACKING_USERNAME",
-    "password": "MLFLOW_TRACKING_PASSWORD",
-    "token": "MLFLOW_TRACKING_TOKEN",
-}
-# docker/mlflow.yaml's NetworkPolicy admits only pods with this label to the MLflow server
-MLFLOW_CLIENT_LABEL = ("segpipe.io/mlflow-client", "true")
-# the taints GKE (and the NVIDIA operator) put on GPU and TPU nodes; tolerating both lets
-# train_accelerator pick either kind at run time
-ACCELERATOR_TAINTS = ("nvidia.com/gpu", "google.com/tpu")
 
 
 class PipelineOutputs(NamedTuple):
@@ -59,24 +55,38 @@ def request_accelerator_node(
         kubernetes.add_node_selector(task, key, value)
 
 
+def train_task(op, train_args: dict, **more) -> PipelineTask:
+    """A train step task (one pod, a TrainJob, or a CustomJob), retried as preemption needs."""
+    return (
+        op(**train_args, **more)
+        .set_display_name("train")
+        .set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s")
+    )
+
+
 def build_pipeline(
     images: Images,
     defaults: PipelineConfig | None = None,
     *,
     cluster: bool = False,
     gpu_node_selector: dict[str, str] | None = None,
+    vertex: VertexTraining | None = None,
 ):
     """The pipeline function, its steps in `images`, its parameter defaults from `defaults`.
 
     `cluster=True` adds what only a Kubernetes cluster uses: the MLflow Secret as env vars,
     the train task's resources, GPU and TPU tolerations and `gpu_node_selector`. Without it
     (kfp.local) the cluster parameters exist but are unused, so local runs see no no-op
-    warnings.
+    warnings. On a cluster, `train_workers` > 1 runs the train step as a Kubeflow Trainer
+    TrainJob instead of one pod; `vertex` makes the train step a Vertex AI CustomJob of
+    `vertex.replicas` instead (and passes the MLflow URI in place of the Secret).
     """
     d = defaults or PipelineConfig()
     node_selector = dict(gpu_node_selector or {})
     preprocess_op = preprocess_component(images.beam)
     train_op = train_component(images.trainer)
+    launch_op = launch_train_component(images.trainer)
+    vertex_train_op = vertex.train_op(train_op) if vertex is not None else None
     evaluate_op = evaluate_component(images.trainer)
     publish_op = publish_component(images.runtime)
 
@@ -154,6 +164,7 @@ def build_pipeline(
         train_memory: str = d.cluster.train_memory,
         train_accelerator: str = d.cluster.train_accelerator,
         train_gpus: int = d.cluster.train_gpus,
+        train_workers: int = d.cluster.train_workers,
     ) -> PipelineOutputs:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         prep = preprocess_op(
@@ -189,53 +200,76 @@ def build_pipeline(
         # Cached on a cluster: same inputs (data_dir + parameters), same shards. New files under
         # the same data_dir do not change the key: submit with --no-cache to re-read them.
         prep.set_caching_options(True)
-        trained = (
-            train_op(
-                dataset=prep.outputs["dataset"],
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                unet_width=unet_width,
-                unet_depth=unet_depth,
-                input_height=input_height,
-                input_width=input_width,
-                seed=seed,
-                architecture=architecture,
-                backbone=backbone,
-                backbone_weights=backbone_weights,
-                optimizer=optimizer,
-                lr_schedule=lr_schedule,
-                momentum=momentum,
-                warmup_epochs=warmup_epochs,
-                class_weights=class_weights,
-                class_weight_power=class_weight_power,
-                dice_weight=dice_weight,
-                train_cache=train_cache,
-                flip=flip,
-                scale_min=scale_min,
-                scale_max=scale_max,
-                color_jitter=color_jitter,
-                early_stopping_patience=early_stopping_patience,
-                checkpoint_root=checkpoint_root,
-                checkpoint_every_steps=checkpoint_every_steps,
-                warm_start=warm_start,
-                precision=precision,
-                jit_compile=jit_compile,
-                system_metrics=system_metrics,
-                tracking_outage_s=tracking_outage_s,
-                model_name=model_name,
-                alias=alias,
-                experiment=experiment,
-                pipeline_run_id=run_id,
-                pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,  # checkpoints when no checkpoint_root
-            )
-            .set_display_name("train")
-            .set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s")
+        train_args = dict(
+            dataset=prep.outputs["dataset"],
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            unet_width=unet_width,
+            unet_depth=unet_depth,
+            input_height=input_height,
+            input_width=input_width,
+            seed=seed,
+            architecture=architecture,
+            backbone=backbone,
+            backbone_weights=backbone_weights,
+            optimizer=optimizer,
+            lr_schedule=lr_schedule,
+            momentum=momentum,
+            warmup_epochs=warmup_epochs,
+            class_weights=class_weights,
+            class_weight_power=class_weight_power,
+            dice_weight=dice_weight,
+            train_cache=train_cache,
+            flip=flip,
+            scale_min=scale_min,
+            scale_max=scale_max,
+            color_jitter=color_jitter,
+            early_stopping_patience=early_stopping_patience,
+            checkpoint_root=checkpoint_root,
+            checkpoint_every_steps=checkpoint_every_steps,
+            warm_start=warm_start,
+            precision=precision,
+            jit_compile=jit_compile,
+            system_metrics=system_metrics,
+            tracking_outage_s=tracking_outage_s,
+            model_name=model_name,
+            alias=alias,
+            experiment=experiment,
+            pipeline_run_id=run_id,
+            pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,  # checkpoints when no checkpoint_root
+            train_workers=train_workers,
         )
+        if vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
+            trained = train_task(vertex_train_op, train_args)
+            model, train_run = trained.outputs["model"], trained.outputs["Output"]
+        elif cluster:
+            with dsl.If(train_workers == 1, name="one-train-pod"):
+                trained = train_task(train_op, train_args)
+                request_accelerator_node(
+                    trained, train_cpu, train_memory, train_accelerator, train_gpus, node_selector
+                )
+            with dsl.Else(name="train-workers"):
+                launched = train_task(
+                    launch_op,
+                    train_args,
+                    train_cpu=train_cpu,
+                    train_memory=train_memory,
+                    train_accelerator=train_accelerator,
+                    train_gpus=train_gpus,
+                    mlflow_secret=mlflow_secret,
+                    trainer_image=images.trainer,
+                    node_selector=",".join(f"{k}={v}" for k, v in node_selector.items()),
+                ).set_display_name("train (TrainJob)")
+            model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
+            train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
+        else:
+            trained = train_task(train_op, train_args)
+            model, train_run = trained.outputs["model"], trained.outputs["Output"]
         gate = (
             evaluate_op(
                 dataset=prep.outputs["dataset"],
-                model=trained.outputs["model"],
+                model=model,
                 min_mean_iou=min_mean_iou,
                 eval_split=eval_split,
                 max_drop=max_drop,
@@ -243,7 +277,7 @@ def build_pipeline(
                 allow_absent_classes=allow_absent_classes,
                 model_name=model_name,
                 alias=alias,
-                train_run_id=trained.outputs["Output"],
+                train_run_id=train_run,
                 experiment=experiment,
                 pipeline_run_id=run_id,
             )
@@ -253,9 +287,9 @@ def build_pipeline(
         with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
             published = (
                 publish_op(
-                    model=trained.outputs["model"],
+                    model=model,
                     dataset=prep.outputs["dataset"],
-                    train_run_id=trained.outputs["Output"],
+                    train_run_id=train_run,
                     model_name=model_name,
                     export_root=export_root,
                     alias=alias,
@@ -265,12 +299,12 @@ def build_pipeline(
                 .set_display_name("publish")
                 .set_caching_options(False)
             )
-        if cluster:
+        if vertex is not None:
             for task in (prep, trained, gate, published):  # every step that tracks to MLflow
+                task.set_env_variable("MLFLOW_TRACKING_URI", vertex.mlflow_tracking_uri)
+        elif cluster:
+            for task in (prep, trained, launched, gate, published):  # those that track to MLflow
                 use_mlflow_secret(task, mlflow_secret)
-            request_accelerator_node(
-                trained, train_cpu, train_memory, train_accelerator, train_gpus, node_selector
-            )
-        return PipelineOutputs(gate.outputs["Output"], trained.outputs["Output"])
+        return PipelineOutputs(gate.outputs["Output"], train_run)
 
     return segpipe

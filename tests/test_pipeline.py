@@ -23,15 +23,27 @@ def compiled(tmp_path: Path) -> dict:
     return next(yaml.safe_load_all(path.read_text()))  # then the platform (Kubernetes) spec
 
 
-def test_compiled_pipeline_has_four_tasks_and_publish_under_the_gate(compiled):
+def test_compiled_pipeline_has_four_steps_train_in_two_branches_and_publish_under_the_gate(
+    compiled,
+):
+    components = compiled["components"]
     root_tasks = compiled["root"]["dag"]["tasks"]
-    (condition_name,) = [n for n in root_tasks if n.startswith("condition")]
-    condition = root_tasks[condition_name]
-    inner = compiled["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
-    assert set(root_tasks) - {condition_name} == TASKS - {"publish"}
-    assert set(inner) == {"publish"}
-    assert "evaluate-Output" in condition["triggerPolicy"]["condition"]
-    assert root_tasks["train"]["retryPolicy"]["maxRetryCount"] == 3
+
+    def inner(task: dict) -> dict:
+        return components[task["componentRef"]["name"]]["dag"]["tasks"]
+
+    (gate_name,) = [n for n in root_tasks if n.startswith("condition-") and "branches" not in n]
+    (branches_name,) = [n for n in root_tasks if n.startswith("condition-branches")]
+    assert set(root_tasks) == {"preprocess", "evaluate", gate_name, branches_name}
+    assert set(inner(root_tasks[gate_name])) == {"publish"}
+    assert "evaluate-Output" in root_tasks[gate_name]["triggerPolicy"]["condition"]
+    # train_workers picks one branch at run time: the one train pod, or the TrainJob launcher
+    branches = {t["taskInfo"]["name"]: inner(t) for t in inner(root_tasks[branches_name]).values()}
+    assert {n: set(tasks) for n, tasks in branches.items()} == {
+        "one-train-pod": {"train"},
+        "train-workers": {"launch-train"},
+    }
+    assert branches["one-train-pod"]["train"]["retryPolicy"]["maxRetryCount"] == 3
     assert root_tasks["evaluate"]["cachingOptions"] == {}
 
 

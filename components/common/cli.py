@@ -45,6 +45,16 @@ def config_from_flags(config_type: type[T], args: argparse.Namespace) -> T:
         raise SystemExit(f"invalid setting: {error}") from error
 
 
+def config_flags(config: object) -> list[str]:
+    """The flags `add_config_flags` reads back as `config` (every field, explicitly)."""
+    flags: list[str] = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        text = str(value).lower() if isinstance(value, bool) else repr(value)
+        flags += [f"--{field.name.replace('_', '-')}", value if isinstance(value, str) else text]
+    return flags
+
+
 def setup_logging() -> None:
     """Plain INFO logging for step CLIs."""
     logging.basicConfig(

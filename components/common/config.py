@@ -289,6 +289,11 @@ class ClusterConfig:
     train_memory: str = "16Gi"
     train_accelerator: str = "nvidia.com/gpu"  # the node resource name of the GPU
     train_gpus: int = 1
+    train_workers: int = 1  # > 1: a Kubeflow Trainer TrainJob of this many worker pods
+    # (each with the train_* resources) instead of the one train pod
+
+    def __post_init__(self) -> None:
+        _check_at_least(self, "train_workers", 1)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import uuid
 
 from components.common.cli import add_config_flags, config_from_flags, setup_logging
 from components.common.config import PublishConfig, TrainConfig
+from components.train.cluster_env import jobset_tf_config
+from components.train.hardware import is_multi_worker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     add_config_flags(parser, TrainConfig)
     args = parser.parse_args(argv)
     config = config_from_flags(TrainConfig, args)  # refused here, before TensorFlow loads
+    tf_config = jobset_tf_config(os.environ)  # a worker pod of a Kubeflow Trainer TrainJob
+    if tf_config:
+        os.environ["TF_CONFIG"] = tf_config
+    if is_multi_worker(os.environ.get("TF_CONFIG")) and not args.pipeline_run_id:
+        parser.error("several workers (TF_CONFIG) need one --pipeline-run-id shared by all")
     setup_logging()
     from components.train.trainer import train
 

@@ -43,10 +43,12 @@ def train(
     experiment: str,
     pipeline_run_id: str,
     pipeline_root: str = "",
+    train_workers: int = 1,
 ) -> str:
     """Train on the shards and export a SavedModel; returns the MLflow run id.
 
     A retry of this task (same pipeline run id) resumes from `checkpoint_root`'s checkpoint.
+    `train_workers`: how many replicas run this task (Vertex AI); TF_CONFIG must agree.
     """
     from components.common.config import TrainConfig
     from components.train.trainer import train as run_training
@@ -93,6 +95,7 @@ def train(
         model_name=model_name,
         alias=alias,
         pipeline_root=pipeline_root,
+        workers=train_workers,
     )
 
 

@@ -116,6 +116,7 @@ def make_dataset(
     image_size: tuple[int, int] | None = None,
     drop_remainder: bool = False,
     cache: str = "memory",
+    shard: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
     """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1[, float32 weights HxW]).
 
@@ -124,11 +125,19 @@ def make_dataset(
     resizes to the model's input where the shards differ and makes the shapes static, and
     `drop_remainder` the batch size (TPUs and XLA want both). Decoded training examples are
     kept after the first epoch per `cache`: "memory", "none" (decode every epoch: data sets
-    larger than memory), or a local file prefix (tf.data's file cache).
+    larger than memory), or a local file prefix (tf.data's file cache). `shard` = (index,
+    count) reads only every count-th file from the index-th: one worker's share.
     """
     files = tf.io.gfile.glob(file_pattern)
     if not files:
         raise FileNotFoundError(f"no TFRecord shards match {file_pattern}")
+    index, count = shard
+    if len(files) < count:
+        raise ValueError(
+            f"{file_pattern}: {len(files)} shard(s) for {count} workers; each worker reads its "
+            "own shards, so write at least as many (preprocess num_shards) as there are workers"
+        )
+    files = sorted(files)[index::count]
     ordered = deterministic or not training
     dataset = tf.data.Dataset.from_tensor_slices(sorted(files))
     if training:

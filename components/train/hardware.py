@@ -100,17 +100,12 @@ def make_strategy(kind: str, resolver=None):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     if kind == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from components.train import distributed
+
+        return distributed.make_strategy()
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def worker_index(strategy) -> int:
-    """This worker's index among the non-chief workers + 1, or 0 for the chief / one machine."""
-    if not getattr(strategy.extended, "should_checkpoint", True):
-        return int(strategy.cluster_resolver.task_id) + 1
-    return 0
 
 
 def setup(precision: str):

@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import logging
 import math
+from collections.abc import Callable
 
 import keras
 import mlflow
@@ -14,15 +15,16 @@ import tensorflow as tf
 
 from components.common import storage
 from components.common.config import PublishConfig, TrainConfig
-from components.common.dataset import read_dataset_info
+from components.common.dataset import DatasetInfo, read_dataset_info
 from components.common.lineage import (
     TRAIN_SETTINGS_TAG,
     log_training_data,
     training_settings_sha256,
 )
+from components.common.step_runs import find_step_run_id
 from components.common.tracking import step_run, tracking_uri
 from components.common.tracking_outage import OutageWindow, bounded_requests, request_timeout_s
-from components.train import checkpoints, hardware
+from components.train import checkpoints, distributed, hardware
 from components.train.data import Augmentation, make_dataset
 from components.train.epoch_metrics import (
     EpochMetricsLogger,
@@ -102,6 +104,7 @@ def train(
     model_name: str = PublishConfig.model_name,
     alias: str = PublishConfig.alias,
     pipeline_root: str = "",
+    workers: int = 0,
     snapshot_dir: str = "",
 ) -> str:
     """Train on `dataset_dir`'s train split, validate on val, export to `model_dir`.
@@ -109,21 +112,31 @@ def train(
     Checkpoints go to `checkpoint_dir`, by default `<checkpoint_root>/<pipeline_run_id>/train`
     with `<pipeline_root>/checkpoints` standing in for an empty root (none when all are empty);
     a rerun finding one resumes its epochs and its MLflow run.
-    `model_name@alias` is the model a warm start copies weights from. `snapshot_dir` (the
-    snapshot step's output) becomes the run's dataset input and lineage tags.
+    `model_name@alias` is the model a warm start copies weights from. `workers`: how many
+    workers the caller started (0: as many as TF_CONFIG names). Several workers (TF_CONFIG)
+    train in step; only the chief (worker 0) tracks, exports and removes the checkpoint.
+    `snapshot_dir` (the snapshot step's output) becomes the run's dataset input and lineage tags.
     Returns the MLflow run id that holds the logged model.
     """
+    # first, before any other TensorFlow op: several workers' collectives can be set up only
+    # at program start
+    strategy, policy = hardware.setup(config.precision)
+    distributed.check_worker_count(strategy, workers)
     info = read_dataset_info(dataset_dir)
     stats_path = storage.join(dataset_dir, "stats.json")
     stats = storage.read_json(stats_path)
     keras.utils.set_random_seed(config.seed)
-    strategy, policy = hardware.setup(config.precision)
     # TPUs need static shapes and full batches; XLA compiles once with static shapes
     full_batches = isinstance(strategy, tf.distribute.TPUStrategy)
     steps_per_epoch = train_steps(stats, config.batch_size, full_batches, stats_path)
     checkpoint_dir = checkpoint_dir or checkpoints.checkpoint_dir_for(
         config.checkpoint_root, pipeline_run_id, pipeline_root
     )
+    inputs = _Inputs(dataset_dir, info, stats, steps_per_epoch, full_batches)
+    if not distributed.role(strategy).is_chief:
+        _train_as_worker(inputs, config, strategy, checkpoint_dir, model_name, alias)
+        # the chief's run: on Vertex AI every replica reports the task's outputs
+        return find_step_run_id(experiment, pipeline_run_id, "train")
     resumed_run_id = checkpoints.saved_run_id(checkpoint_dir)
     outage = OutageWindow(config.tracking_outage_s, tracking_uri())
     with (
@@ -143,47 +156,27 @@ def train(
             )
             if checkpoint_dir:
                 checkpoints.save_run_id(checkpoint_dir, run_id)
-        strategy_tags = {"segpipe.precision": policy, "segpipe.strategy": type(strategy).__name__}
+        strategy_tags = _strategy_tags(strategy, policy)
         outage.retry("tagging the run", lambda: mlflow.set_tags(strategy_tags))
-        train_data, val_data = _datasets(dataset_dir, info, stats, config, full_batches)
-        with strategy.scope():
-            model = build_model(config, info.num_classes, *input_size(config, info))
-            # also on a resumed run: a checkpoint, if one was written, overrides it in fit
-            if config.warm_start:
-                copied = outage.retry(
-                    "reading the champion's weights", lambda: warm_start(model, model_name, alias)
-                )
-                tags = {f"segpipe.{k}": v for k, v in copied.items()}
-                outage.retry("tagging the run", lambda: mlflow.set_tags(tags))
-            model.compile(
-                optimizer=make_optimizer(config, steps_per_epoch),
-                loss=CrossEntropyDice(info.num_classes, info.ignore_label, config.dice_weight),
-                metrics=[
-                    keras.metrics.MeanIoU(
-                        info.num_classes,
-                        name="mean_iou",
-                        ignore_class=info.ignore_label,
-                        sparse_y_pred=False,
-                    )
-                ],
-                jit_compile=config.jit_compile,
+
+        def warm_start_and_tag(model: keras.Model) -> None:
+            copied = outage.retry(
+                "reading the champion's weights", lambda: warm_start(model, model_name, alias)
             )
-        callbacks = _callbacks(
-            config, checkpoint_dir, strategy, val_data is not None, pending, outage
-        )
-        model.fit(
-            # one endless iterator: a new one per epoch costs seconds of idle teardown
-            # (tf.data's autotune thread) on every epoch of a long run
-            train_data.repeat(),
-            steps_per_epoch=steps_per_epoch,
-            validation_data=val_data,
-            epochs=config.epochs,
-            shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
-            callbacks=callbacks,
-            verbose=2,
-        )
+            tags = {f"segpipe.{k}": v for k, v in copied.items()}
+            outage.retry("tagging the run", lambda: mlflow.set_tags(tags))
+
+        train_data, val_data = _datasets(inputs, config, strategy)
+        model = _compiled_model(inputs, config, strategy, warm_start_and_tag)
+        tracking = [EpochMetricsLogger(pending, outage)]
+        callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None, tracking)
+        # last: a tracking outage past the window fails the task only once the epoch is saved
+        callbacks.append(FailOnLongOutage(outage, checkpoint_dir))
+        _fit(model, train_data, val_data, inputs.steps_per_epoch, config, callbacks)
         pending.flush_within(outage, "logging the last epochs' metrics")
         export_model(model, model_dir, info)
+        # every worker is done with its checkpoint once all are here
+        distributed.barrier(strategy, "the end of training")
         outage.retry("uploading the model", lambda: mlflow.log_artifacts(model_dir, "model"))
     # only now: the model is exported and its run FINISHED; until then a retry resumes
     checkpoints.remove(checkpoint_dir)
@@ -208,14 +201,95 @@ def _batches(examples: int, batch_size: int, full_batches: bool) -> int:
     return examples // batch_size if full_batches else math.ceil(examples / batch_size)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """What every worker trains on, read once."""
+
+    dataset_dir: str
+    info: DatasetInfo
+    stats: dict
+    steps_per_epoch: int
+    full_batches: bool
+
+
+def _train_as_worker(
+    inputs: _Inputs, config: TrainConfig, strategy, checkpoint_dir: str, model_name, alias
+) -> None:
+    """A non-chief worker's part: the chief's training, step by step, with no outputs."""
+    worker = distributed.role(strategy)
+    log.info("train: worker %d of %d; the chief tracks and exports", worker.index, worker.count)
+    train_data, val_data = _datasets(inputs, config, strategy)
+    model = _compiled_model(
+        inputs, config, strategy, lambda model: warm_start(model, model_name, alias)
+    )
+    callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None, [])
+    _fit(model, train_data, val_data, inputs.steps_per_epoch, config, callbacks)
+    distributed.barrier(strategy, "the end of training")
+
+
+def _compiled_model(
+    inputs: _Inputs, config: TrainConfig, strategy, warm_start_with: Callable[[keras.Model], None]
+) -> keras.Model:
+    info = inputs.info
+    with strategy.scope():
+        model = build_model(config, info.num_classes, *input_size(config, info))
+        # also on a resumed run: a checkpoint, if one was written, overrides it in fit
+        if config.warm_start:
+            warm_start_with(model)
+        model.compile(
+            optimizer=make_optimizer(config, inputs.steps_per_epoch),
+            loss=CrossEntropyDice(info.num_classes, info.ignore_label, config.dice_weight),
+            metrics=[
+                keras.metrics.MeanIoU(
+                    info.num_classes,
+                    name="mean_iou",
+                    ignore_class=info.ignore_label,
+                    sparse_y_pred=False,
+                )
+            ],
+            jit_compile=config.jit_compile,
+        )
+    return model
+
+
+def _fit(model, train_data, val_data, steps_per_epoch: int, config: TrainConfig, callbacks):
+    model.fit(
+        train_data,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=val_data,
+        epochs=config.epochs,
+        shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
+        callbacks=callbacks,
+        verbose=2,
+    )
+
+
+def _strategy_tags(strategy, policy: str) -> dict[str, str]:
+    tags = {"segpipe.precision": policy, "segpipe.strategy": type(strategy).__name__}
+    workers = distributed.role(strategy).count
+    if workers > 1:
+        tags["segpipe.workers"] = str(workers)
+    return tags
+
+
 def input_size(config: TrainConfig, info) -> tuple[int, int]:
     """The model's input (height, width): the configured one, else the data set's."""
     return (config.input_height or info.image_height, config.input_width or info.image_width)
 
 
-def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, full_batches: bool):
-    """(train batches, val batches or None)."""
-    static = {"image_size": input_size(config, info), "drop_remainder": full_batches}
+def _datasets(inputs: _Inputs, config: TrainConfig, strategy):
+    """(endless train batches, val batches or None).
+
+    On several workers each reads its own share of the train shards, endlessly, so all run
+    the same steps however unevenly the shards divide; each validates on the whole val split,
+    so every worker gets the exact val metrics in the same number of steps.
+    """
+    info, dataset_dir = inputs.info, inputs.dataset_dir
+    worker = distributed.role(strategy)
+    batch_size = config.batch_size
+    if worker.count > 1:
+        batch_size = distributed.per_replica_batch(config.batch_size, strategy)
+    static = {"image_size": input_size(config, info), "drop_remainder": inputs.full_batches}
     augmentation = Augmentation(
         flip=config.flip,
         scale_min=config.scale_min,
@@ -223,27 +297,41 @@ def _datasets(dataset_dir: str, info, stats: dict, config: TrainConfig, full_bat
         color_jitter=config.color_jitter,
         ignore_label=info.ignore_label,
     )
-    train_data = make_dataset(
-        info.shard_pattern(dataset_dir, "train"),
-        config.batch_size,
-        True,
-        config.seed,
-        augmentation=augmentation,
-        class_weights=loss_class_weights(stats, config),
-        cache=config.train_cache,
-        **static,
-    )
-    val_batches = _batches(stats["splits"]["val"]["examples"], config.batch_size, full_batches)
-    val_data = None
-    if val_batches:
-        val_data = make_dataset(
-            info.shard_pattern(dataset_dir, "val"), config.batch_size, False, **static
-        )
+
+    def train_batches() -> tf.data.Dataset:
+        # one endless iterator: a new one per epoch costs seconds of idle teardown
+        # (tf.data's autotune thread) on every epoch of a long run
+        return make_dataset(
+            info.shard_pattern(dataset_dir, "train"),
+            batch_size,
+            True,
+            config.seed,
+            augmentation=augmentation,
+            class_weights=loss_class_weights(inputs.stats, config),
+            cache=config.train_cache,
+            shard=(worker.index, worker.count),
+            **static,
+        ).repeat()
+
+    val_examples = inputs.stats["splits"]["val"]["examples"]
+    val_batches = _batches(val_examples, batch_size, inputs.full_batches)
+
+    def val_data() -> tf.data.Dataset:
+        data = make_dataset(info.shard_pattern(dataset_dir, "val"), batch_size, False, **static)
         # a known length: Keras otherwise warns that the input "ran out of data"
-        val_data = val_data.apply(tf.data.experimental.assert_cardinality(val_batches))
-    else:
+        return data.apply(tf.data.experimental.assert_cardinality(val_batches))
+
+    if not val_batches:
         log.warning("train: the val split has no (full) batch; training without validation")
-    return train_data, val_data
+        return _distributed(strategy, train_batches), None
+    return _distributed(strategy, train_batches), _distributed(strategy, val_data)
+
+
+def _distributed(strategy, make: Callable[[], tf.data.Dataset]):
+    """`make()` as is on one worker, as this worker's part of the input on several."""
+    if distributed.role(strategy).count > 1:
+        return distributed.distribute(strategy, make)
+    return make()
 
 
 def loss_class_weights(stats: dict, config: TrainConfig) -> list[float] | None:
@@ -258,26 +346,18 @@ def _callbacks(
     checkpoint_dir: str,
     strategy,
     validated: bool,
-    pending: PendingMetrics,
-    outage: OutageWindow,
+    tracking: list[keras.callbacks.Callback],
 ) -> list[keras.callbacks.Callback]:
-    callbacks: list[keras.callbacks.Callback] = [
-        StopOnNonFiniteLoss(),
-        EpochMetricsLogger(pending, outage),
-    ]
+    """The fit callbacks of every worker; `tracking` (the chief's) log the epochs."""
+    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(), *tracking]
     if config.early_stopping_patience and validated:
         callbacks.append(_early_stopping(config.early_stopping_patience))
     if checkpoint_dir:
         # after the logger, so the epoch's metrics are logged (or kept next to the checkpoint)
         # before the checkpoint says it is done
-        callbacks.append(
-            checkpoints.EpochAndStepBackup(
-                checkpoints.state_dir(checkpoint_dir, hardware.worker_index(strategy)),
-                config.checkpoint_every_steps,
-            )
-        )
-    # last: a tracking outage past the window fails the task only once the epoch is saved
-    callbacks.append(FailOnLongOutage(outage, checkpoint_dir))
+        state_dir = checkpoints.state_dir(checkpoint_dir, distributed.role(strategy).index)
+        callbacks.append(checkpoints.EpochAndStepBackup(state_dir, config.checkpoint_every_steps))
+        callbacks.append(distributed.SameResumePoint(strategy, state_dir))
     return callbacks
 
 

@@ -1,0 +1,122 @@
+"""KFP wrapper of the train step on several workers: a Kubeflow Trainer TrainJob."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+
+def launch_train(
+    dataset: Input[Dataset],
+    model: Output[Model],
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    unet_width: int,
+    unet_depth: int,
+    input_height: int,
+    input_width: int,
+    seed: int,
+    architecture: str,
+    backbone: str,
+    backbone_weights: str,
+    optimizer: str,
+    lr_schedule: str,
+    momentum: float,
+    warmup_epochs: int,
+    class_weights: bool,
+    class_weight_power: float,
+    dice_weight: float,
+    train_cache: str,
+    flip: bool,
+    scale_min: float,
+    scale_max: float,
+    color_jitter: float,
+    early_stopping_patience: int,
+    checkpoint_root: str,
+    checkpoint_every_steps: int,
+    warm_start: bool,
+    precision: str,
+    jit_compile: bool,
+    system_metrics: bool,
+    tracking_outage_s: int,
+    model_name: str,
+    alias: str,
+    experiment: str,
+    pipeline_run_id: str,
+    train_workers: int,
+    train_cpu: str,
+    train_memory: str,
+    train_accelerator: str,
+    train_gpus: int,
+    mlflow_secret: str,
+    trainer_image: str,
+    node_selector: str = "",
+    pipeline_root: str = "",
+) -> str:
+    """Train on `train_workers` pods of segpipe's TrainingRuntime; returns the MLflow run id.
+
+    The TrainJob is named after the pipeline run: a retry of this task re-attaches to it.
+    `node_selector`: "label=value,label=value" for the worker pods.
+    """
+    from components.common.config import TrainConfig
+    from components.train.launcher import Workers, launch
+
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        unet_width=unet_width,
+        unet_depth=unet_depth,
+        input_height=input_height,
+        input_width=input_width,
+        seed=seed,
+        architecture=architecture,
+        backbone=backbone,
+        backbone_weights=backbone_weights,
+        optimizer=optimizer,
+        lr_schedule=lr_schedule,
+        momentum=momentum,
+        warmup_epochs=warmup_epochs,
+        class_weights=class_weights,
+        class_weight_power=class_weight_power,
+        dice_weight=dice_weight,
+        train_cache=train_cache,
+        flip=flip,
+        scale_min=scale_min,
+        scale_max=scale_max,
+        color_jitter=color_jitter,
+        early_stopping_patience=early_stopping_patience,
+        checkpoint_root=checkpoint_root,
+        checkpoint_every_steps=checkpoint_every_steps,
+        warm_start=warm_start,
+        precision=precision,
+        jit_compile=jit_compile,
+        system_metrics=system_metrics,
+        tracking_outage_s=tracking_outage_s,
+    )
+    selector = tuple(tuple(pair.split("=", 1)) for pair in node_selector.split(",") if pair.strip())
+    workers = Workers(
+        count=train_workers,
+        image=trainer_image,
+        cpu=train_cpu,
+        memory=train_memory,
+        accelerator=train_accelerator,
+        accelerators=train_gpus,
+        node_selector=selector,
+        mlflow_secret=mlflow_secret,
+    )
+    return launch(
+        dataset.uri,
+        model.path,
+        config,
+        workers,
+        experiment,
+        pipeline_run_id,
+        model_name,
+        alias,
+        pipeline_root,
+    )
+
+
+def launch_train_component(image: str):
+    """The TrainJob-launching train component, running in `image` (no accelerator needed)."""
+    return dsl.component(base_image=image, install_kfp_package=False)(launch_train)
