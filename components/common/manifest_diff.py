@@ -60,8 +60,8 @@ class ManifestDiff:
         counts = self.counts()
         return ", ".join(f"{counts[k]} {k}" for k in ("added", "removed", "changed", "unchanged"))
 
-    def lines(self, shown: int = SHOWN) -> list[str]:
-        """The summary, then up to `shown` ids of each kind."""
+    def lines(self, shown: int | None = SHOWN) -> list[str]:
+        """The summary, then up to `shown` ids of each kind (None: all)."""
         out = [self.summary()]
         kinds = (
             ("added", self.added),
@@ -70,8 +70,9 @@ class ManifestDiff:
         )
         for kind, ids in kinds:
             if ids:
-                more = f" ... and {len(ids) - shown} more" if len(ids) > shown else ""
-                out.append(f"{kind}: {', '.join(ids[:shown])}{more}")
+                limit = len(ids) if shown is None else shown
+                more = f" ... and {len(ids) - limit} more" if len(ids) > limit else ""
+                out.append(f"{kind}: {', '.join(ids[:limit])}{more}")
         return out
 
 
