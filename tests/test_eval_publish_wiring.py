@@ -30,13 +30,22 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
         assert binding["componentInputParameter"] == name
     # evaluate records which train run it judged; publish checks it
     train_run = evaluate["inputs"]["parameters"]["train_run_id"]["taskOutputParameter"]
-    assert train_run == {"producerTask": "train", "outputParameterKey": "Output"}
+    # on a cluster train is one pod or a TrainJob launch: its run id is whichever branch ran
+    branches = spec["components"][f"comp-{train_run['producerTask']}"]["dag"]["outputs"]
+    selectors = branches["parameters"][train_run["outputParameterKey"]]["valueFromOneof"]
+    assert {s["outputParameterKey"] for s in selectors["parameterSelectors"]} == {
+        "pipelinechannel--train-Output",
+        "pipelinechannel--launch-train-Output",
+    }
     outputs = spec["components"][evaluate["componentRef"]["name"]]["outputDefinitions"]
     assert {"metrics", "report", "per_image"} <= set(outputs["artifacts"])
     assert outputs["artifacts"]["report"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert set(outputs["parameters"]) == {"Output"}  # dsl.If reads the sole Output
 
-    (condition,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("cond")]
-    publish = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]["publish"]
+    conditions = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("condition")]
+    condition_tasks = [
+        spec["components"][c["componentRef"]["name"]]["dag"]["tasks"] for c in conditions
+    ]
+    (publish,) = [tasks["publish"] for tasks in condition_tasks if "publish" in tasks]
     dataset = publish["inputs"]["artifacts"]["dataset"]
     assert dataset["componentInputArtifact"] == "pipelinechannel--preprocess-dataset"
