@@ -62,6 +62,12 @@ test: $(INSTALLED) ## Run lint and the test suite
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+.PHONY: test-fast
+test-fast: $(INSTALLED) ## Lint and the quick tests (not those marked slow): under a minute on 2 idle cores
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -m "not slow"
+
 .PHONY: test-containers
 test-containers: $(INSTALLED) ## Build the images on a local Debian base, run the pipeline in them (root; own dockerd)
 	bash tests/containers/run.sh
@@ -127,3 +133,4 @@ bench: $(INSTALLED) ## Run the benchmarks on ../shared/data (slow; prints ratios
 	$(BIN)/python tests/benchmarks/bench_metrics.py
 	$(BIN)/python tests/benchmarks/bench_train.py
 	$(BIN)/python tests/benchmarks/bench_snapshot.py
+	$(BIN)/python tests/benchmarks/bench_refusals.py

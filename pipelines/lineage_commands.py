@@ -40,7 +40,7 @@ def cmd_data_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_data_diff_parser(commands) -> None:
+def add_commands(commands) -> None:
     """The `data-diff` sub-command on `commands` (argparse sub-parsers)."""
     parser = commands.add_parser(
         "data-diff",

@@ -10,7 +10,10 @@ import pytest
 from PIL import Image
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
-pytestmark = pytest.mark.skipif(not CAMVID.is_dir(), reason=f"{CAMVID} is absent")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CAMVID.is_dir(), reason=f"{CAMVID} is absent"),
+]
 
 
 def test_camvid_list_files_give_the_segnet_splits_and_exact_class_counts(mlflow_store, tmp_path):

@@ -107,5 +107,5 @@ def test_max_class_shift_has_nothing_to_compare_without_a_champion():
 
 @pytest.mark.parametrize("value", [1.5, math.nan])
 def test_max_class_shift_outside_a_share_is_refused(value):
-    with pytest.raises(ValueError, match="max_class_shift must be a share in"):
+    with pytest.raises(ValueError, match=r"max_class_shift must be in \[-1, 1\]"):
         GatePolicy(max_class_shift=value)

@@ -23,17 +23,19 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     assert GatePolicy().allow_absent_classes == ""  # no class may be absent by default
     assert GatePolicy().max_drop == 0.0 and GatePolicy().max_class_drop < 0  # off by default
 
+    root_tasks = spec["root"]["dag"]["tasks"].values()
     evaluate = spec["root"]["dag"]["tasks"]["evaluate"]
     gate_inputs = ("min_mean_iou", "max_drop", "max_class_drop", "allow_absent_classes")
     for name in (*gate_inputs, "eval_split", "model_name", "alias"):
         binding = evaluate["inputs"]["parameters"][name]
         assert binding["componentInputParameter"] == name
-    # evaluate records which train run it judged; publish checks it
+    # evaluate records which train run it judged (the one train pod's, or the TrainJob's when
+    # train_workers > 1); publish checks it
     train_run = evaluate["inputs"]["parameters"]["train_run_id"]["taskOutputParameter"]
-    # on a cluster train is one pod or a TrainJob launch: its run id is whichever branch ran
-    branches = spec["components"][f"comp-{train_run['producerTask']}"]["dag"]["outputs"]
-    selectors = branches["parameters"][train_run["outputParameterKey"]]["valueFromOneof"]
-    assert {s["outputParameterKey"] for s in selectors["parameterSelectors"]} == {
+    branches = spec["root"]["dag"]["tasks"][train_run["producerTask"]]["componentRef"]["name"]
+    oneof = spec["components"][branches]["dag"]["outputs"]["parameters"]
+    selectors = oneof[train_run["outputParameterKey"]]["valueFromOneof"]["parameterSelectors"]
+    assert {s["outputParameterKey"] for s in selectors} == {
         "pipelinechannel--train-Output",
         "pipelinechannel--launch-train-Output",
     }
@@ -42,10 +44,7 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     assert outputs["artifacts"]["report"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert set(outputs["parameters"]) == {"Output"}  # dsl.If reads the sole Output
 
-    conditions = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("condition")]
-    condition_tasks = [
-        spec["components"][c["componentRef"]["name"]]["dag"]["tasks"] for c in conditions
-    ]
-    (publish,) = [tasks["publish"] for tasks in condition_tasks if "publish" in tasks]
+    dags = [spec["components"][t["componentRef"]["name"]].get("dag", {}) for t in root_tasks]
+    (publish,) = [dag["tasks"]["publish"] for dag in dags if "publish" in dag.get("tasks", {})]
     dataset = publish["inputs"]["artifacts"]["dataset"]
     assert dataset["componentInputArtifact"] == "pipelinechannel--preprocess-dataset"

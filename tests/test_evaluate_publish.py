@@ -11,6 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from mlflow_stores import copy_store
+
+pytestmark = pytest.mark.slow  # a real MLflow server and trained models
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 
@@ -22,9 +25,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Path):
     """A real tracking server with a SQLite backend and proxied artifacts; yields its URI."""
     root = tmp_path_factory.mktemp("mlflow-server")
+    copy_store(mlflow_db_template, root / "db.sqlite")
     port = _free_port()
     command = [str(MLFLOW), "server", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}"]
     command += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
@@ -197,7 +201,7 @@ def test_evaluate_publish_champion_and_rollback(client, trained, tiny_shards, tm
 def test_publish_run_by_hand_refuses_a_failed_gate(client, trained, tiny_shards, tmp_path, capsys):
     """The README's two commands: evaluate (gate FAILED), then publish with a fresh id."""
     model_dir, run_id = trained[1]
-    code, failed = _evaluate(tiny_shards, model_dir, tmp_path, capsys, "--min-mean-iou", "1.01")
+    code, failed = _evaluate(tiny_shards, model_dir, tmp_path, capsys, "--min-mean-iou", "1.0")
     assert code == 3 and failed["pipeline_run_id"].startswith("cli-")
     assert _publish(model_dir, run_id, tmp_path, None, tiny_shards) == 3
     assert "the gate failed" in capsys.readouterr().err

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # Beam against the GCS emulator
+
 
 def test_preprocess_reads_and_writes_gs_paths(gcs, mlflow_store, tiny_data: Path):
     from components.preprocess.__main__ import main

@@ -189,6 +189,7 @@ def _run_workers(bucket: Path, secrets: dict[str, dict[str, str]], logs: Path):
     return on_create
 
 
+@pytest.mark.slow  # worker processes train
 def test_launch_trains_on_two_workers_and_collects_the_chief_s_model(
     mlflow_store, tiny_shards, tmp_path, capsys
 ):

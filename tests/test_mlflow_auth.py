@@ -13,9 +13,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from mlflow_stores import copy_store
 from stand_ins import record_evaluation, stand_in_train_run
 
 from components.common.config import PublishConfig
+
+pytestmark = pytest.mark.slow  # a real basic-auth MLflow server
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 ADMIN_PASSWORD = "admin-pw-8d1c2f7a"
@@ -28,10 +31,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory):
+def auth_server(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Path):
     """`mlflow server --app-name basic-auth` with the auth config the manifest mounts."""
     pytest.importorskip("flask_wtf", reason="the basic-auth app needs mlflow[auth] (Flask-WTF)")
     root = tmp_path_factory.mktemp("mlflow-auth")
+    copy_store(mlflow_db_template, root / "db.sqlite")
     ini = root / "basic_auth.ini"
     ini.write_text(
         "[mlflow]\n"

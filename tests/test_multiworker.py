@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from worker_cluster import start_workers, wait_all
 
 EPOCH_LINE = re.compile(r"- loss: (\S+) - mean_iou: (\S+) - val_loss: (\S+) - val_mean_iou: (\S+)")
@@ -46,6 +47,7 @@ def _checkpointed_epoch(state_dir: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # worker processes train
 def test_two_workers_train_in_step_and_only_the_chief_writes(mlflow_store, tiny_shards, tmp_path):
     epochs = 2
     logs = tmp_path / "logs"
@@ -74,6 +76,7 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(mlflow_store, tiny_
     assert "all 2 workers reached the end of training" in (logs / "worker-1.err").read_text()
 
 
+@pytest.mark.slow  # worker processes train
 def test_a_killed_worker_fails_the_other_and_both_resume_from_the_backup(
     mlflow_store, tiny_shards, tmp_path
 ):
@@ -116,6 +119,7 @@ def test_a_killed_worker_fails_the_other_and_both_resume_from_the_backup(
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow  # worker processes train
 def test_workers_that_restored_different_epochs_fail_together_saying_what_to_fix(
     mlflow_store, tiny_shards, tmp_path
 ):

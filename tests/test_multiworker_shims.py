@@ -10,6 +10,7 @@ import pytest
 from worker_cluster import start_workers, wait_all
 
 
+@pytest.mark.slow  # runs fit on two workers
 def test_each_shim_is_still_needed_and_together_they_let_fit_run(tmp_path: Path):
     # Fails once Keras or TF fix a bug upstream (keras-team/keras#20585,
     # tensorflow/tensorflow#72388): then drop that shim from components/train/distributed.py.

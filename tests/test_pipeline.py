@@ -72,14 +72,14 @@ def test_compiled_yaml_loads_back_into_kfp(tmp_path):
 def test_unknown_or_malformed_param_is_refused():
     with pytest.raises(SystemExit, match="unknown pipeline parameter"):
         main(["compile", "--param", "epoch=3"])
-    with pytest.raises(SystemExit, match="not a valid int"):
+    with pytest.raises(SystemExit, match="--param epochs: .three. is not an int"):
         main(["compile", "--param", "epochs=three"])
 
 
 def test_settings_that_would_train_from_nothing_are_refused_before_anything_runs(tmp_path):
-    with pytest.raises(SystemExit, match=r"val_fraction=1.5 is outside the allowed range \[0, 1\)"):
+    with pytest.raises(SystemExit, match=r"val_fraction must be in \[0, 1\), got 1.5"):
         main(["run", "--workdir", str(tmp_path), "--param", "val_fraction=1.5"])
-    with pytest.raises(SystemExit, match="num_classes=300 is outside 2..255"):
+    with pytest.raises(SystemExit, match=r"num_classes must be in \[2, 255\], got 300"):
         main(["compile", "--param", "num_classes=300"])
     assert not any(tmp_path.iterdir())  # no sample data, no store: nothing started
 
@@ -95,6 +95,7 @@ def test_importing_pipelines_does_not_import_tensorflow_or_beam():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_local_runs_publish_a_champion_then_refuse_an_impossible_gate(
     mlflow_store, tiny_data, tmp_path, capsys
 ):
@@ -112,7 +113,7 @@ def test_local_runs_publish_a_champion_then_refuse_an_impossible_gate(
     assert "registered: version 1" in first
     assert (tmp_path / "exports" / "segpipe-unet" / str(champion.version) / "_SUCCESS").exists()
 
-    assert main([*base, "--param", "min_mean_iou=1.01"]) == 0
+    assert main([*base, "--param", "min_mean_iou=1.0"]) == 0
     second = capsys.readouterr().out
     assert "gate:       FAILED" in second
     assert len(client.search_model_versions("name = 'segpipe-unet'")) == 1

@@ -11,6 +11,8 @@ from PIL import Image
 
 from pipelines.cli import main as segpipe
 
+pytestmark = pytest.mark.slow  # exports TensorFlow models
+
 
 def _export_red_threshold(folder: Path, grayscale: bool) -> Path:
     """A model whose class is 1 where the red channel is above 127.5, else 0."""

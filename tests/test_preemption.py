@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # kills and resumes real training
+
 EPOCHS = 30  # enough that the first process is still training when it is killed
 
 

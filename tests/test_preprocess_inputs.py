@@ -252,14 +252,17 @@ def test_median_frequency_weights_by_hand():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"val_fraction": 1.5}, r"val_fraction=1.5 is outside the allowed range \[0, 1\)"),
-        ({"test_fraction": -0.1}, r"test_fraction=-0.1 is outside the allowed range \[0, 1\)"),
+        ({"val_fraction": 1.5}, r"val_fraction must be in \[0, 1\), got 1.5"),
+        ({"test_fraction": -0.1}, r"test_fraction must be in \[0, 1\), got -0.1"),
         ({"val_fraction": 0.5, "test_fraction": 0.5}, "the train split would be empty"),
-        ({"num_classes": 300}, r"num_classes=300 is outside 2..255: masks are stored as 8-bit"),
-        ({"num_classes": 256}, "num_classes=256 is outside 2..255"),
+        ({"num_classes": 300}, r"num_classes must be in \[2, 255\], got 300: masks are stored as"),
+        ({"num_classes": 256}, r"num_classes must be in \[2, 255\], got 256"),
         ({"ignore_values": "2"}, "not class ids"),
-        ({"max_pixels": 0}, "max_pixels=0"),
-        ({"mask_encoding": "rgb"}, "mask_encoding='rgb'"),
+        ({"max_pixels": 0}, "max_pixels must be >= 1, got 0"),
+        (
+            {"mask_encoding": "rgb"},
+            "mask_encoding must be one of index, binary, palette; got 'rgb'",
+        ),
         ({"mask_encoding": "palette", "palette": "0,0,0=9"}, r"maps \(0, 0, 0\) to 9"),
         (
             {"layout": "paired-globs", "mask_pattern": "masks/{id}.png"},

@@ -136,6 +136,7 @@ def test_missing_folder_is_a_clear_error(mlflow_store, tmp_path):
         _run(tmp_path / "nowhere", tmp_path / "out")
 
 
+@pytest.mark.slow  # a second Beam run, on worker processes
 def test_output_files_are_deterministic(mlflow_store, tiny_data, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     _run(tiny_data, first, "--num-shards", "2")
@@ -230,5 +231,5 @@ def test_split_fractions_are_refused_before_any_work(mlflow_store, tiny_data, tm
     output = tmp_path / "out"
     with pytest.raises(SystemExit) as refused:
         _run(tiny_data, output, "--val-fraction", "1.5")
-    assert "val_fraction=1.5 is outside the allowed range [0, 1)" in str(refused.value.code)
+    assert "val_fraction must be in [0, 1), got 1.5" in str(refused.value.code)
     assert not output.exists()

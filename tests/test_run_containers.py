@@ -22,6 +22,7 @@ def _accepts_connections(uri: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_mlflow_server_proxies_artifacts_and_stops_when_the_run_fails(tmp_path: Path):
     import mlflow
 
@@ -41,6 +42,7 @@ def test_mlflow_server_proxies_artifacts_and_stops_when_the_run_fails(tmp_path: 
     assert [p.read_text() for p in (root / "artifacts").rglob("note.txt")] == ["hello"]
 
 
+@pytest.mark.slow
 def test_mlflow_server_stops_when_segpipe_is_terminated(tmp_path: Path):
     import signal
     import subprocess

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from mlflow_stores import copy_store
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 REPO = Path(__file__).resolve().parents[1]
@@ -63,9 +64,9 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_db_template: Path):
     root = tmp_path / "mlflow-server"
-    root.mkdir()
+    copy_store(mlflow_db_template, root / "db.sqlite")
     server = Server(root)
     server.start()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
@@ -133,6 +134,7 @@ def _dead_uri() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
 
 
+@pytest.mark.slow  # waits out real retry windows and client timeouts
 def test_calls_to_a_dead_server_are_retried_for_the_window_then_refused():
     from mlflow.tracking import MlflowClient
 
@@ -149,6 +151,7 @@ def test_calls_to_a_dead_server_are_retried_for_the_window_then_refused():
     assert "longer than tracking_outage_s=3 (reading a run)" in str(refused.value)
 
 
+@pytest.mark.slow  # waits out real retry windows and client timeouts
 def test_while_the_server_is_down_a_try_costs_a_connect_and_other_errors_pass_through():
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
@@ -171,6 +174,7 @@ def test_while_the_server_is_down_a_try_costs_a_connect_and_other_errors_pass_th
     assert is_outage(MlflowException("API request to ... failed with exception ..."))
 
 
+@pytest.mark.slow
 def test_training_goes_on_through_a_short_outage_and_logs_every_epoch(
     server, tiny_shards, tmp_path
 ):
@@ -203,6 +207,7 @@ def test_training_goes_on_through_a_short_outage_and_logs_every_epoch(
     assert not checkpoint_dir.exists()
 
 
+@pytest.mark.slow
 def test_an_outage_longer_than_the_window_fails_after_a_checkpoint_and_the_retry_catches_up(
     server, tiny_shards, tmp_path
 ):
@@ -247,6 +252,7 @@ def test_an_outage_longer_than_the_window_fails_after_a_checkpoint_and_the_retry
     assert not checkpoint_dir.exists()
 
 
+@pytest.mark.slow
 def test_a_failing_train_step_leaves_its_runs_failed(server, tiny_shards, tmp_path):
     """Where the server answers, an error marks the step's run and the pipeline run FAILED."""
     import shutil

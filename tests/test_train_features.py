@@ -66,6 +66,7 @@ def test_checkpoint_dir_is_stable_per_pipeline_run():
     assert state_dir("gs://b/c", worker=2) == "gs://b/c/state-worker-2"  # never the chief's files
 
 
+@pytest.mark.slow
 def test_backup_saves_every_n_steps_and_at_every_epoch_end(tmp_path, monkeypatch):
     import keras
 
@@ -267,6 +268,7 @@ def test_non_finite_loss_fails_with_a_clear_error():
 # ---- models ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_deeplabv3plus_gives_logits_at_input_size_and_trains_one_step():
     import keras
 
@@ -286,13 +288,15 @@ def test_deeplabv3plus_gives_logits_at_input_size_and_trains_one_step():
         build_deeplabv3plus(4, 64, 64, "vgg16")
 
 
+@pytest.mark.slow
 def test_export_resizes_like_training_so_thin_stripes_do_not_alias(tmp_path):
     """Serving at 3x the input size must average, as training's resize does, not sample."""
     import keras
     import tensorflow as tf
 
     from components.common.dataset import DatasetInfo
-    from components.train.export import export_model, load_segmenter
+    from components.common.saved_model import load_segmenter
+    from components.train.export import export_model
 
     # class 1 where the red channel is above 127.5, class 0 otherwise
     inputs = keras.Input((8, 8, 3))
@@ -306,7 +310,7 @@ def test_export_resizes_like_training_so_thin_stripes_do_not_alias(tmp_path):
     # columns dark, bright, dark: each 3-pixel cell averages to 85, but its centre is 255
     images = np.zeros((1, 24, 24, 3), np.uint8)
     images[:, :, 1::3, 0] = 255
-    class_ids = load_segmenter(str(tmp_path))(images=tf.constant(images))["class_ids"].numpy()
+    class_ids = load_segmenter(str(tmp_path))(tf.constant(images)).numpy()
     assert class_ids.shape == (1, 24, 24)
     assert (class_ids == 0).all()
 
@@ -314,6 +318,7 @@ def test_export_resizes_like_training_so_thin_stripes_do_not_alias(tmp_path):
 # ---- warm start ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_warm_start_copies_matching_layers_from_the_registered_champion(mlflow_store, tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -356,6 +361,7 @@ def test_warm_start_copies_matching_layers_from_the_registered_champion(mlflow_s
 # ---- the trainer end to end with the optional features on ----------------------------------
 
 
+@pytest.mark.slow
 def test_trainer_with_options_stops_early_and_exports(
     mlflow_store, tiny_shards, tmp_path, monkeypatch
 ):

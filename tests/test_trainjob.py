@@ -26,7 +26,12 @@ K8S = next(
     ),
     REPO.parent / "shared" / "k8s",
 )
-needs_crds = pytest.mark.skipif(not K8S.is_dir(), reason=f"{K8S} is absent")
+
+
+def needs_crds(test):
+    """A test against the Trainer CRDs: skipped where they are absent, and slow (loading their
+    ~1 MB schemas takes over ten seconds of CPU)."""
+    return pytest.mark.slow(pytest.mark.skipif(not K8S.is_dir(), reason=f"{K8S} is absent")(test))
 
 
 def _strict(schema):

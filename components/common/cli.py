@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from typing import Any, TypeVar
+
+from components.common.config import help_of, setting_types, settings_of
 
 T = TypeVar("T")
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_type: type) -> None:
-    """Add `--field-name` for each field of a flat config dataclass, defaulting to its default."""
+    """Add `--setting-name` for each setting of a config class: its type, default and help."""
     group = parser.add_argument_group(config_type.__name__)
-    for field in dataclasses.fields(config_type):
-        default = field.default
+    types = setting_types(config_type)
+    for setting in settings_of(config_type):
+        kind = types[setting.name]
         group.add_argument(
-            f"--{field.name.replace('_', '-')}",
-            dest=field.name,
-            type=parse_bool if isinstance(default, bool) else type(default),
-            default=default,
-            help=f"(default: {default!r})",
+            f"--{setting.name.replace('_', '-')}",
+            dest=setting.name,
+            type=parse_bool if kind is bool else kind,
+            default=setting.default,
+            metavar=kind.__name__.upper(),
+            help=f"{help_of(setting)} (default: {setting.default!r})".replace("%", "%%"),
         )
 
 
@@ -36,9 +39,7 @@ def parse_bool(text: str) -> bool:
 
 def config_from_flags(config_type: type[T], args: argparse.Namespace) -> T:
     """Build `config_type` from the flags `add_config_flags` added."""
-    values: dict[str, Any] = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
-    }
+    values: dict[str, Any] = {f.name: getattr(args, f.name) for f in settings_of(config_type)}
     try:
         return config_type(**values)
     except ValueError as error:  # the config's own checks: a message, not a traceback
@@ -48,7 +49,7 @@ def config_from_flags(config_type: type[T], args: argparse.Namespace) -> T:
 def config_flags(config: object) -> list[str]:
     """The flags `add_config_flags` reads back as `config` (every field, explicitly)."""
     flags: list[str] = []
-    for field in dataclasses.fields(config):
+    for field in settings_of(type(config)):
         value = getattr(config, field.name)
         text = str(value).lower() if isinstance(value, bool) else repr(value)
         flags += [f"--{field.name.replace('_', '-')}", value if isinstance(value, str) else text]

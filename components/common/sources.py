@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.common import storage
+from components.common.config import LAYOUTS
 from components.common.image_files import (
     IMAGE_EXTENSIONS,
     extension,
@@ -19,8 +20,6 @@ from components.common.image_files import (
     not_a_file,
     printable,
 )
-
-LAYOUTS = ("paired-folders", "paired-globs", "list-files", "voc")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
+from components.common.component_docs import with_setting_docs
 
+
+# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def evaluate(
     dataset: Input[Dataset],
     model: Input[Model],
@@ -15,6 +18,7 @@ def evaluate(
     max_drop: float,
     max_class_drop: float,
     allow_absent_classes: str,
+    max_class_shift: float,
     model_name: str,
     alias: str,
     train_run_id: str,
@@ -25,19 +29,22 @@ def evaluate(
 
     A single return value on purpose: kfp.local resolves `dsl.If` only on a task's sole
     `Output`. The reason travels in the Metrics artifact's metadata and as the MLflow tag
-    `gate.reason`; `report` is the HTML report, `per_image` the per-image IoU Parquet table.
-    The MLflow run records `train_run_id` and the model's digest for publish to check.
+    `gate.reason`. The MLflow run records `train_run_id` and the model's digest for publish
+    to check.
+
+    Args:
+        dataset: the preprocess step's shards; eval_split is scored.
+        model: the candidate SavedModel from train.
+        metrics: mean IoU and the other scores, with the gate's reason in its metadata (output).
+        report: HTML report, candidate against champion (output).
+        per_image: per-image IoU as a Parquet table (output).
+        train_run_id: the MLflow run that trained the candidate, recorded for publish.
+        pipeline_run_id: the KFP run id; names the MLflow parent run.
     """
-    from components.common.config import GatePolicy
+    from components.common.config import GatePolicy, config_from_inputs
     from components.evaluate.evaluator import evaluate as run_evaluation
 
-    policy = GatePolicy(
-        min_mean_iou=min_mean_iou,
-        eval_split=eval_split,
-        max_drop=max_drop,
-        max_class_drop=max_class_drop,
-        allow_absent_classes=allow_absent_classes,
-    )
+    policy = config_from_inputs(GatePolicy, locals())
     result = run_evaluation(
         dataset.path,
         model.path,
@@ -59,4 +66,4 @@ def evaluate(
 
 def evaluate_component(image: str):
     """The evaluate component running in `image`."""
-    return dsl.component(base_image=image, install_kfp_package=False)(evaluate)
+    return dsl.component(base_image=image, install_kfp_package=False)(with_setting_docs(evaluate))

@@ -90,7 +90,7 @@ def score_model(
     batch_size: int = 16,
 ) -> ModelScores:
     """Stream `split` through the model in `export_dir`, at the label's own resolution."""
-    from components.train.export import load_segmenter
+    from components.common.saved_model import load_segmenter
 
     segment = load_segmenter(export_dir)
     num_classes = info.num_classes
@@ -98,7 +98,7 @@ def score_model(
     extremes = _Extremes(samples)
     pattern = info.shard_pattern(dataset_dir, split)
     for images, masks, ids in _read_split(pattern, batch_size):
-        predicted = segment(images=images)["class_ids"].numpy()
+        predicted = segment(images).numpy()
         update_confusion(scores.confusion, masks, predicted, info.ignore_label)
         for index, source_id in enumerate(ids):
             single = np.zeros_like(scores.confusion)

@@ -3,7 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Markdown, Output
 
+from components.common.component_docs import with_setting_docs
 
+
+# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def preprocess(
     data_dir: str,
     dataset: Output[Dataset],
@@ -36,38 +39,17 @@ def preprocess(
     beam_options: str,
     experiment: str,
 ):
-    """Validate, resize and shard `data_dir`'s image + mask pairs into TFRecords."""
-    from components.common.config import PreprocessConfig
+    """Validate, resize and shard `data_dir`'s image + mask pairs into TFRecords.
+
+    Args:
+        data_dir: the data folder, local or gs://, laid out as `layout` says.
+        dataset: TFRecord shards per split, stats.json, dataset.json, rejects.jsonl (output).
+        report: the data set's statistics and rejects as Markdown (output).
+    """
+    from components.common.config import PreprocessConfig, config_from_inputs
     from components.preprocess.preprocessor import preprocess as run_step
 
-    config = PreprocessConfig(
-        layout=layout,
-        image_glob=image_glob,
-        image_regex=image_regex,
-        mask_pattern=mask_pattern,
-        list_files=list_files,
-        strip_prefix=strip_prefix,
-        mask_encoding=mask_encoding,
-        binary_threshold=binary_threshold,
-        palette=palette,
-        ignore_values=ignore_values,
-        num_classes=num_classes,
-        class_names=class_names,
-        image_height=image_height,
-        image_width=image_width,
-        resize_mode=resize_mode,
-        grayscale=grayscale,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        max_reject_fraction=max_reject_fraction,
-        max_pixels=max_pixels,
-        allow_empty_train_classes=allow_empty_train_classes,
-        num_shards=num_shards,
-        target_shard_mb=target_shard_mb,
-        runner=runner,
-        direct_running_mode=direct_running_mode,
-        beam_options=beam_options,
-    )
+    config = config_from_inputs(PreprocessConfig, locals())
     result = run_step(data_dir, dataset.path, config, experiment)
     with open(report.path, "w") as handle:
         handle.write(result.report_markdown)
@@ -75,4 +57,4 @@ def preprocess(
 
 def preprocess_component(image: str):
     """The preprocess component running in `image`."""
-    return dsl.component(base_image=image, install_kfp_package=False)(preprocess)
+    return dsl.component(base_image=image, install_kfp_package=False)(with_setting_docs(preprocess))

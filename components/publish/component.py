@@ -3,7 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model
 
+from components.common.component_docs import with_setting_docs
 
+
+# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def publish(
     model: Input[Model],
     dataset: Input[Dataset],
@@ -16,12 +19,17 @@ def publish(
 ) -> str:
     """Register the model, export it with a model card, move the alias; returns the version.
 
-    `dataset` is read only for its stats.json fingerprint and summary.
+
+    Args:
+        model: the trained SavedModel, which evaluate passed.
+        dataset: the shards' folder, read only for its stats.json fingerprint and summary.
+        train_run_id: the MLflow run that logged the model; its logged model is registered.
+        pipeline_run_id: the KFP run id; publish checks this run's evaluation.
     """
-    from components.common.config import PublishConfig
+    from components.common.config import PublishConfig, config_from_inputs
     from components.publish.publisher import publish as run_publish
 
-    config = PublishConfig(model_name=model_name, export_root=export_root, alias=alias)
+    config = config_from_inputs(PublishConfig, locals())
     return run_publish(
         model.path, train_run_id, config, experiment, pipeline_run_id, dataset_dir=dataset.path
     ).version
@@ -29,4 +37,4 @@ def publish(
 
 def publish_component(image: str):
     """The publish component running in `image`."""
-    return dsl.component(base_image=image, install_kfp_package=False)(publish)
+    return dsl.component(base_image=image, install_kfp_package=False)(with_setting_docs(publish))

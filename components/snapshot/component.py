@@ -3,7 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Markdown, Output
 
+from components.common.component_docs import with_setting_docs
 
+
+# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def snapshot(
     data_dir: str,
     snapshot: Output[Dataset],
@@ -77,74 +80,27 @@ def snapshot(
     Returns the data fingerprint, which preprocess takes as an input (its cache key), or ""
     when the data and training settings equal the champion's and `skip_unchanged` is on: the
     pipeline's `dsl.If` then ends the run here. A single return value on purpose: kfp.local
-    resolves `dsl.If` only on a task's sole `Output`. `snapshot` holds manifest.parquet,
-    snapshot.json and diff.json; `report` says what changed (or "unchanged, nothing to do").
+    resolves `dsl.If` only on a task's sole `Output`.
+
+    Args:
+        data_dir: the data folder, local or gs://, laid out as `layout` says.
+        snapshot: manifest.parquet, snapshot.json and diff.json; its metadata says whether the
+            run goes on or ends here ("unchanged, nothing to do") (output).
+        report: what changed since the champion's data, as Markdown (output).
+        pipeline_run_id: the KFP run id; names the MLflow parent run.
     """
-    from components.common.config import PreprocessConfig, SnapshotConfig, TrainConfig
+    from components.common.config import (
+        PreprocessConfig,
+        SnapshotConfig,
+        TrainConfig,
+        config_from_inputs,
+    )
     from components.snapshot.snapshot import take_snapshot
 
-    preprocess = PreprocessConfig(
-        layout=layout,
-        image_glob=image_glob,
-        image_regex=image_regex,
-        mask_pattern=mask_pattern,
-        list_files=list_files,
-        strip_prefix=strip_prefix,
-        mask_encoding=mask_encoding,
-        binary_threshold=binary_threshold,
-        palette=palette,
-        ignore_values=ignore_values,
-        num_classes=num_classes,
-        class_names=class_names,
-        image_height=image_height,
-        image_width=image_width,
-        resize_mode=resize_mode,
-        grayscale=grayscale,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        max_reject_fraction=max_reject_fraction,
-        max_pixels=max_pixels,
-        allow_empty_train_classes=allow_empty_train_classes,
-        num_shards=num_shards,
-        target_shard_mb=target_shard_mb,
-        runner=runner,
-        direct_running_mode=direct_running_mode,
-        beam_options=beam_options,
-    )
-    train = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        unet_width=unet_width,
-        unet_depth=unet_depth,
-        input_height=input_height,
-        input_width=input_width,
-        seed=seed,
-        architecture=architecture,
-        backbone=backbone,
-        backbone_weights=backbone_weights,
-        optimizer=optimizer,
-        lr_schedule=lr_schedule,
-        momentum=momentum,
-        warmup_epochs=warmup_epochs,
-        class_weights=class_weights,
-        class_weight_power=class_weight_power,
-        dice_weight=dice_weight,
-        train_cache=train_cache,
-        flip=flip,
-        scale_min=scale_min,
-        scale_max=scale_max,
-        color_jitter=color_jitter,
-        early_stopping_patience=early_stopping_patience,
-        checkpoint_root=checkpoint_root,
-        checkpoint_every_steps=checkpoint_every_steps,
-        warm_start=warm_start,
-        precision=precision,
-        jit_compile=jit_compile,
-        system_metrics=system_metrics,
-        tracking_outage_s=tracking_outage_s,
-    )
-    settings = SnapshotConfig(skip_unchanged=skip_unchanged, hash_local_files=hash_local_files)
+    inputs = locals()
+    settings = config_from_inputs(SnapshotConfig, inputs)
+    preprocess = config_from_inputs(PreprocessConfig, inputs)
+    train = config_from_inputs(TrainConfig, inputs)
     result = take_snapshot(
         data_dir,
         snapshot.path,
@@ -174,4 +130,4 @@ def snapshot(
 
 def snapshot_component(image: str):
     """The snapshot component running in `image`."""
-    return dsl.component(base_image=image, install_kfp_package=False)(snapshot)
+    return dsl.component(base_image=image, install_kfp_package=False)(with_setting_docs(snapshot))

@@ -3,7 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
+from components.common.component_docs import with_setting_docs
 
+
+# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def train(
     dataset: Input[Dataset],
     model: Output[Model],
@@ -48,44 +51,19 @@ def train(
     """Train on the shards and export a SavedModel; returns the MLflow run id.
 
     A retry of this task (same pipeline run id) resumes from `checkpoint_root`'s checkpoint.
-    `train_workers`: how many replicas run this task (Vertex AI); TF_CONFIG must agree.
+
+    Args:
+        dataset: the preprocess step's shards, stats.json and dataset.json.
+        model: the exported SavedModel (output).
+        pipeline_run_id: the KFP run id; names the MLflow parent run and the checkpoint folder.
+        pipeline_root: the pipeline root, for checkpoints when checkpoint_root is empty.
+        train_workers: how many replicas run this task (a Vertex AI CustomJob); TF_CONFIG
+            must agree. A Kubeflow TrainJob runs the launch_train component instead.
     """
-    from components.common.config import TrainConfig
+    from components.common.config import TrainConfig, config_from_inputs
     from components.train.trainer import train as run_training
 
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        unet_width=unet_width,
-        unet_depth=unet_depth,
-        input_height=input_height,
-        input_width=input_width,
-        seed=seed,
-        architecture=architecture,
-        backbone=backbone,
-        backbone_weights=backbone_weights,
-        optimizer=optimizer,
-        lr_schedule=lr_schedule,
-        momentum=momentum,
-        warmup_epochs=warmup_epochs,
-        class_weights=class_weights,
-        class_weight_power=class_weight_power,
-        dice_weight=dice_weight,
-        train_cache=train_cache,
-        flip=flip,
-        scale_min=scale_min,
-        scale_max=scale_max,
-        color_jitter=color_jitter,
-        early_stopping_patience=early_stopping_patience,
-        checkpoint_root=checkpoint_root,
-        checkpoint_every_steps=checkpoint_every_steps,
-        warm_start=warm_start,
-        precision=precision,
-        jit_compile=jit_compile,
-        system_metrics=system_metrics,
-        tracking_outage_s=tracking_outage_s,
-    )
+    config = config_from_inputs(TrainConfig, locals())
     return run_training(
         dataset.path,
         model.path,
@@ -101,4 +79,4 @@ def train(
 
 def train_component(image: str):
     """The train component running in `image`."""
-    return dsl.component(base_image=image, install_kfp_package=False)(train)
+    return dsl.component(base_image=image, install_kfp_package=False)(with_setting_docs(train))

@@ -3,7 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
+from components.common.component_docs import with_setting_docs
 
+
+# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def launch_train(
     dataset: Input[Dataset],
     model: Output[Model],
@@ -55,44 +58,19 @@ def launch_train(
     """Train on `train_workers` pods of segpipe's TrainingRuntime; returns the MLflow run id.
 
     The TrainJob is named after the pipeline run: a retry of this task re-attaches to it.
-    `node_selector`: "label=value,label=value" for the worker pods.
+
+    Args:
+        dataset: the preprocess step's shards, stats.json and dataset.json.
+        model: the exported SavedModel, collected from the chief's MLflow run (output).
+        pipeline_run_id: the KFP run id; names the TrainJob and the MLflow parent run.
+        trainer_image: the image of the worker pods.
+        node_selector: "label=value,label=value" for the worker pods.
+        pipeline_root: the pipeline root, for checkpoints when checkpoint_root is empty.
     """
-    from components.common.config import TrainConfig
+    from components.common.config import TrainConfig, config_from_inputs
     from components.train.launcher import Workers, launch
 
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        unet_width=unet_width,
-        unet_depth=unet_depth,
-        input_height=input_height,
-        input_width=input_width,
-        seed=seed,
-        architecture=architecture,
-        backbone=backbone,
-        backbone_weights=backbone_weights,
-        optimizer=optimizer,
-        lr_schedule=lr_schedule,
-        momentum=momentum,
-        warmup_epochs=warmup_epochs,
-        class_weights=class_weights,
-        class_weight_power=class_weight_power,
-        dice_weight=dice_weight,
-        train_cache=train_cache,
-        flip=flip,
-        scale_min=scale_min,
-        scale_max=scale_max,
-        color_jitter=color_jitter,
-        early_stopping_patience=early_stopping_patience,
-        checkpoint_root=checkpoint_root,
-        checkpoint_every_steps=checkpoint_every_steps,
-        warm_start=warm_start,
-        precision=precision,
-        jit_compile=jit_compile,
-        system_metrics=system_metrics,
-        tracking_outage_s=tracking_outage_s,
-    )
+    config = config_from_inputs(TrainConfig, locals())
     selector = tuple(tuple(pair.split("=", 1)) for pair in node_selector.split(",") if pair.strip())
     workers = Workers(
         count=train_workers,
@@ -119,4 +97,6 @@ def launch_train(
 
 def launch_train_component(image: str):
     """The TrainJob-launching train component, running in `image` (no accelerator needed)."""
-    return dsl.component(base_image=image, install_kfp_package=False)(launch_train)
+    return dsl.component(base_image=image, install_kfp_package=False)(
+        with_setting_docs(launch_train)
+    )

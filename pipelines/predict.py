@@ -1,8 +1,8 @@
-"""Segment image files with a published model: class-index PNG masks and colour overlays."""
+"""`segpipe predict`: segment image files with a published model, into class-index PNG masks
+and colour overlays. Needs the train extra (TensorFlow), imported when a model is loaded."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections import defaultdict
@@ -24,8 +24,15 @@ from components.common.image_files import (
     to_display_image,
 )
 from components.common.overlay import blend, png_bytes
-
-MODEL_INFO_FILE = "segpipe_model.json"  # written next to the SavedModel by the train export
+from components.common.saved_model import (
+    CLASS_IDS,
+    IMAGE_BYTES,
+    SEGMENT_SIGNATURE,
+    SERVING_SIGNATURE,
+    load_signatures,
+    read_model_info,
+    segmenter,
+)
 
 
 @dataclass(frozen=True)
@@ -163,11 +170,7 @@ def progress(items: list, label: str) -> Iterator:
 
 def _model_info(model_dir: str) -> dict:
     """The export's model info; without one, the full palette (colours stay distinct)."""
-    info = os.path.join(model_dir, MODEL_INFO_FILE)
-    if os.path.isfile(info):
-        with open(info, encoding="utf-8") as handle:
-            return json.load(handle)
-    return {"num_classes": 256}
+    return read_model_info(model_dir) or {"num_classes": 256}
 
 
 def _read(path: str, max_pixels: int):
@@ -187,12 +190,12 @@ def _segmenter(model_dir: str):
     """A function uint8 HxWx3 pixels -> uint8 HxW class ids, from the export's signatures."""
     import tensorflow as tf
 
-    signatures = tf.saved_model.load(model_dir).signatures
-    if "segment" in signatures:
-        segment = signatures["segment"]
-        return lambda pixels: segment(images=tf.constant(pixels[np.newaxis]))["class_ids"][0]
-    serve = signatures["serving_default"]  # older exports: PNG bytes, which it decodes
-    return lambda pixels: serve(image_bytes=tf.constant(png_bytes(pixels)))["class_ids"]
+    signatures = load_signatures(model_dir)
+    if SEGMENT_SIGNATURE in signatures:
+        segment = segmenter(signatures)
+        return lambda pixels: segment(tf.constant(pixels[np.newaxis]))[0]
+    serve = signatures[SERVING_SIGNATURE]  # older exports: PNG bytes, which it decodes
+    return lambda pixels: serve(**{IMAGE_BYTES: tf.constant(png_bytes(pixels))})[CLASS_IDS]
 
 
 def predict(

@@ -1,0 +1,181 @@
+"""`segpipe` commands that work on this machine: sample-data, run, predict, rollback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from components.common.config import DEFAULT_MAX_PIXELS
+from pipelines.params import add_param_option, add_preset_option, parse_params
+
+SAMPLE_CLASS_NAMES = "background,circle,square,triangle"
+
+
+def require(command: str, extra: str, *modules: str) -> None:
+    """Refuse a command whose packages this install lacks, naming the extra that adds them."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(
+            f"segpipe {command} needs {', '.join(missing)}, not installed here: "
+            f"pip install 'segpipe[{extra}]'"
+        )
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    require("sample-data", "preprocess", "numpy", "PIL")
+    from components.common.sample_data import write_sample_data
+
+    count = write_sample_data(args.directory, count=args.count, seed=args.seed)
+    print(f"wrote {count} image + mask pairs to {args.directory}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    params = parse_params(args.param, local=True, preset=args.preset)  # first: under a second
+    if args.containers:  # the steps run in their images; here the MLflow server and sample data
+        require("run --containers", "all", "sqlalchemy", "numpy", "PIL")
+    else:  # every step runs on this machine
+        require("run", "all", "apache_beam", "tensorflow", "PIL")
+    from pipelines.local import run_local
+
+    workdir = Path(args.workdir).resolve()
+    if args.containers:  # before any work, sample data included
+        from pipelines.containers import check_ready
+
+        try:
+            check_ready(args.tag)
+        except RuntimeError as error:
+            raise SystemExit(f"segpipe run --containers: {error}") from error
+    data = args.data
+    if data is None:
+        from components.common.sample_data import write_sample_data
+
+        data = str(workdir / "segpipe-data" / "sample")
+        if not Path(data, "images").is_dir():
+            write_sample_data(data)
+        params.setdefault("class_names", SAMPLE_CLASS_NAMES)
+    params = {"data_dir": str(Path(data).resolve()), **params}
+    if args.containers:
+        from pipelines.containers import run_in_containers
+
+        try:
+            summary = run_in_containers(params, workdir, tag=args.tag)
+        except RuntimeError as error:
+            raise SystemExit(f"segpipe run --containers: {error}") from error
+    else:
+        summary = run_local(params, workdir)
+    print()
+    print("segpipe run finished")
+    print(f"  mean IoU:   {summary.mean_iou:.4f}")
+    print(f"  gate:       {'PASSED' if summary.passed else 'FAILED'}: {summary.reason}")
+    registered = f"version {summary.registered_version}" if summary.registered_version else None
+    print(f"  registered: {registered or 'nothing (gate did not pass)'}")
+    print(f"  MLflow run: {summary.train_run_id}")
+    print(f"  browse:     {summary.browse}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    require("predict", "train", "tensorflow", "PIL")
+    from components.common.image_files import printable
+    from pipelines.predict import predict
+
+    try:
+        result = predict(args.model, args.input, args.output, args.max_pixels)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        raise SystemExit(f"segpipe predict: {error}") from error
+    for skipped in result.skipped:
+        print(f"skipped {printable(skipped.source)}: {skipped.reason}", file=sys.stderr)
+    print(f"wrote {len(result.written)} masks and overlays to {args.output}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} inputs (listed above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from components.publish.publisher import rollback
+
+    try:
+        result = rollback(args.model, args.alias)
+    except (LookupError, RuntimeError) as error:
+        raise SystemExit(f"segpipe rollback: {error}") from error
+    previous = f"version {result.previous}" if result.previous else "none"
+    print(f"{args.model}@{args.alias}: version {result.retired} -> version {result.champion}")
+    print(f"{args.model}@previous: {previous}")
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """sample-data, run, predict and rollback, as sub-commands of `commands`."""
+    sample = commands.add_parser("sample-data", help="write the synthetic sample data set")
+    sample.add_argument("directory")
+    sample.add_argument("--count", type=int, default=240)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(func=cmd_sample_data)
+
+    run = commands.add_parser(
+        "run",
+        help="run the pipeline on this machine (kfp.local)",
+        description="Run the pipeline on this machine (kfp.local). Every pipeline parameter, "
+        "with its type, default and help: segpipe params.",
+        epilog="example: segpipe run --data ./my-data --param epochs=30 --param num_classes=5",
+    )
+    run.add_argument("--data", help="folder with images/ and masks/ (default: sample data)")
+    add_param_option(run)
+    add_preset_option(run)
+    run.add_argument("--workdir", default=".", help="where MLflow store and outputs go")
+    run.add_argument(
+        "--containers",
+        action="store_true",
+        help="run each step in its image (kfp.local DockerRunner, the engine at $DOCKER_HOST), "
+        "tracking to an MLflow server segpipe starts on 127.0.0.1; build the images first with "
+        "`make images`",
+    )
+    run.add_argument("--tag", default=None, help="with --containers: image tag (default: version)")
+    run.set_defaults(func=cmd_run)
+
+    pred = commands.add_parser(
+        "predict",
+        help="segment images with a published model: class-index masks and overlays",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  segpipe predict --model models:/segpipe-unet@champion --input photos/ --output out/\n"
+        "  segpipe predict --model models:/segpipe-unet/3 --input 'shots/*.jpg' --output out/\n"
+        "  segpipe predict --model exports/segpipe-unet/3 --input img.png --output out/\n"
+        "MLflow models are looked up at $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db).\n"
+        "Exits 1 when an input was skipped (too large, unreadable); the others are written.",
+    )
+    pred.add_argument(
+        "--model",
+        required=True,
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, or a local SavedModel folder",
+    )
+    pred.add_argument("--input", required=True, help="image folder (recursive), file or glob")
+    pred.add_argument(
+        "--output",
+        required=True,
+        help="folder for NAME_mask.png, NAME_overlay.png (sub-folders of --input mirrored)",
+    )
+    pred.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="skip images with more pixels (width x height), before decoding them "
+        f"(default: {DEFAULT_MAX_PIXELS})",
+    )
+    pred.set_defaults(func=cmd_predict)
+
+    back = commands.add_parser(
+        "rollback",
+        help="point the champion alias back at the previous version",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  segpipe rollback --model segpipe-unet\n"
+        "champion moves to the version aliased previous; previous moves to the version that\n"
+        "one replaced, or is removed. Uses $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db).",
+    )
+    back.add_argument("--model", required=True, help="registered model name")
+    back.add_argument("--alias", default="champion", help="the alias to move back")
+    back.set_defaults(func=cmd_rollback)
