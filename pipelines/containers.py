@@ -192,4 +192,4 @@ def run_in_containers(
             f"mlflow ui --backend-store-uri sqlite:///{server_root / 'mlflow.db'} "
             f"--artifacts-destination {server_root / 'artifacts'}"
         )
-        return summarize(uri, model_name, outputs["train_run_id"], browse)
+        return summarize(uri, model_name, outputs["snapshot"], browse)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from components.common.config import PublishConfig
 from components.common.images import step_images
+from components.common.lineage import UNCHANGED_OUTCOME
 from components.common.tracking import (
     DEFAULT_STORE,
     PIPELINE_RUN_TAG,
@@ -20,13 +21,19 @@ from pipelines.pipeline import build_pipeline
 
 @dataclass(frozen=True)
 class RunSummary:
-    mean_iou: float
+    status: str  # the snapshot's: "changed", or "unchanged, nothing to do" (the run ended there)
+    snapshot: str  # its headline: what changed since the champion's data, or why it ended
+    mean_iou: float | None  # None when the run ended after the snapshot
     passed: bool
     reason: str
     train_run_id: str
     registered_version: str | None
     tracking_uri: str
     browse: str  # the command that opens the MLflow UI on this run's store
+
+    @property
+    def skipped(self) -> bool:
+        return self.status == UNCHANGED_OUTCOME
 
 
 def default_tracking_store(workdir: Path) -> str:
@@ -44,22 +51,32 @@ def _ensure_experiment(uri: str, experiment: str, artifact_root: Path) -> None:
             client.create_experiment(experiment, artifact_location=artifact_root.resolve().as_uri())
 
 
-def summarize(uri: str, model_name: str, train_run_id: str, browse: str) -> RunSummary:
-    """Read the run's outcome back from MLflow: the evaluate step's metrics and gate tags."""
+def summarize(uri: str, model_name: str, snapshot, browse: str) -> RunSummary:
+    """Read the run's outcome back: the snapshot artifact's metadata (`snapshot`, the pipeline's
+    output) names the pipeline run; its train and evaluate runs in MLflow hold the rest."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    train_run = client.get_run(train_run_id)
-    pipeline_run_id = train_run.data.tags[PIPELINE_RUN_TAG]
-    (evaluation,) = client.search_runs(
-        [train_run.info.experiment_id],
-        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
-        f" and tags.`{STEP_TAG}` = 'evaluate'",
-    )
+    meta = snapshot.metadata
+    status, headline = str(meta["status"]), str(meta.get("headline", ""))
+    if status == UNCHANGED_OUTCOME:
+        return RunSummary(status, headline, None, False, headline, "", None, uri, browse)
+    snapshot_run = client.get_run(str(meta["mlflow_run_id"]))
+    pipeline_run_id = snapshot_run.data.tags[PIPELINE_RUN_TAG]
+    step_runs = {}
+    for step in ("train", "evaluate"):
+        (step_runs[step],) = client.search_runs(
+            [snapshot_run.info.experiment_id],
+            filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
+            f" and tags.`{STEP_TAG}` = '{step}'",
+        )
+    train_run_id, evaluation = step_runs["train"].info.run_id, step_runs["evaluate"]
     versions = client.search_model_versions(
         filter_string=f"name = '{model_name}' and run_id = '{train_run_id}'"
     )
     return RunSummary(
+        status=status,
+        snapshot=headline,
         mean_iou=evaluation.data.metrics["mean_iou"],
         passed=evaluation.data.tags["gate.passed"] == "true",
         reason=evaluation.data.tags["gate.reason"],
@@ -91,4 +108,4 @@ def run_local(params: dict[str, object], workdir: Path) -> RunSummary:
     outputs = pipeline(**params).outputs
     model_name = str(params.get("model_name", PublishConfig.model_name))
     browse = f"mlflow ui --backend-store-uri {uri}   (or: make ui)"
-    return summarize(uri, model_name, outputs["train_run_id"], browse)
+    return summarize(uri, model_name, outputs["snapshot"], browse)

@@ -68,6 +68,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run_local(params, workdir)
     print()
     print("segpipe run finished")
+    print(f"  data:       {summary.snapshot}")
+    if summary.skipped:  # ended after the snapshot: no training, no new version
+        print(f"  status:     {summary.status}")
+        print("  registered: nothing (no new version)")
+        print(f"  browse:     {summary.browse}")
+        return 0
     print(f"  mean IoU:   {summary.mean_iou:.4f}")
     print(f"  gate:       {'PASSED' if summary.passed else 'FAILED'}: {summary.reason}")
     registered = f"version {summary.registered_version}" if summary.registered_version else None

@@ -1,4 +1,4 @@
-"""The segpipe pipeline: preprocess -> train -> evaluate -> (gate) publish."""
+"""The segpipe pipeline: snapshot -> (changed) preprocess -> train -> evaluate -> (gate) publish."""
 
 # No `from __future__ import annotations` here: kfp reads the real parameter types.
 
@@ -6,7 +6,7 @@ import inspect
 from typing import NamedTuple
 
 from kfp import dsl, kubernetes
-from kfp.dsl import PipelineTask
+from kfp.dsl import Dataset, PipelineTask
 from kfp.dsl.base_component import BaseComponent
 
 from components.common.config import (
@@ -25,6 +25,7 @@ from components.common.pods import (
 from components.evaluate.component import evaluate_component
 from components.preprocess.component import preprocess_component
 from components.publish.component import publish_component
+from components.snapshot.component import snapshot_component
 from components.train.component import train_component
 from components.train.launch_component import launch_train_component
 from pipelines.vertex import VertexTraining
@@ -34,10 +35,11 @@ TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same 
 
 
 class PipelineOutputs(NamedTuple):
-    """What a pipeline run returns: the gate decision and the MLflow run of the trained model."""
+    """What a pipeline run returns: the data snapshot, whose metadata says whether the run went
+    on (`status`) and names the pipeline run the steps' MLflow runs are tagged with. (The gate's
+    outputs cannot be the pipeline's: a run that finds nothing changed never reaches it.)"""
 
-    passed: bool
-    train_run_id: str
+    snapshot: Dataset
 
 
 def use_mlflow_secret(task: PipelineTask, secret_name) -> None:
@@ -144,6 +146,7 @@ def build_pipeline(
     """
     signature = pipeline_signature(defaults or PipelineConfig())
     node_selector = dict(gpu_node_selector or {})
+    snapshot_op = snapshot_component(images.beam)
     preprocess_op = preprocess_component(images.beam)
     train_op = train_component(images.trainer)
     launch_op = launch_train_component(images.trainer)
@@ -154,76 +157,91 @@ def build_pipeline(
     def segpipe(*args, **kwargs) -> PipelineOutputs:
         p = signature.bind(*args, **kwargs).arguments
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        prep = preprocess_op(**step_inputs(preprocess_op, p)).set_display_name("preprocess")
-        # Cached on a cluster: same inputs (data_dir + parameters), same shards. New files under
-        # the same data_dir do not change the key: submit with --no-cache to re-read them.
-        prep.set_caching_options(True)
-        step_artifacts = dict(
-            dataset=prep.outputs["dataset"],
-            pipeline_run_id=run_id,
-            # checkpoints go under the pipeline root when checkpoint_root is empty
-            pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
-        )
-        train_args = step_inputs(train_op, p, **step_artifacts)
-        launched = None
-        if vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
-            trained = train_task(vertex_train_op, train_args)
-            model, train_run = trained.outputs["model"], trained.outputs["Output"]
-        elif cluster:
-            with dsl.If(p["train_workers"] == 1, name="one-train-pod"):
-                trained = train_task(train_op, train_args)
-                resources = [p[n] for n in ("train_cpu", "train_memory", "train_accelerator")]
-                request_accelerator_node(trained, *resources, p["train_gpus"], node_selector)
-            with dsl.Else(name="train-workers"):
-                launch_args = step_inputs(
-                    launch_op,
-                    p,
-                    **step_artifacts,
-                    trainer_image=images.trainer,
-                    node_selector=",".join(f"{k}={v}" for k, v in node_selector.items()),
-                )
-                launched = train_task(launch_op, launch_args).set_display_name("train (TrainJob)")
-            model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
-            train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
-        else:
-            trained = train_task(train_op, train_args)
-            model, train_run = trained.outputs["model"], trained.outputs["Output"]
-        gate = (
-            evaluate_op(
-                **step_inputs(
-                    evaluate_op,
-                    p,
-                    dataset=prep.outputs["dataset"],
-                    model=model,
-                    train_run_id=train_run,
-                    pipeline_run_id=run_id,
-                )
-            )
-            .set_display_name("evaluate")
+        # Never cached: it is what looks at the data. It returns the data fingerprint, or ""
+        # when data and training settings equal the champion's and skip_unchanged is on.
+        snap = (
+            snapshot_op(**step_inputs(snapshot_op, p, pipeline_run_id=run_id))
+            .set_display_name("snapshot")
             .set_caching_options(False)
         )
-        with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-            published = (
-                publish_op(
-                    **step_inputs(
-                        publish_op,
+        snapshot = snap.outputs["snapshot"]
+        launched = None
+        with dsl.If(snap.outputs["Output"] != "", name="data-or-settings-changed"):
+            prep = preprocess_op(
+                **step_inputs(preprocess_op, p, data_fingerprint=snap.outputs["Output"])
+            ).set_display_name("preprocess")
+            # Cached: the key holds the snapshot's fingerprint of the data and the preprocess
+            # settings, so it hits exactly when preprocess would write the same shards.
+            prep.set_caching_options(True)
+            step_artifacts = dict(
+                dataset=prep.outputs["dataset"],
+                snapshot=snapshot,
+                pipeline_run_id=run_id,
+                # checkpoints go under the pipeline root when checkpoint_root is empty
+                pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
+            )
+            train_args = step_inputs(train_op, p, **step_artifacts)
+            if vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
+                trained = train_task(vertex_train_op, train_args)
+                model, train_run = trained.outputs["model"], trained.outputs["Output"]
+            elif cluster:
+                with dsl.If(p["train_workers"] == 1, name="one-train-pod"):
+                    trained = train_task(train_op, train_args)
+                    resources = [p[n] for n in ("train_cpu", "train_memory", "train_accelerator")]
+                    request_accelerator_node(trained, *resources, p["train_gpus"], node_selector)
+                with dsl.Else(name="train-workers"):
+                    launch_args = step_inputs(
+                        launch_op,
                         p,
-                        model=model,
+                        **step_artifacts,
+                        trainer_image=images.trainer,
+                        node_selector=",".join(f"{k}={v}" for k, v in node_selector.items()),
+                    )
+                    launched = train_task(launch_op, launch_args).set_display_name(
+                        "train (TrainJob)"
+                    )
+                model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
+                train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
+            else:
+                trained = train_task(train_op, train_args)
+                model, train_run = trained.outputs["model"], trained.outputs["Output"]
+            gate = (
+                evaluate_op(
+                    **step_inputs(
+                        evaluate_op,
+                        p,
                         dataset=prep.outputs["dataset"],
+                        model=model,
+                        snapshot=snapshot,
                         train_run_id=train_run,
                         pipeline_run_id=run_id,
                     )
                 )
-                .set_display_name("publish")
+                .set_display_name("evaluate")
                 .set_caching_options(False)
             )
-        if vertex is not None:
-            for task in (prep, trained, gate, published):  # every step that tracks to MLflow
+            with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+                published = (
+                    publish_op(
+                        **step_inputs(
+                            publish_op,
+                            p,
+                            model=model,
+                            dataset=prep.outputs["dataset"],
+                            train_run_id=train_run,
+                            pipeline_run_id=run_id,
+                        )
+                    )
+                    .set_display_name("publish")
+                    .set_caching_options(False)
+                )
+        tracked = [snap, prep, trained, launched, gate, published]  # the steps that use MLflow
+        for task in filter(None, tracked):
+            if vertex is not None:
                 task.set_env_variable("MLFLOW_TRACKING_URI", vertex.mlflow_tracking_uri)
-        elif cluster:
-            for task in (prep, trained, launched, gate, published):  # those that track to MLflow
+            elif cluster:
                 use_mlflow_secret(task, p["mlflow_secret"])
-        return PipelineOutputs(gate.outputs["Output"], train_run)
+        return PipelineOutputs(snapshot)
 
     segpipe.__signature__ = signature
     segpipe.__doc__ = pipeline_docstring()

@@ -23,7 +23,13 @@ def compiled(tmp_path: Path) -> dict:
     return next(yaml.safe_load_all(path.read_text()))  # then the platform (Kubernetes) spec
 
 
-def test_compiled_pipeline_has_four_steps_train_in_two_branches_and_publish_under_the_gate(
+def _condition(tasks: dict, name: str) -> tuple[str, dict]:
+    """The key and spec of the condition task named `name` in a DAG's `tasks`."""
+    ((key, task),) = [(k, t) for k, t in tasks.items() if t["taskInfo"]["name"] == name]
+    return key, task
+
+
+def test_compiled_pipeline_has_five_steps_the_rest_under_the_snapshot_train_in_two_branches(
     compiled,
 ):
     components = compiled["components"]
@@ -32,19 +38,45 @@ def test_compiled_pipeline_has_four_steps_train_in_two_branches_and_publish_unde
     def inner(task: dict) -> dict:
         return components[task["componentRef"]["name"]]["dag"]["tasks"]
 
-    (gate_name,) = [n for n in root_tasks if n.startswith("condition-") and "branches" not in n]
-    (branches_name,) = [n for n in root_tasks if n.startswith("condition-branches")]
-    assert set(root_tasks) == {"preprocess", "evaluate", gate_name, branches_name}
-    assert set(inner(root_tasks[gate_name])) == {"publish"}
-    assert "evaluate-Output" in root_tasks[gate_name]["triggerPolicy"]["condition"]
+    changed_key, changed = _condition(root_tasks, "data-or-settings-changed")
+    assert set(root_tasks) == {"snapshot", changed_key}
+    # the run ends after the snapshot when it returns "" (nothing changed, skip_unchanged)
+    assert changed["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--snapshot-Output'] != ''"
+    )
+    tasks = inner(changed)
+    gate_key, gate = _condition(tasks, "gate-passed")
+    (branches_name,) = [n for n in tasks if n.startswith("condition-branches")]
+    assert set(tasks) == {"preprocess", "evaluate", gate_key, branches_name}
+    assert set(inner(gate)) == {"publish"}
+    assert "evaluate-Output" in gate["triggerPolicy"]["condition"]
     # train_workers picks one branch at run time: the one train pod, or the TrainJob launcher
-    branches = {t["taskInfo"]["name"]: inner(t) for t in inner(root_tasks[branches_name]).values()}
+    branches = {t["taskInfo"]["name"]: inner(t) for t in inner(tasks[branches_name]).values()}
     assert {n: set(tasks) for n, tasks in branches.items()} == {
         "one-train-pod": {"train"},
         "train-workers": {"launch-train"},
     }
     assert branches["one-train-pod"]["train"]["retryPolicy"]["maxRetryCount"] == 3
-    assert root_tasks["evaluate"]["cachingOptions"] == {}
+    assert tasks["evaluate"]["cachingOptions"] == {}
+
+
+def test_preprocess_is_cached_with_the_snapshots_fingerprint_as_an_input(compiled):
+    """The cache key of preprocess follows the data: the fingerprint is one of its inputs."""
+    root_tasks = compiled["root"]["dag"]["tasks"]
+    _, changed = _condition(root_tasks, "data-or-settings-changed")
+    tasks = compiled["components"][changed["componentRef"]["name"]]["dag"]["tasks"]
+    preprocess = tasks["preprocess"]
+    assert preprocess["cachingOptions"] == {"enableCache": True}
+    fingerprint = preprocess["inputs"]["parameters"]["data_fingerprint"]
+    assert fingerprint == {"componentInputParameter": "pipelinechannel--snapshot-Output"}
+    # the sub-DAG gets it from the snapshot task's output
+    wired = changed["inputs"]["parameters"]["pipelinechannel--snapshot-Output"]
+    assert wired == {
+        "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "snapshot"}
+    }
+    # the snapshot itself always runs: it is what looks at the data
+    assert root_tasks["snapshot"]["cachingOptions"] == {}
+    assert "pipeline_run_id" in root_tasks["snapshot"]["inputs"]["parameters"]
 
 
 def test_compiled_images_are_pinned_from_one_place(compiled):

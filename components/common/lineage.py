@@ -21,6 +21,13 @@ MANIFEST_URI_TAG = "segpipe.manifest_uri"
 TRAIN_SETTINGS_TAG = "segpipe.train_settings_sha256"
 LINEAGE_TAGS = (DATA_FINGERPRINT_TAG, MANIFEST_SHA256_TAG, MANIFEST_URI_TAG, TRAIN_SETTINGS_TAG)
 
+# The snapshot's outcome: a run whose data and training settings equal the champion's ends there
+UNCHANGED_TAG = "segpipe.data_unchanged"  # on the snapshot run: data + settings = champion's
+SKIPPED_TAG = "segpipe.skipped"  # on the snapshot run and its pipeline run: the run ended here
+OUTCOME_TAG = "segpipe.outcome"  # on the pipeline run when it ended after the snapshot
+UNCHANGED_OUTCOME = "unchanged, nothing to do"
+CHANGED_OUTCOME = "changed"
+
 # Settings that change how a step runs, not what it makes: left out of the fingerprints, so
 # moving preprocess to Dataflow or the checkpoints to a bucket is not "new data".
 PREPROCESS_EXECUTION_ONLY = ("runner", "direct_running_mode", "beam_options")

@@ -38,6 +38,7 @@ def preprocess(
     direct_running_mode: str,
     beam_options: str,
     experiment: str,
+    data_fingerprint: str,
 ):
     """Validate, resize and shard `data_dir`'s image + mask pairs into TFRecords.
 
@@ -45,12 +46,14 @@ def preprocess(
         data_dir: the data folder, local or gs://, laid out as `layout` says.
         dataset: TFRecord shards per split, stats.json, dataset.json, rejects.jsonl (output).
         report: the data set's statistics and rejects as Markdown (output).
+        data_fingerprint: the snapshot step's fingerprint of the data and these settings: the
+            KFP cache key follows the data through it (recorded in lineage.json).
     """
     from components.common.config import PreprocessConfig, config_from_inputs
     from components.preprocess.preprocessor import preprocess as run_step
 
     config = config_from_inputs(PreprocessConfig, locals())
-    result = run_step(data_dir, dataset.path, config, experiment)
+    result = run_step(data_dir, dataset.path, config, experiment, data_fingerprint=data_fingerprint)
     with open(report.path, "w") as handle:
         handle.write(result.report_markdown)
 

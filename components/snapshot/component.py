@@ -95,6 +95,8 @@ def snapshot(
         TrainConfig,
         config_from_inputs,
     )
+    from components.common.lineage import CHANGED_OUTCOME, UNCHANGED_OUTCOME
+    from components.snapshot.report import headline
     from components.snapshot.snapshot import take_snapshot
 
     inputs = locals()
@@ -118,7 +120,8 @@ def snapshot(
         {
             "data_fingerprint": result.info.data_fingerprint,
             "inputs": result.info.inputs,
-            "status": "unchanged, nothing to do" if result.skipped else "changed",
+            "status": UNCHANGED_OUTCOME if result.skipped else CHANGED_OUTCOME,
+            "headline": headline(result, skip_unchanged),
             "compared_with": result.baseline.label(),
             "mlflow_run_id": result.run_id,
             "pipeline_run_id": pipeline_run_id,

@@ -24,8 +24,10 @@ def headline(result: Snapshot, skip_unchanged: bool) -> str:
             f"Unchanged since {baseline}; skip_unchanged is off, so the run goes on "
             f"(skip_unchanged={str(skip_unchanged).lower()})."
         )
-    if result.baseline.version is None:
+    if result.baseline.version is None and not result.baseline.unreadable:
         return f"No champion yet: {result.info.inputs} inputs, all new."
+    if not result.baseline.data_fingerprint:  # fail closed: nothing to compare with
+        return f"Not compared with {baseline}: {result.baseline.note}."
     what = []
     if not result.data_unchanged:
         what.append(f"data changed ({result.diff.summary()})" if result.diff else "data changed")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 
@@ -14,9 +13,12 @@ from components.common.config import PreprocessConfig, SnapshotConfig, TrainConf
 from components.common.lineage import (
     DATA_FINGERPRINT_TAG,
     DIFF_FILE,
-    MANIFEST_URI_TAG,
+    OUTCOME_TAG,
+    SKIPPED_TAG,
     SNAPSHOT_FILE,
     TRAIN_SETTINGS_TAG,
+    UNCHANGED_OUTCOME,
+    UNCHANGED_TAG,
     SnapshotInfo,
     data_fingerprint,
     log_training_data,
@@ -27,7 +29,6 @@ from components.common.manifest import (
     ManifestRow,
     build_rows,
     manifest_sha256,
-    read_manifest,
     write_manifest,
 )
 from components.common.manifest_diff import ManifestDiff, diff_manifests
@@ -35,10 +36,6 @@ from components.common.sources import list_sources
 from components.snapshot.report import REPORT_FILE, headline, render_report
 
 log = logging.getLogger(__name__)
-UNCHANGED_TAG = "segpipe.data_unchanged"  # on the snapshot run: data + settings = champion's
-SKIPPED_TAG = "segpipe.skipped"  # on the snapshot run and its pipeline run: the run ended here
-OUTCOME_TAG = "segpipe.outcome"  # on the pipeline run when it ended after the snapshot
-UNCHANGED_OUTCOME = "unchanged, nothing to do"
 
 
 @dataclass(frozen=True)
@@ -50,8 +47,11 @@ class Baseline:
     data_fingerprint: str = ""
     train_settings_sha256: str = ""
     note: str = ""  # why there is no diff (no champion, no manifest recorded, unreadable)
+    unreadable: bool = False  # the registry could not be read: a champion may exist
 
     def label(self) -> str:
+        if self.unreadable:
+            return f"{self.model_name}'s champion (unreadable)"
         return f"{self.model_name} version {self.version}" if self.version else "no champion"
 
 
@@ -124,6 +124,7 @@ def take_snapshot(
     with step_run("snapshot", experiment, pipeline_run_id) as run:
         baseline, old_rows = _champion(model_name, alias)
         diff = diff_manifests(old_rows, rows) if old_rows is not None else None
+        # an unreadable lineage leaves the baseline's fingerprints empty: never equal
         data_unchanged = baseline.data_fingerprint == info.data_fingerprint
         settings_unchanged = baseline.train_settings_sha256 == info.train_settings_sha256
         skipped = data_unchanged and settings_unchanged and settings.skip_unchanged
@@ -155,35 +156,48 @@ def _fingerprints(info: SnapshotInfo) -> dict[str, str]:
 
 
 def _champion(model_name: str, alias: str) -> tuple[Baseline, list[ManifestRow] | None]:
-    """The champion's recorded fingerprints and manifest rows (None when there are none)."""
-    import mlflow
+    """The champion's recorded fingerprints and its verified manifest rows.
+
+    Fails closed: where the champion's lineage (its fingerprints, or a manifest matching its
+    recorded digest) cannot be read, the baseline keeps no fingerprint, so the data never
+    counts as unchanged, and its `note` says why.
+    """
     from mlflow.tracking import MlflowClient
 
     from components.common.registry import alias_version
     from components.common.tracking import tracking_uri
+    from components.common.version_data import version_data
 
-    version = alias_version(MlflowClient(tracking_uri()), model_name, alias)
+    client = MlflowClient(tracking_uri())
+    try:
+        version = alias_version(client, model_name, alias)
+    except Exception as error:  # the registry's errors vary by store; each means "unknown"
+        log.warning("snapshot: cannot look up %s@%s: %s", model_name, alias, error)
+        note = f"cannot read {model_name}@{alias}: {error}"
+        return Baseline(model_name, None, note=note, unreadable=True), None
     if version is None:
         return Baseline(model_name, None, note=f"no {model_name}@{alias} yet"), None
-    tags = version.tags or {}
+    number, tags = str(version.version), version.tags or {}
+    missing = [tag for tag in (DATA_FINGERPRINT_TAG, TRAIN_SETTINGS_TAG) if not tags.get(tag)]
+    if missing:
+        note = (
+            f"version {number} records no {' or '.join(missing)} (trained before snapshots): "
+            "whether anything changed cannot be told, so the run goes on"
+        )
+        return Baseline(model_name, number, note=note), None
+    try:
+        rows = version_data(client, model_name, number).rows
+    except Exception as error:  # missing, unreadable or not the recorded one: all fail closed
+        log.warning("snapshot: the champion's manifest: %s", error)
+        note = f"the champion's manifest cannot be read ({error}), so the run goes on"
+        return Baseline(model_name, number, note=note), None
     baseline = Baseline(
         model_name,
-        str(version.version),
-        data_fingerprint=tags.get(DATA_FINGERPRINT_TAG, ""),
-        train_settings_sha256=tags.get(TRAIN_SETTINGS_TAG, ""),
+        number,
+        data_fingerprint=tags[DATA_FINGERPRINT_TAG],
+        train_settings_sha256=tags[TRAIN_SETTINGS_TAG],
     )
-    uri = tags.get(MANIFEST_URI_TAG)
-    if not uri:
-        note = f"version {version.version} records no manifest (trained before snapshots)"
-        return replace(baseline, note=note), None
-    try:
-        with tempfile.TemporaryDirectory(prefix="segpipe-manifest-") as folder:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
-            return baseline, read_manifest(path)
-    except Exception as error:  # the diff is a report: say why it is missing, go on
-        log.warning("snapshot: cannot read the champion's manifest %s: %s", uri, error)
-        note = f"the champion's manifest {uri} cannot be read: {error}"
-        return replace(baseline, note=note), None
+    return baseline, rows
 
 
 def _document(result: Snapshot) -> dict[str, object]:

@@ -9,6 +9,7 @@ from components.common.component_docs import with_setting_docs
 # Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def train(
     dataset: Input[Dataset],
+    snapshot: Input[Dataset],
     model: Output[Model],
     epochs: int,
     batch_size: int,
@@ -54,6 +55,7 @@ def train(
 
     Args:
         dataset: the preprocess step's shards, stats.json and dataset.json.
+        snapshot: the snapshot step's manifest: the run's dataset input and lineage tags.
         model: the exported SavedModel (output).
         pipeline_run_id: the KFP run id; names the MLflow parent run and the checkpoint folder.
         pipeline_root: the pipeline root, for checkpoints when checkpoint_root is empty.
@@ -74,6 +76,7 @@ def train(
         alias=alias,
         pipeline_root=pipeline_root,
         workers=train_workers,
+        snapshot_dir=snapshot.path,
     )
 
 
