@@ -23,16 +23,20 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     assert GatePolicy().allow_absent_classes == ""  # no class may be absent by default
     assert GatePolicy().max_drop == 0.0 and GatePolicy().max_class_drop < 0  # off by default
 
-    root_tasks = spec["root"]["dag"]["tasks"].values()
-    evaluate = spec["root"]["dag"]["tasks"]["evaluate"]
+    # every step after the snapshot runs inside its condition (data or settings changed)
+    (changed,) = [t for t in spec["root"]["dag"]["tasks"].values() if "triggerPolicy" in t]
+    tasks = spec["components"][changed["componentRef"]["name"]]["dag"]["tasks"]
+    evaluate = tasks["evaluate"]
     gate_inputs = ("min_mean_iou", "max_drop", "max_class_drop", "allow_absent_classes")
-    for name in (*gate_inputs, "eval_split", "model_name", "alias"):
+    for name in (*gate_inputs, "max_class_shift", "eval_split", "model_name", "alias"):
         binding = evaluate["inputs"]["parameters"][name]
-        assert binding["componentInputParameter"] == name
+        assert binding["componentInputParameter"] == f"pipelinechannel--{name}"
+    snapshot = evaluate["inputs"]["artifacts"]["snapshot"]  # its dataset input in MLflow
+    assert snapshot["componentInputArtifact"] == "pipelinechannel--snapshot-snapshot"
     # evaluate records which train run it judged (the one train pod's, or the TrainJob's when
     # train_workers > 1); publish checks it
     train_run = evaluate["inputs"]["parameters"]["train_run_id"]["taskOutputParameter"]
-    branches = spec["root"]["dag"]["tasks"][train_run["producerTask"]]["componentRef"]["name"]
+    branches = tasks[train_run["producerTask"]]["componentRef"]["name"]
     oneof = spec["components"][branches]["dag"]["outputs"]["parameters"]
     selectors = oneof[train_run["outputParameterKey"]]["valueFromOneof"]["parameterSelectors"]
     assert {s["outputParameterKey"] for s in selectors} == {
@@ -44,7 +48,7 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     assert outputs["artifacts"]["report"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert set(outputs["parameters"]) == {"Output"}  # dsl.If reads the sole Output
 
-    dags = [spec["components"][t["componentRef"]["name"]].get("dag", {}) for t in root_tasks]
+    dags = [spec["components"][t["componentRef"]["name"]].get("dag", {}) for t in tasks.values()]
     (publish,) = [dag["tasks"]["publish"] for dag in dags if "publish" in dag.get("tasks", {})]
     dataset = publish["inputs"]["artifacts"]["dataset"]
     assert dataset["componentInputArtifact"] == "pipelinechannel--preprocess-dataset"

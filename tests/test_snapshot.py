@@ -304,7 +304,56 @@ def test_a_champion_without_a_manifest_is_never_unchanged(mlflow_store, data: Pa
         "champion",
     )
     assert not result.unchanged and not result.skipped and result.diff is None
-    assert "records no manifest" in result.baseline.note
+    assert "trained before snapshots" in result.baseline.note
+
+
+def test_an_unreadable_champion_lineage_is_never_unchanged_and_the_report_says_why(
+    mlflow_store, data: Path, tmp_path: Path
+):
+    """Fail closed: equal fingerprints are not enough when the champion's manifest is not the
+    one it recorded, or when its training settings are not recorded at all."""
+    from mlflow.tracking import MlflowClient
+
+    from components.common.lineage import MANIFEST_SHA256_TAG
+
+    client = MlflowClient(mlflow_store)
+    train, skip = TrainConfig(epochs=1), SnapshotConfig(skip_unchanged=True)
+    take_snapshot(str(data), str(tmp_path / "s1"), CONFIG, train, skip, "m", "champion")
+    version = _champion_from(tmp_path / "s1", train, name="m")
+
+    client.set_model_version_tag("m", version, MANIFEST_SHA256_TAG, "0" * 64)  # not its manifest
+    tampered = take_snapshot(str(data), str(tmp_path / "s2"), CONFIG, train, skip, "m", "champion")
+    assert not tampered.unchanged and not tampered.skipped and tampered.diff is None
+    assert "the champion's manifest cannot be read" in tampered.baseline.note
+    assert f"Not compared with m version {version}" in tampered.report_markdown
+    assert "it is not the manifest that version was trained on" in tampered.report_markdown
+
+    recorded = client.get_run(client.get_model_version("m", version).run_id).data.tags
+    client.set_model_version_tag("m", version, MANIFEST_SHA256_TAG, recorded[MANIFEST_SHA256_TAG])
+    client.delete_model_version_tag("m", version, TRAIN_SETTINGS_TAG)
+    untold = take_snapshot(str(data), str(tmp_path / "s3"), CONFIG, train, skip, "m", "champion")
+    assert not untold.skipped
+    assert f"records no {TRAIN_SETTINGS_TAG}" in untold.baseline.note
+    assert "the run goes on" in untold.report_markdown
+
+
+def test_a_registry_that_cannot_be_read_means_the_run_goes_on(
+    monkeypatch, data: Path, tmp_path: Path
+):
+    import components.common.registry as registry
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("registry down")
+
+    monkeypatch.setattr(registry, "alias_version", unreachable)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store.db'}")
+    result = take_snapshot(
+        str(data), str(tmp_path / "s"), CONFIG, TrainConfig(), SnapshotConfig(True), "m", "a"
+    )
+    assert not result.skipped and result.baseline.unreadable
+    assert "Not compared with m's champion (unreadable): cannot read m@a: registry down" in (
+        result.report_markdown
+    )
 
 
 def test_the_dataset_input_needs_no_pandas(tmp_path: Path, data: Path):
