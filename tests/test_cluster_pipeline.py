@@ -87,6 +87,7 @@ def test_only_train_goes_to_an_accelerator_node(cluster_yaml):
 def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cluster_yaml):
     spec, platform, _ = cluster_yaml
     for name in (
+        "exec-snapshot",
         "exec-preprocess",
         "exec-train",
         "exec-launch-train",
@@ -105,15 +106,14 @@ def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cl
         }
         assert optional["optional"] is True
         source = required["secretNameParameter"]["componentInputParameter"]
-        # train (one pod or a TrainJob) and publish sit in conditions' sub-DAGs, which receive
-        # the parameter as a channel
-        in_root = name in ("exec-preprocess", "exec-evaluate")
+        # all but the snapshot sit in conditions' sub-DAGs, which receive the parameter as a
+        # channel
+        in_root = name == "exec-snapshot"
         assert source == ("mlflow_secret" if in_root else "pipelinechannel--mlflow_secret")
     conditions = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("condition")]
-    assert len(conditions) == 2  # the train branches (one pod | workers) and the gate
-    for condition in conditions:
-        wired = condition["inputs"]["parameters"]["pipelinechannel--mlflow_secret"]
-        assert wired == {"componentInputParameter": "mlflow_secret"}
+    assert len(conditions) == 1  # what runs when the data or the settings changed
+    wired = conditions[0]["inputs"]["parameters"]["pipelinechannel--mlflow_secret"]
+    assert wired == {"componentInputParameter": "mlflow_secret"}
     default = spec["root"]["inputDefinitions"]["parameters"]["mlflow_secret"]["defaultValue"]
     assert default == "segpipe-mlflow"
 
@@ -128,8 +128,9 @@ def test_every_step_carries_the_label_the_mlflow_network_policy_admits(cluster_y
     (rule,) = policy["spec"]["ingress"]
     (source,) = rule["from"]
     admitted = source["podSelector"]["matchLabels"]
-    for name in ("exec-preprocess", "exec-train", "exec-launch-train", "exec-evaluate"):
+    for name in ("exec-snapshot", "exec-preprocess", "exec-train", "exec-launch-train"):
         assert platform[name]["podMetadata"]["labels"] == admitted
+    assert platform["exec-evaluate"]["podMetadata"]["labels"] == admitted
     assert platform["exec-publish"]["podMetadata"]["labels"] == admitted
 
 

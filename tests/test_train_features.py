@@ -423,10 +423,15 @@ def test_every_train_setting_reaches_the_train_task_with_a_durable_checkpoint_de
     path = tmp_path / "pipeline.yaml"
     compiler.Compiler().compile(build_pipeline(step_images()), str(path))
     spec = next(yaml.safe_load_all(path.read_text()))
-    task = spec["root"]["dag"]["tasks"]["train"]
+    # train runs inside the snapshot's condition (data or settings changed): a sub-DAG
+    (task,) = [
+        c["dag"]["tasks"]["train"]
+        for c in spec["components"].values()
+        if "train" in c.get("dag", {}).get("tasks", {})
+    ]
     inputs = task["inputs"]["parameters"]
     for name in (f.name for f in dataclasses.fields(TrainConfig)):
-        assert inputs[name] == {"componentInputParameter": name}
+        assert inputs[name] == {"componentInputParameter": f"pipelinechannel--{name}"}
     # retries of one run share its id, so they find the same checkpoint folder
     assert inputs["pipeline_run_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
     assert inputs["pipeline_root"] == {"runtimeValue": {"constant": "{{$.pipeline_root}}"}}
