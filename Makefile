@@ -120,7 +120,12 @@ mlflow-image: ## Build (and with REGISTRY=..., push) the optional MLflow server 
 
 .PHONY: ui
 ui: $(INSTALLED) ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
+	@echo "segpipe's runs: the 'MLflow run:' link of segpipe run's summary (model-training mode)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+.PHONY: screenshots
+screenshots: $(INSTALLED) ## Refresh docs/mlflow-*.png from the browser test (needs Debian's chromium)
+	SEGPIPE_SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/test_mlflow_ui.py -q
 
 .PHONY: clean
 clean: ## Remove local run outputs (keeps .venv)

@@ -4,6 +4,7 @@ MLflow server on 127.0.0.1, as a cluster would run it."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -15,9 +16,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.common import progress
 from components.common.config import PublishConfig
 from components.common.images import Images, step_images
-from pipelines.local import RunSummary, summarize
+from pipelines.local import RunSummary, run_reported, summarize
 from pipelines.pipeline import build_pipeline
 
 SERVER_START_TIMEOUT_S = 120.0
@@ -153,7 +155,7 @@ def _bind(path: str, read_only: bool):
 
 
 def run_in_containers(
-    params: dict[str, object], workdir: Path, tag: str | None = None
+    params: dict[str, object], workdir: Path, tag: str | None = None, verbose: bool = False
 ) -> RunSummary:
     """Run the whole pipeline, each step in its image as uid 10001 with host networking."""
     from kfp import local
@@ -179,17 +181,24 @@ def run_in_containers(
             runner=local.DockerRunner(
                 network_mode="host",  # the server is on 127.0.0.1; no bridge networks
                 entrypoint=[],  # as Kubernetes' `command`: replaces the image's (Beam's boot)
-                environment={"MLFLOW_TRACKING_URI": uri},
+                environment={"MLFLOW_TRACKING_URI": uri, progress.ENV: "1"},
                 mounts=mounts,
             ),
             pipeline_root=str(pipeline_root),
             raise_on_error=True,
         )
-        outputs = build_pipeline(images)(**params).outputs
+        started = time.monotonic()
+        pipeline = build_pipeline(images)
+        outputs, log_path = run_reported(
+            lambda: pipeline(**params).outputs, pipeline_root, params, verbose
+        )
         model_name = str(params.get("model_name", PublishConfig.model_name))
         # The server stops with this run: browse its store afterwards with `mlflow ui`.
         browse = (
             f"mlflow ui --backend-store-uri sqlite:///{server_root / 'mlflow.db'} "
             f"--artifacts-destination {server_root / 'artifacts'}"
         )
-        return summarize(uri, model_name, outputs["snapshot"], browse)
+        summary = summarize(uri, model_name, outputs, browse)
+        return dataclasses.replace(
+            summary, link="", log_path=str(log_path), took_s=time.monotonic() - started
+        )

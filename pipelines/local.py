@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.common import progress
 from components.common.config import PublishConfig
 from components.common.images import step_images
-from components.common.lineage import UNCHANGED_OUTCOME
+from components.common.lineage import CHANGED_OUTCOME, DATA_CHANGES_TAG, UNCHANGED_OUTCOME
 from components.common.tracking import (
     DEFAULT_STORE,
     PIPELINE_RUN_TAG,
     STEP_TAG,
+    prepare_experiment,
+    runs_link,
     store_lock,
     tracking_uri,
 )
+from pipelines.console import Failure, capture, keep_log
 from pipelines.pipeline import build_pipeline
+
+LOCAL_UI = "http://127.0.0.1:5000"  # where `make ui` serves the MLflow UI
+FAILED_TASK = re.compile(r"Inner task failed: '(?P<task>[^']+)'")
 
 
 @dataclass(frozen=True)
 class RunSummary:
-    status: str  # the snapshot's: "changed", or "unchanged, nothing to do" (the run ended there)
-    snapshot: str  # its headline: what changed since the champion's data, or why it ended
     mean_iou: float | None  # None when the run ended after the snapshot
     passed: bool
     reason: str
@@ -30,10 +39,54 @@ class RunSummary:
     registered_version: str | None
     tracking_uri: str
     browse: str  # the command that opens the MLflow UI on this run's store
+    link: str = ""  # the pipeline run's parent run in that UI
+    log_path: str = ""  # the run's full output
+    took_s: float = 0.0
+    outcome: str = CHANGED_OUTCOME  # or "unchanged, nothing to do": the run ended there
+    data_changes: str = ""  # the snapshot's headline: what changed since the champion's data
 
     @property
-    def skipped(self) -> bool:
-        return self.status == UNCHANGED_OUTCOME
+    def unchanged(self) -> bool:
+        return self.outcome == UNCHANGED_OUTCOME
+
+
+class RunFailed(Exception):
+    """A step failed: which, why (one line), and where the full output is."""
+
+    def __init__(self, step: str, reason: str, log_path: Path):
+        super().__init__(f"{step}: {reason}")
+        self.step, self.reason, self.log_path = step, reason, log_path
+
+
+def run_reported(
+    run: Callable[[], dict], pipeline_root: Path, params: dict[str, object], verbose: bool
+) -> tuple[dict, Path]:
+    """`run()` (a kfp.local pipeline run) with its output in a log file and a line per step on
+    the terminal; returns its outputs and the log's path. RunFailed names the failed step."""
+    model_name = str(params.get("model_name", PublishConfig.model_name))
+    alias = str(params.get("alias", PublishConfig.alias))
+    log_path = pipeline_root / f"segpipe-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    failure = None
+    saved = os.environ.get(progress.ENV)
+    os.environ[progress.ENV] = "1"  # the tasks print their progress events
+    try:
+        with capture(log_path, verbose, model_name, alias) as reporter:
+            try:
+                outputs = run()
+            except RuntimeError as error:  # kfp.local: a task failed
+                match = FAILED_TASK.search(str(error))
+                failure = reporter.failure or Failure(
+                    match["task"] if match else "pipeline", " ".join(str(error).split())
+                )
+    finally:
+        if saved is None:
+            os.environ.pop(progress.ENV, None)
+        else:
+            os.environ[progress.ENV] = saved
+    log_path = keep_log(log_path, reporter)
+    if failure is not None:
+        raise RunFailed(failure.step, failure.reason, log_path)
+    return outputs, log_path
 
 
 def default_tracking_store(workdir: Path) -> str:
@@ -47,36 +100,42 @@ def _ensure_experiment(uri: str, experiment: str, artifact_root: Path) -> None:
 
     with store_lock(uri):  # runs started together would race creating the store and experiment
         client = MlflowClient(tracking_uri=uri)
-        if client.get_experiment_by_name(experiment) is None:
-            client.create_experiment(experiment, artifact_location=artifact_root.resolve().as_uri())
+        prepare_experiment(client, experiment, artifact_root.resolve().as_uri())
 
 
-def summarize(uri: str, model_name: str, snapshot, browse: str) -> RunSummary:
-    """Read the run's outcome back: the snapshot artifact's metadata (`snapshot`, the pipeline's
-    output) names the pipeline run; its train and evaluate runs in MLflow hold the rest."""
+def summarize(
+    uri: str, model_name: str, outputs: dict, browse: str, ui_url: str = LOCAL_UI
+) -> RunSummary:
+    """Read the run's outcome back from MLflow from the pipeline's `outputs`: the parent run's
+    headline (the snapshot's outcome), the evaluate step's metrics and gate tags."""
     from mlflow.tracking import MlflowClient
 
+    from components.common.pipeline_runs import find_parent
+
     client = MlflowClient(tracking_uri=uri)
-    meta = snapshot.metadata
-    status, headline = str(meta["status"]), str(meta.get("headline", ""))
-    if status == UNCHANGED_OUTCOME:
-        return RunSummary(status, headline, None, False, headline, "", None, uri, browse)
-    snapshot_run = client.get_run(str(meta["mlflow_run_id"]))
-    pipeline_run_id = snapshot_run.data.tags[PIPELINE_RUN_TAG]
-    step_runs = {}
-    for step in ("train", "evaluate"):
-        (step_runs[step],) = client.search_runs(
-            [snapshot_run.info.experiment_id],
-            filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
-            f" and tags.`{STEP_TAG}` = '{step}'",
-        )
-    train_run_id, evaluation = step_runs["train"].info.run_id, step_runs["evaluate"]
+    parent = client.get_run(outputs["parent_run_id"])
+    outcome = outputs["outcome"] or CHANGED_OUTCOME
+    data_changes = parent.data.tags.get(DATA_CHANGES_TAG, "")
+    if outcome == UNCHANGED_OUTCOME:  # the run ended after the snapshot
+        link = runs_link(ui_url, parent.info.experiment_id, parent.info.run_id)
+        return RunSummary(
+            None, False, UNCHANGED_OUTCOME, "", None, uri, browse, link, outcome=outcome,
+            data_changes=data_changes,
+        )  # fmt: skip
+    train_run_id = outputs["train_run_id"]
+    train_run = client.get_run(train_run_id)
+    pipeline_run_id = train_run.data.tags[PIPELINE_RUN_TAG]
+    (evaluation,) = client.search_runs(
+        [train_run.info.experiment_id],
+        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
+        f" and tags.`{STEP_TAG}` = 'evaluate'",
+    )
     versions = client.search_model_versions(
         filter_string=f"name = '{model_name}' and run_id = '{train_run_id}'"
     )
+    experiment_id = train_run.info.experiment_id
+    parent = find_parent(client, experiment_id, pipeline_run_id)
     return RunSummary(
-        status=status,
-        snapshot=headline,
         mean_iou=evaluation.data.metrics["mean_iou"],
         passed=evaluation.data.tags["gate.passed"] == "true",
         reason=evaluation.data.tags["gate.reason"],
@@ -84,10 +143,13 @@ def summarize(uri: str, model_name: str, snapshot, browse: str) -> RunSummary:
         registered_version=str(versions[0].version) if versions else None,
         tracking_uri=uri,
         browse=browse,
+        link=runs_link(ui_url, experiment_id, parent.info.run_id) if parent else "",
+        outcome=outcome,
+        data_changes=data_changes,
     )
 
 
-def run_local(params: dict[str, object], workdir: Path) -> RunSummary:
+def run_local(params: dict[str, object], workdir: Path, verbose: bool = False) -> RunSummary:
     """Run the whole pipeline locally, tracking to MLFLOW_TRACKING_URI or `workdir`/mlflow.db."""
     from kfp import local
 
@@ -97,15 +159,22 @@ def run_local(params: dict[str, object], workdir: Path) -> RunSummary:
     pipeline = build_pipeline(step_images())
     params = dict(params)
     experiment = str(params.get("experiment", "segpipe"))
-    if uri.startswith("sqlite:"):
-        _ensure_experiment(uri, experiment, workdir / "mlartifacts")
     params.setdefault("export_root", str((workdir / "exports").resolve()))
+    pipeline_root = workdir / "local_outputs"
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(workdir / "local_outputs"),
+        pipeline_root=str(pipeline_root),
         raise_on_error=True,
     )
-    outputs = pipeline(**params).outputs
+
+    def run() -> dict:
+        if uri.startswith("sqlite:"):  # a new store's set-up talks too: into the log
+            _ensure_experiment(uri, experiment, workdir / "mlartifacts")
+        return pipeline(**params).outputs
+
+    started = time.monotonic()
+    outputs, log_path = run_reported(run, pipeline_root, params, verbose)
     model_name = str(params.get("model_name", PublishConfig.model_name))
     browse = f"mlflow ui --backend-store-uri {uri}   (or: make ui)"
-    return summarize(uri, model_name, outputs["snapshot"], browse)
+    summary = summarize(uri, model_name, outputs, browse)
+    return dataclasses.replace(summary, log_path=str(log_path), took_s=time.monotonic() - started)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 from components.common.config import DEFAULT_MAX_PIXELS
@@ -57,41 +60,73 @@ def cmd_run(args: argparse.Namespace) -> int:
             write_sample_data(data)
         params.setdefault("class_names", SAMPLE_CLASS_NAMES)
     params = {"data_dir": str(Path(data).resolve()), **params}
-    if args.containers:
-        from pipelines.containers import run_in_containers
+    from pipelines.local import RunFailed
 
-        try:
-            summary = run_in_containers(params, workdir, tag=args.tag)
-        except RuntimeError as error:
-            raise SystemExit(f"segpipe run --containers: {error}") from error
-    else:
-        summary = run_local(params, workdir)
+    try:
+        if args.containers:
+            from pipelines.containers import run_in_containers
+
+            try:
+                summary = run_in_containers(params, workdir, tag=args.tag, verbose=args.verbose)
+            except RuntimeError as error:
+                raise SystemExit(f"segpipe run --containers: {error}") from error
+        else:
+            summary = run_local(params, workdir, verbose=args.verbose)
+    except RunFailed as failed:
+        # last, where the eye lands: the step, why, and where the whole story is
+        print(f"\nsegpipe run failed at {failed.step}: {failed.reason}", file=sys.stderr)
+        print(f"  log: {failed.log_path}", file=sys.stderr)
+        return 1
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary) -> None:
+    from pipelines.console import duration
+
     print()
-    print("segpipe run finished")
-    print(f"  data:       {summary.snapshot}")
-    if summary.skipped:  # ended after the snapshot: no training, no new version
-        print(f"  status:     {summary.status}")
+    print(f"segpipe run finished in {duration(summary.took_s)}")
+    print(f"  data:       {summary.data_changes}")
+    if summary.unchanged:  # ended after the snapshot: nothing trained, no new version
+        print(f"  status:     {summary.outcome}")
         print("  registered: nothing (no new version)")
+        print(f"  MLflow run: {summary.link}")
         print(f"  browse:     {summary.browse}")
-        return 0
+        print(f"  log:        {summary.log_path}")
+        return
     print(f"  mean IoU:   {summary.mean_iou:.4f}")
     print(f"  gate:       {'PASSED' if summary.passed else 'FAILED'}: {summary.reason}")
     registered = f"version {summary.registered_version}" if summary.registered_version else None
     print(f"  registered: {registered or 'nothing (gate did not pass)'}")
-    print(f"  MLflow run: {summary.train_run_id}")
+    print(f"  MLflow run: {summary.link or summary.train_run_id}")
     print(f"  browse:     {summary.browse}")
-    return 0
+    print(f"  log:        {summary.log_path}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     require("predict", "train", "tensorflow", "PIL")
     from components.common.image_files import printable
-    from pipelines.predict import predict
+    from pipelines.console import capture
 
-    try:
-        result = predict(args.model, args.input, args.output, args.max_pixels)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        raise SystemExit(f"segpipe predict: {error}") from error
+    # TensorFlow's own notices go to the log; the terminal gets the bar and the outcome
+    log_path = Path(tempfile.gettempdir(), f"segpipe-predict-{time.strftime('%Y%m%d-%H%M%S')}.log")
+    failure = result = None
+    with capture(log_path, args.verbose) as reporter:
+        from pipelines.predict import predict
+
+        try:
+            result = predict(
+                args.model, args.input, args.output, args.max_pixels, reporter.terminal
+            )
+        except (FileNotFoundError, ValueError, RuntimeError) as error:
+            failure = " ".join(str(error).split())
+        except Exception as error:  # a bug: the traceback goes to the log
+            traceback.print_exc()
+            failure = f"{type(error).__name__}: {error} (unexpected: the traceback is in the log)"
+    if failure:
+        print(f"segpipe predict failed: {failure}", file=sys.stderr)
+        print(f"  log: {log_path}", file=sys.stderr)
+        return 1
     for skipped in result.skipped:
         print(f"skipped {printable(skipped.source)}: {skipped.reason}", file=sys.stderr)
     print(f"wrote {len(result.written)} masks and overlays to {args.output}")
@@ -141,6 +176,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "`make images`",
     )
     run.add_argument("--tag", default=None, help="with --containers: image tag (default: version)")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream every step's full output (kfp.local, Beam, TensorFlow) as it comes; "
+        "without it, a line per step and the full output in the run's log file",
+    )
     run.set_defaults(func=cmd_run)
 
     pred = commands.add_parser(
@@ -171,6 +212,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAX_PIXELS,
         help="skip images with more pixels (width x height), before decoding them "
         f"(default: {DEFAULT_MAX_PIXELS})",
+    )
+    pred.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's own output as it comes"
     )
     pred.set_defaults(func=cmd_predict)
 

@@ -1,4 +1,5 @@
-"""The segpipe pipeline: snapshot -> (changed) preprocess -> train -> evaluate -> (gate) publish."""
+"""The segpipe pipeline: snapshot -> (data or settings changed) preprocess -> train -> evaluate
+-> (gate) publish, then finish."""
 
 # No `from __future__ import annotations` here: kfp reads the real parameter types.
 
@@ -6,7 +7,7 @@ import inspect
 from typing import NamedTuple
 
 from kfp import dsl, kubernetes
-from kfp.dsl import Dataset, PipelineTask
+from kfp.dsl import PipelineTask
 from kfp.dsl.base_component import BaseComponent
 
 from components.common.config import (
@@ -23,6 +24,7 @@ from components.common.pods import (
     MLFLOW_SECRET_REQUIRED,
 )
 from components.evaluate.component import evaluate_component
+from components.finish.component import finish_component
 from components.preprocess.component import preprocess_component
 from components.publish.component import publish_component
 from components.snapshot.component import snapshot_component
@@ -35,11 +37,14 @@ TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same 
 
 
 class PipelineOutputs(NamedTuple):
-    """What a pipeline run returns: the data snapshot, whose metadata says whether the run went
-    on (`status`) and names the pipeline run the steps' MLflow runs are tagged with. (The gate's
-    outputs cannot be the pipeline's: a run that finds nothing changed never reaches it.)"""
+    """What a pipeline run returns (the finish task's outputs): the gate decision, the MLflow
+    run of the trained model ("" when none), the snapshot's outcome ("unchanged, nothing to
+    do" when the run ended after it) and the MLflow parent run with the run's headline."""
 
-    snapshot: Dataset
+    passed: bool
+    train_run_id: str
+    outcome: str
+    parent_run_id: str
 
 
 def use_mlflow_secret(task: PipelineTask, secret_name) -> None:
@@ -64,15 +69,17 @@ def request_accelerator_node(
         kubernetes.add_node_selector(task, key, value)
 
 
-def train_task(op, train_args: dict) -> PipelineTask:
-    """A train step task (one pod, a TrainJob, or a CustomJob), retried as preemption needs."""
-    return (
-        op(**train_args)
-        .set_display_name("train")
-        .set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s")
-    )
+def train_task(op, train_args: dict, retried: bool = True) -> PipelineTask:
+    """A train step task (one pod, a TrainJob, or a CustomJob), retried as preemption needs.
+
+    Not `retried` on one machine (kfp.local): nothing preempts it there, and a retry would only
+    repeat an error after minutes of backoff.
+    """
+    task = op(**train_args).set_display_name("train")
+    return task.set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s") if retried else task
 
 
+FINAL_STATUS = "PipelineTaskFinalStatus"  # the input type kfp fills for an exit task
 DATA_DIR_HELP = "the data folder (local or gs://) of image and mask pairs"
 
 
@@ -111,8 +118,9 @@ def pipeline_docstring() -> str:
 def step_inputs(step: BaseComponent, params: dict[str, object], **others) -> dict[str, object]:
     """The arguments of one step call: each of its inputs named like a pipeline parameter gets
     that parameter, the rest come from `others` (artifacts, run ids); any left over is an error,
-    so no input is silently left at a default."""
-    inputs = set(step.component_spec.inputs or {})
+    so no input is silently left at a default. An exit task's final status is kfp's to fill."""
+    specs = step.component_spec.inputs or {}
+    inputs = {name for name, spec in specs.items() if spec.type != FINAL_STATUS}
     wired = {name: params[name] for name in inputs if name in params}
     clash = set(wired) & set(others)
     missing = inputs - set(wired) - set(others)
@@ -135,7 +143,11 @@ def build_pipeline(
 
     Its signature is generated from PipelineConfig (kfp reads `__signature__`): one typed input
     per setting, named as the setting. Each step gets every pipeline input its component has
-    an input of the same name for (`step_inputs`).
+    an input of the same name for (`step_inputs`). The steps run inside an exit handler whose
+    `finish` task closes the MLflow parent run however they end; its outputs are the pipeline's.
+    The first step, snapshot, returns the data fingerprint (an input of preprocess, so the KFP
+    cache follows the data) or "" when the data and training settings equal the champion's and
+    `skip_unchanged` is on: every later step sits under a `dsl.If` on it.
 
     `cluster=True` adds what only a Kubernetes cluster uses: the MLflow Secret as env vars,
     the train task's resources, GPU and TPU tolerations and `gpu_node_selector`. Without it
@@ -153,95 +165,116 @@ def build_pipeline(
     vertex_train_op = vertex.train_op(train_op) if vertex is not None else None
     evaluate_op = evaluate_component(images.trainer)
     publish_op = publish_component(images.runtime)
+    finish_op = finish_component(images.runtime)
 
     def segpipe(*args, **kwargs) -> PipelineOutputs:
         p = signature.bind(*args, **kwargs).arguments
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        # Never cached: it is what looks at the data. It returns the data fingerprint, or ""
-        # when data and training settings equal the champion's and skip_unchanged is on.
-        snap = (
-            snapshot_op(**step_inputs(snapshot_op, p, pipeline_run_id=run_id))
-            .set_display_name("snapshot")
+        # Runs however the steps end: the MLflow parent run gets the headline and its final
+        # state, and no step run is left RUNNING.
+        finish = (
+            finish_op(
+                **step_inputs(
+                    finish_op,
+                    p,
+                    pipeline_run_id=run_id,
+                    kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                    pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
+                )
+            )
+            .set_display_name("finish")
             .set_caching_options(False)
         )
-        snapshot = snap.outputs["snapshot"]
-        launched = None
-        with dsl.If(snap.outputs["Output"] != "", name="data-or-settings-changed"):
-            prep = preprocess_op(
-                **step_inputs(preprocess_op, p, data_fingerprint=snap.outputs["Output"])
-            ).set_display_name("preprocess")
-            # Cached: the key holds the snapshot's fingerprint of the data and the preprocess
-            # settings, so it hits exactly when preprocess would write the same shards.
-            prep.set_caching_options(True)
-            step_artifacts = dict(
-                dataset=prep.outputs["dataset"],
-                snapshot=snapshot,
-                pipeline_run_id=run_id,
-                # checkpoints go under the pipeline root when checkpoint_root is empty
-                pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
-            )
-            train_args = step_inputs(train_op, p, **step_artifacts)
-            if vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
-                trained = train_task(vertex_train_op, train_args)
-                model, train_run = trained.outputs["model"], trained.outputs["Output"]
-            elif cluster:
-                with dsl.If(p["train_workers"] == 1, name="one-train-pod"):
-                    trained = train_task(train_op, train_args)
-                    resources = [p[n] for n in ("train_cpu", "train_memory", "train_accelerator")]
-                    request_accelerator_node(trained, *resources, p["train_gpus"], node_selector)
-                with dsl.Else(name="train-workers"):
-                    launch_args = step_inputs(
-                        launch_op,
-                        p,
-                        **step_artifacts,
-                        trainer_image=images.trainer,
-                        node_selector=",".join(f"{k}={v}" for k, v in node_selector.items()),
-                    )
-                    launched = train_task(launch_op, launch_args).set_display_name(
-                        "train (TrainJob)"
-                    )
-                model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
-                train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
-            else:
-                trained = train_task(train_op, train_args)
-                model, train_run = trained.outputs["model"], trained.outputs["Output"]
-            gate = (
-                evaluate_op(
-                    **step_inputs(
-                        evaluate_op,
-                        p,
-                        dataset=prep.outputs["dataset"],
-                        model=model,
-                        snapshot=snapshot,
-                        train_run_id=train_run,
-                        pipeline_run_id=run_id,
-                    )
-                )
-                .set_display_name("evaluate")
+        with dsl.ExitHandler(finish, name="pipeline-run"):
+            # Never cached: it is what looks at the data.
+            snap = (
+                snapshot_op(**step_inputs(snapshot_op, p, pipeline_run_id=run_id))
+                .set_display_name("snapshot")
                 .set_caching_options(False)
             )
-            with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-                published = (
-                    publish_op(
-                        **step_inputs(
-                            publish_op,
+            snapshot = snap.outputs["snapshot"]
+            launched = None
+            fingerprint = snap.outputs["Output"]
+            with dsl.If(fingerprint != "", name="data-or-settings-changed"):
+                prep = preprocess_op(
+                    **step_inputs(preprocess_op, p, data_fingerprint=fingerprint)
+                ).set_display_name("preprocess")
+                # Cached: the key holds the snapshot's fingerprint of the data and the preprocess
+                # settings, so it hits exactly when preprocess would write the same shards.
+                prep.set_caching_options(True)
+                step_artifacts = dict(
+                    dataset=prep.outputs["dataset"],
+                    snapshot=snapshot,
+                    pipeline_run_id=run_id,
+                    # checkpoints go under the pipeline root when checkpoint_root is empty
+                    pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
+                )
+                train_args = step_inputs(train_op, p, **step_artifacts)
+                if vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
+                    trained = train_task(vertex_train_op, train_args)
+                    model, train_run = trained.outputs["model"], trained.outputs["Output"]
+                elif cluster:
+                    with dsl.If(p["train_workers"] == 1, name="one-train-pod"):
+                        trained = train_task(train_op, train_args)
+                        resources = [
+                            p[n] for n in ("train_cpu", "train_memory", "train_accelerator")
+                        ]
+                        request_accelerator_node(
+                            trained, *resources, p["train_gpus"], node_selector
+                        )
+                    with dsl.Else(name="train-workers"):
+                        launch_args = step_inputs(
+                            launch_op,
                             p,
-                            model=model,
+                            **step_artifacts,
+                            trainer_image=images.trainer,
+                            node_selector=",".join(f"{k}={v}" for k, v in node_selector.items()),
+                        )
+                        launched = train_task(launch_op, launch_args)
+                        launched.set_display_name("train (TrainJob)")
+                    model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
+                    train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
+                else:
+                    trained = train_task(train_op, train_args, retried=False)
+                    model, train_run = trained.outputs["model"], trained.outputs["Output"]
+                gate = (
+                    evaluate_op(
+                        **step_inputs(
+                            evaluate_op,
+                            p,
                             dataset=prep.outputs["dataset"],
+                            model=model,
+                            snapshot=snapshot,
                             train_run_id=train_run,
                             pipeline_run_id=run_id,
                         )
                     )
-                    .set_display_name("publish")
+                    .set_display_name("evaluate")
                     .set_caching_options(False)
                 )
-        tracked = [snap, prep, trained, launched, gate, published]  # the steps that use MLflow
+                with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+                    published = (
+                        publish_op(
+                            **step_inputs(
+                                publish_op,
+                                p,
+                                model=model,
+                                dataset=prep.outputs["dataset"],
+                                train_run_id=train_run,
+                                pipeline_run_id=run_id,
+                            )
+                        )
+                        .set_display_name("publish")
+                        .set_caching_options(False)
+                    )
+        tracked = [snap, prep, trained, launched, gate, published, finish]  # all use MLflow
         for task in filter(None, tracked):
             if vertex is not None:
                 task.set_env_variable("MLFLOW_TRACKING_URI", vertex.mlflow_tracking_uri)
             elif cluster:
                 use_mlflow_secret(task, p["mlflow_secret"])
-        return PipelineOutputs(snapshot)
+        outputs = ("passed", "train_run_id", "outcome", "parent_run_id")
+        return PipelineOutputs(*(finish.outputs[name] for name in outputs))
 
     segpipe.__signature__ = signature
     segpipe.__doc__ = pipeline_docstring()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from components.common.image_files import (
     to_display_image,
 )
 from components.common.overlay import blend, png_bytes
+from components.common.progress import Bar
 from components.common.saved_model import (
     CLASS_IDS,
     IMAGE_BYTES,
@@ -153,21 +154,6 @@ def _output_names(files: list[str], root: str) -> list[str]:
             names[index] = relative[index]
 
 
-def progress(items: list, label: str) -> Iterator:
-    """tqdm when installed, else a plain counter on stderr."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        total = len(items)
-        for index, item in enumerate(items, start=1):
-            yield item
-            sys.stderr.write(f"\r{label}: {index}/{total}")
-            sys.stderr.flush()
-        sys.stderr.write("\n")
-        return
-    yield from tqdm(items, desc=label, unit="image")
-
-
 def _model_info(model_dir: str) -> dict:
     """The export's model info; without one, the full palette (colours stay distinct)."""
     return read_model_info(model_dir) or {"num_classes": 256}
@@ -199,13 +185,18 @@ def _segmenter(model_dir: str):
 
 
 def predict(
-    model: str, inputs: str, output_dir: str, max_pixels: int = DEFAULT_MAX_PIXELS
+    model: str,
+    inputs: str,
+    output_dir: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress_stream: TextIO | None = None,
 ) -> PredictResult:
     """Segment each input; write `<name>_mask.png` and `<name>_overlay.png` under `output_dir`.
 
     Images are decoded as preprocess decodes them (any format it reads, EXIF orientation,
     16-bit, alpha; grey when the model was trained on grey). An input over `max_pixels`,
-    or unreadable, is skipped with the reason; the others are still written.
+    or unreadable, is skipped with the reason; the others are still written. A progress bar
+    goes to `progress_stream` (default: stderr).
     """
     if max_pixels < 1:
         raise ValueError(f"max_pixels={max_pixels} must be 1 or more")
@@ -214,7 +205,9 @@ def predict(
     info = _model_info(model_dir)
     segment = _segmenter(model_dir)
     written, skipped = [], []
-    for item in progress(found, "predict"):
+    bar = Bar(progress_stream or sys.stderr, len(found), "images")
+    for done, item in enumerate(found, start=1):
+        bar.update(done - 1, prefix="predict  ")
         try:
             image = _read(item.path, max_pixels)
         except (UnreadableImage, ImageTooLarge) as error:
@@ -236,4 +229,6 @@ def predict(
             overlay = blend(colour, class_ids, int(info["num_classes"]))
             handle.write(png_bytes(overlay))
         written.append(Prediction(item.path, mask_path, overlay_path))
+    bar.update(len(found), prefix="predict  ")
+    bar.clear()
     return PredictResult(written, skipped)

@@ -10,9 +10,9 @@ import pytest
 from mlflow_stores import copy_store
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Tests using these are slow by nature (a real MLflow server, a fresh venv): marked so whatever
-# the module says.
-SLOW_FIXTURES = {"mlflow_server", "core_python"}
+# Tests using these are slow by nature (a real MLflow server, a fresh venv, two kfp.local runs):
+# marked so whatever the module says.
+SLOW_FIXTURES = {"mlflow_server", "core_python", "local_runs"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -137,3 +137,33 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: 
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+TINY_RUN = [
+    *("--param", "image_height=32", "--param", "image_width=32", "--param", "epochs=2"),
+    *("--param", "unet_width=4", "--param", "unet_depth=2", "--param", "batch_size=8"),
+    *("--param", "val_fraction=0.4"),
+]
+
+
+@pytest.fixture(scope="session")
+def local_runs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Two `segpipe run`s on tiny_data into one store: the first publishes a champion, the
+    second's gate cannot pass. Yields (workdir, tracking URI, [each run's terminal output])."""
+    import contextlib
+    import io
+
+    from pipelines.cli import main
+
+    workdir = tmp_path_factory.mktemp("local-runs")
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    base = ["run", "--data", str(tiny_data), "--workdir", str(workdir), *TINY_RUN]
+    outputs = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        for gate in ("min_mean_iou=0.0", "min_mean_iou=1.0"):
+            terminal = io.StringIO()
+            with contextlib.redirect_stdout(terminal):
+                assert main([*base, "--param", gate]) == 0
+            outputs.append(terminal.getvalue())
+        yield workdir, uri, outputs

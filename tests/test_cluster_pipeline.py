@@ -93,6 +93,7 @@ def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cl
         "exec-launch-train",
         "exec-evaluate",
         "exec-publish",
+        "exec-finish",
     ):
         required, optional = platform[name]["secretAsEnv"]
         assert required["keyToEnv"] == [
@@ -106,13 +107,14 @@ def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cl
         }
         assert optional["optional"] is True
         source = required["secretNameParameter"]["componentInputParameter"]
-        # all but the snapshot sit in conditions' sub-DAGs, which receive the parameter as a
-        # channel
-        in_root = name == "exec-snapshot"
-        assert source == ("mlflow_secret" if in_root else "pipelinechannel--mlflow_secret")
-    conditions = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("condition")]
-    assert len(conditions) == 1  # what runs when the data or the settings changed
-    wired = conditions[0]["inputs"]["parameters"]["pipelinechannel--mlflow_secret"]
+        # the steps sit in the exit handler's sub-DAG, those after the snapshot in its
+        # condition's: each receives the parameter as a channel; finish, the exit task, reads the
+        # pipeline's own parameter
+        assert source == (
+            "mlflow_secret" if name == "exec-finish" else "pipelinechannel--mlflow_secret"
+        )
+    handler = spec["root"]["dag"]["tasks"]["exit-handler-1"]
+    wired = handler["inputs"]["parameters"]["pipelinechannel--mlflow_secret"]
     assert wired == {"componentInputParameter": "mlflow_secret"}
     default = spec["root"]["inputDefinitions"]["parameters"]["mlflow_secret"]["defaultValue"]
     assert default == "segpipe-mlflow"
@@ -132,6 +134,7 @@ def test_every_step_carries_the_label_the_mlflow_network_policy_admits(cluster_y
         assert platform[name]["podMetadata"]["labels"] == admitted
     assert platform["exec-evaluate"]["podMetadata"]["labels"] == admitted
     assert platform["exec-publish"]["podMetadata"]["labels"] == admitted
+    assert platform["exec-finish"]["podMetadata"]["labels"] == admitted
 
 
 def test_no_secret_value_is_compiled_in(cluster_yaml):
@@ -176,9 +179,33 @@ def test_the_local_pipeline_carries_no_cluster_settings(tmp_path: Path):
     (spec,) = yaml.safe_load_all(path.read_text())  # no second (platform) document
     for executor in spec["deploymentSpec"]["executors"].values():
         assert "resources" not in executor["container"]
-    assert _tasks(spec)["train"]["retryPolicy"]["maxRetryCount"] == 3
+    # nothing preempts a kfp.local task: a retry would only repeat an error after minutes
+    assert "retryPolicy" not in _tasks(spec)["train"]
 
 
 def test_local_runs_refuse_cluster_only_parameters(tmp_path: Path):
     with pytest.raises(SystemExit, match="train_gpus only takes effect on a cluster"):
         main(["run", "--workdir", str(tmp_path), "--param", "train_gpus=2"])
+
+
+def test_what_a_person_looks_at_is_a_typed_visual_artifact_in_the_kfp_ui(cluster_yaml):
+    spec = cluster_yaml[0]
+
+    def outputs(step: str) -> dict[str, str]:
+        artifacts = spec["components"][f"comp-{step}"]["outputDefinitions"]["artifacts"]
+        return {name: a["artifactType"]["schemaTitle"] for name, a in artifacts.items()}
+
+    assert outputs("preprocess") == {
+        "dataset": "system.Dataset",
+        "report": "system.Markdown",  # the data statistics
+        "counts": "system.Metrics",  # inputs, rejects, examples per split
+    }
+    assert outputs("train") == {"model": "system.Model", "figures": "system.Metrics"}
+    assert outputs("evaluate") == {
+        "metrics": "system.Metrics",  # the scores, the gate's reason in its metadata
+        "report": "system.HTML",  # the evaluation report
+        "per_image": "system.Dataset",
+        "confusion": "system.ClassificationMetrics",  # shown as a confusion matrix
+    }
+    assert outputs("publish") == {"model_card": "system.Markdown"}
+    assert outputs("finish") == {"summary": "system.Markdown"}  # the run's headline

@@ -23,10 +23,12 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     assert GatePolicy().allow_absent_classes == ""  # no class may be absent by default
     assert GatePolicy().max_drop == 0.0 and GatePolicy().max_class_drop < 0  # off by default
 
-    # every step after the snapshot runs inside its condition (data or settings changed)
-    (changed,) = [t for t in spec["root"]["dag"]["tasks"].values() if "triggerPolicy" in t]
-    tasks = spec["components"][changed["componentRef"]["name"]]["dag"]["tasks"]
-    evaluate = tasks["evaluate"]
+    # the steps sit in the exit handler's sub-DAG, those after the snapshot in its condition's
+    # (data or settings changed): pipeline parameters arrive as channels
+    handler = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    (changed,) = [t for t in handler.values() if "triggerPolicy" in t]
+    steps = spec["components"][changed["componentRef"]["name"]]["dag"]["tasks"]
+    evaluate = steps["evaluate"]
     gate_inputs = ("min_mean_iou", "max_drop", "max_class_drop", "allow_absent_classes")
     for name in (*gate_inputs, "max_class_shift", "eval_split", "model_name", "alias"):
         binding = evaluate["inputs"]["parameters"][name]
@@ -36,7 +38,7 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     # evaluate records which train run it judged (the one train pod's, or the TrainJob's when
     # train_workers > 1); publish checks it
     train_run = evaluate["inputs"]["parameters"]["train_run_id"]["taskOutputParameter"]
-    branches = tasks[train_run["producerTask"]]["componentRef"]["name"]
+    branches = steps[train_run["producerTask"]]["componentRef"]["name"]
     oneof = spec["components"][branches]["dag"]["outputs"]["parameters"]
     selectors = oneof[train_run["outputParameterKey"]]["valueFromOneof"]["parameterSelectors"]
     assert {s["outputParameterKey"] for s in selectors} == {
@@ -48,7 +50,7 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     assert outputs["artifacts"]["report"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert set(outputs["parameters"]) == {"Output"}  # dsl.If reads the sole Output
 
-    dags = [spec["components"][t["componentRef"]["name"]].get("dag", {}) for t in tasks.values()]
+    dags = [spec["components"][t["componentRef"]["name"]].get("dag", {}) for t in steps.values()]
     (publish,) = [dag["tasks"]["publish"] for dag in dags if "publish" in dag.get("tasks", {})]
     dataset = publish["inputs"]["artifacts"]["dataset"]
     assert dataset["componentInputArtifact"] == "pipelinechannel--preprocess-dataset"

@@ -47,6 +47,8 @@ def test_train_logs_params_epochs_and_model(store, trained):
     assert run.data.params["epochs"] == "2"
     history = store.get_metric_history(run_id, "val_mean_iou")
     assert [m.step for m in history] == [1, 2]
+    # the training batches' IoU is named apart from evaluate's `mean_iou` of the model
+    assert "train_mean_iou" in run.data.metrics and "mean_iou" not in run.data.metrics
     artifacts = {a.path for a in store.list_artifacts(run_id, "model")}
     assert "model/saved_model.pb" in artifacts
     assert (model_dir / "saved_model.pb").exists()
@@ -63,6 +65,31 @@ def test_serving_signature_takes_png_bytes_of_any_size(trained):
     class_ids = serve(image_bytes=tf.constant(buffer.getvalue()))["class_ids"].numpy()
     assert class_ids.shape == (45, 70)
     assert class_ids.max() < 4
+
+
+def test_logged_model_is_an_mlflow_model_with_the_serving_signature(store, trained):
+    import mlflow
+    import tensorflow as tf
+    from mlflow.models import Model
+
+    model_dir, run_id = trained
+    logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model")
+    model = Model.load(logged)
+    assert model.run_id == run_id
+    assert model.signature.inputs.to_dict() == [
+        {"type": "binary", "name": "image_bytes", "required": True}
+    ]
+    (output,) = model.signature.outputs.to_dict()
+    assert output["name"] == "class_ids"
+    assert output["tensor-spec"] == {"dtype": "uint8", "shape": (-1, -1)}
+    assert model.metadata["num_classes"] == 4
+    # the flavor names a real loader: MLflow's TensorFlow flavor loads the SavedModel itself
+    loaded = mlflow.tensorflow.load_model(f"runs:/{run_id}/model")
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8), "RGB").save(buffer, format="PNG")
+    serve = loaded.signatures["serving_default"]
+    assert serve(image_bytes=tf.constant(buffer.getvalue()))["class_ids"].shape == (20, 30)
+    assert (model_dir / "MLmodel").exists()  # the folder evaluate scores and publish checks
 
 
 def test_evaluate_gate_exit_codes_and_metrics(store, tiny_shards, trained, capsys):
@@ -99,6 +126,13 @@ def test_publish_registers_champion_exports_and_is_idempotent(
     export = tmp_path / "exports" / "tiny" / str(versions[0].version)
     assert (export / "_SUCCESS").exists()
     assert (export / "saved_model.pb").exists()
+    # the registered version is an MLflow model: the registry shows its schema
+    import mlflow
+    from mlflow.models import Model
+
+    source = store.get_model_version_download_uri("tiny", versions[0].version)
+    registered = Model.load(mlflow.artifacts.download_artifacts(artifact_uri=source))
+    assert registered.signature.outputs.input_names() == ["class_ids"]
 
 
 def test_model_input_size_may_differ_from_the_shards(store, tiny_shards, tmp_path):

@@ -11,8 +11,6 @@ import yaml
 
 from pipelines.cli import main
 
-TASKS = {"preprocess", "train", "evaluate", "publish"}
-
 
 @pytest.fixture
 def compiled(tmp_path: Path) -> dict:
@@ -38,34 +36,42 @@ def test_compiled_pipeline_has_five_steps_the_rest_under_the_snapshot_train_in_t
     def inner(task: dict) -> dict:
         return components[task["componentRef"]["name"]]["dag"]["tasks"]
 
-    changed_key, changed = _condition(root_tasks, "data-or-settings-changed")
-    assert set(root_tasks) == {"snapshot", changed_key}
+    # finish, the exit task, runs once the steps end, however they end, and gives the outputs
+    assert set(root_tasks) == {"exit-handler-1", "finish"}
+    assert root_tasks["finish"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert root_tasks["finish"]["dependentTasks"] == ["exit-handler-1"]
+    outputs = compiled["root"]["dag"]["outputs"]["parameters"]
+    assert {o["valueFromParameter"]["producerSubtask"] for o in outputs.values()} == {"finish"}
+    assert set(outputs) == {"passed", "train_run_id", "outcome", "parent_run_id"}
+    handler = inner(root_tasks["exit-handler-1"])
+    changed_key, changed = _condition(handler, "data-or-settings-changed")
+    assert set(handler) == {"snapshot", changed_key}
     # the run ends after the snapshot when it returns "" (nothing changed, skip_unchanged)
     assert changed["triggerPolicy"]["condition"] == (
         "inputs.parameter_values['pipelinechannel--snapshot-Output'] != ''"
     )
-    tasks = inner(changed)
-    gate_key, gate = _condition(tasks, "gate-passed")
-    (branches_name,) = [n for n in tasks if n.startswith("condition-branches")]
-    assert set(tasks) == {"preprocess", "evaluate", gate_key, branches_name}
+    steps = inner(changed)
+    gate_key, gate = _condition(steps, "gate-passed")
+    (branches_name,) = [n for n in steps if n.startswith("condition-branches")]
+    assert set(steps) == {"preprocess", "evaluate", gate_key, branches_name}
     assert set(inner(gate)) == {"publish"}
     assert "evaluate-Output" in gate["triggerPolicy"]["condition"]
     # train_workers picks one branch at run time: the one train pod, or the TrainJob launcher
-    branches = {t["taskInfo"]["name"]: inner(t) for t in inner(tasks[branches_name]).values()}
+    branches = {t["taskInfo"]["name"]: inner(t) for t in inner(steps[branches_name]).values()}
     assert {n: set(tasks) for n, tasks in branches.items()} == {
         "one-train-pod": {"train"},
         "train-workers": {"launch-train"},
     }
     assert branches["one-train-pod"]["train"]["retryPolicy"]["maxRetryCount"] == 3
-    assert tasks["evaluate"]["cachingOptions"] == {}
+    assert steps["evaluate"]["cachingOptions"] == {}
 
 
 def test_preprocess_is_cached_with_the_snapshots_fingerprint_as_an_input(compiled):
     """The cache key of preprocess follows the data: the fingerprint is one of its inputs."""
-    root_tasks = compiled["root"]["dag"]["tasks"]
-    _, changed = _condition(root_tasks, "data-or-settings-changed")
-    tasks = compiled["components"][changed["componentRef"]["name"]]["dag"]["tasks"]
-    preprocess = tasks["preprocess"]
+    components = compiled["components"]
+    handler = components["comp-exit-handler-1"]["dag"]["tasks"]
+    _, changed = _condition(handler, "data-or-settings-changed")
+    preprocess = components[changed["componentRef"]["name"]]["dag"]["tasks"]["preprocess"]
     assert preprocess["cachingOptions"] == {"enableCache": True}
     fingerprint = preprocess["inputs"]["parameters"]["data_fingerprint"]
     assert fingerprint == {"componentInputParameter": "pipelinechannel--snapshot-Output"}
@@ -75,8 +81,8 @@ def test_preprocess_is_cached_with_the_snapshots_fingerprint_as_an_input(compile
         "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "snapshot"}
     }
     # the snapshot itself always runs: it is what looks at the data
-    assert root_tasks["snapshot"]["cachingOptions"] == {}
-    assert "pipeline_run_id" in root_tasks["snapshot"]["inputs"]["parameters"]
+    assert handler["snapshot"]["cachingOptions"] == {}
+    assert "pipeline_run_id" in handler["snapshot"]["inputs"]["parameters"]
 
 
 def test_compiled_images_are_pinned_from_one_place(compiled):
@@ -127,29 +133,52 @@ def test_importing_pipelines_does_not_import_tensorflow_or_beam():
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.slow
-def test_local_runs_publish_a_champion_then_refuse_an_impossible_gate(
-    mlflow_store, tiny_data, tmp_path, capsys
-):
+@pytest.mark.slow  # two kfp.local runs (the local_runs fixture)
+def test_local_runs_publish_a_champion_then_refuse_an_impossible_gate(local_runs):
     from mlflow.tracking import MlflowClient
 
-    tiny = ["--param", "image_height=32", "--param", "image_width=32", "--param", "epochs=1"]
-    tiny += ["--param", "unet_width=4", "--param", "unet_depth=2", "--param", "batch_size=8"]
-    tiny += ["--param", "val_fraction=0.4"]
-    base = ["run", "--data", str(tiny_data), "--workdir", str(tmp_path), *tiny]
-
-    assert main([*base, "--param", "min_mean_iou=0.0"]) == 0
-    first = capsys.readouterr().out
-    client = MlflowClient(mlflow_store)
+    workdir, uri, (first, second) = local_runs
+    client = MlflowClient(uri)
     champion = client.get_model_version_by_alias("segpipe-unet", "champion")
     assert "registered: version 1" in first
-    assert (tmp_path / "exports" / "segpipe-unet" / str(champion.version) / "_SUCCESS").exists()
-
-    assert main([*base, "--param", "min_mean_iou=1.0"]) == 0
-    second = capsys.readouterr().out
+    assert (workdir / "exports" / "segpipe-unet" / str(champion.version) / "_SUCCESS").exists()
     assert "gate:       FAILED" in second
     assert len(client.search_model_versions("name = 'segpipe-unet'")) == 1
     assert client.get_model_version_by_alias("segpipe-unet", "champion").version == champion.version
+
+
+@pytest.mark.slow  # two kfp.local runs (the local_runs fixture)
+def test_each_local_run_is_one_closed_parent_run_with_its_steps_and_headline(local_runs):
+    from mlflow.tracking import MlflowClient
+
+    _, uri, _ = local_runs
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("segpipe")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    parents = client.search_runs(
+        [experiment.experiment_id],
+        "tags.`segpipe.step` = 'pipeline'",
+        order_by=["attributes.start_time ASC"],
+    )
+    assert [p.data.tags["gate.passed"] for p in parents] == ["true", "false"]
+    published, refused = parents
+    for parent in parents:
+        assert parent.info.status == "FINISHED"
+        assert parent.info.run_name.startswith("tiny-data")  # the data folder, then the time
+        assert 0.0 <= parent.data.metrics["mean_iou"] <= 1.0
+        assert {"iou/class_0", "iou/class_3"} <= set(parent.data.metrics)
+        children = client.search_runs(
+            [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+        )
+        steps = sorted(c.data.tags["segpipe.step"] for c in children)
+        expected = ["evaluate", "preprocess", "train"]
+        assert steps == sorted([*expected, "publish"] if parent is published else expected)
+        assert all(c.info.status == "FINISHED" for c in children)
+        # kfp.local's run folder, where the steps' outputs and the run's log are
+        assert Path(parent.data.tags["segpipe.run_folder"], "evaluate").is_dir()
+    assert published.data.tags["registered_version"] == "1"
+    assert "registered_version" not in refused.data.tags
+    assert not client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
 
 
 def test_preset_sets_defaults_and_params_override_it(tmp_path):

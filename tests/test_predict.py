@@ -135,3 +135,42 @@ def test_a_grayscale_model_sees_grey_images_as_in_training(tmp_path):
     serve = tf.saved_model.load(str(model)).signatures["serving_default"]
     red = png_bytes(np.full((4, 6, 3), (250, 0, 0), np.uint8))
     assert (serve(image_bytes=tf.constant(red))["class_ids"].numpy() == 0).all()
+
+
+def test_the_terminal_shows_a_bar_and_the_outcome_tensorflows_notices_go_to_a_log(
+    red_model, tmp_path
+):
+    import subprocess
+    import sys
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(3):
+        Image.new("RGB", (6, 4), (250, 0, 0)).save(photos / f"{index}.png")
+    command = [str(Path(sys.executable).parent / "segpipe"), "predict", "--model", str(red_model)]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # TF's chatter on
+
+    done = subprocess.run(
+        [*command, "--input", str(photos), "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # TensorFlow's notices went to the log
+    lines = done.stdout.splitlines()
+    assert lines[0] == "predict  [" + "." * 24 + "] 0/3 images"
+    assert lines[-2] == "predict  [" + "#" * 24 + "] 3/3 images"
+    assert lines[-1] == f"wrote 3 masks and overlays to {tmp_path / 'out'}"
+
+    failed = subprocess.run(
+        [*command[:3], str(tmp_path / "no-model"), "--input", str(photos), "--output", "x"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert failed.returncode == 1
+    *_, reason, log_line = failed.stderr.splitlines()
+    no_model = tmp_path / "no-model"
+    assert (
+        reason
+        == f"segpipe predict failed: {no_model} is not a SavedModel folder (no saved_model.pb)"
+    )
+    assert Path(log_line.removeprefix("  log: ")).is_file()
+    assert "Traceback" not in failed.stdout + failed.stderr

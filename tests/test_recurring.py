@@ -86,12 +86,17 @@ def test_a_schedule_skips_unchanged_data_reports_what_changed_and_stops_a_shifte
     assert _line(second, "status") == f"  status:     {UNCHANGED_OUTCOME}"
     assert "Unchanged since segpipe-unet version 1: nothing to do" in _line(second, "data")
     assert "registered: nothing (no new version)" in second
+    snapshot_line = next(line for line in second.splitlines() if "  snapshot    done" in line)
+    assert snapshot_line.endswith("24 inputs; 0 added, 0 removed, 0 changed; " + UNCHANGED_OUTCOME)
+    assert "the rest    skipped  unchanged, nothing to do: no training, no new version" in second
+    assert "  train " not in second and "  preprocess " not in second
     assert versions() == ["1"]
     (parent,) = client.search_runs(
         [client.get_experiment_by_name("segpipe").experiment_id],
         filter_string=f"tags.`{OUTCOME_TAG}` = '{UNCHANGED_OUTCOME}'",
     )
     assert parent.data.tags[SKIPPED_TAG] == "true"
+    assert parent.data.tags["mlflow.note.content"].startswith("**Unchanged, nothing to do**")
     assert _step_runs(client, parent.data.tags[PIPELINE_RUN_TAG]) == {"pipeline", "snapshot"}
 
     # week 3: ten new images: retrained on them, reported as ten added inputs
@@ -99,6 +104,7 @@ def test_a_schedule_skips_unchanged_data_reports_what_changed_and_stops_a_shifte
     third = _run(data, tmp_path, capsys)
     assert "data changed (10 added, 0 removed, 0 changed, 24 unchanged)" in _line(third, "data")
     assert _line(third, "registered") == "  registered: version 2"
+    assert "  snapshot    done" in third and "34 inputs; 10 added, 0 removed, 0 changed" in third
     assert main(["data-diff", "1", "2", "--json"]) == 0
     diff = capsys.readouterr().out
     assert '"added": 10' in diff and '"removed": 0' in diff and '"changed": 0' in diff
@@ -123,13 +129,12 @@ def test_a_schedule_skips_unchanged_data_reports_what_changed_and_stops_a_shifte
     gate = _line(fifth, "gate")
     assert "FAILED" in gate and "the label distribution moved: class class_1" in gate
     assert versions() == ["1", "2", "3"]
-    train_run_id = _line(fifth, "MLflow run").split()[-1]
-    evaluation = client.search_runs(
+    (evaluation,) = client.search_runs(  # this week's: the latest
         [client.get_experiment_by_name("segpipe").experiment_id],
-        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = "
-        f"'{client.get_run(train_run_id).data.tags[PIPELINE_RUN_TAG]}' "
-        "and tags.`segpipe.step` = 'evaluate'",
-    )[0]
+        filter_string="tags.`segpipe.step` = 'evaluate'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     metrics = evaluation.data.metrics
     assert metrics["drift/class_shift"] > 0.03
     assert metrics["drift/class_share/class_1"] > metrics["drift/champion_class_share/class_1"]

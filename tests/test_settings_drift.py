@@ -42,8 +42,6 @@ STEPS = [
      "components.publish.publisher.publish"),
 ]  # fmt: skip
 STEP_IDS = [task for _, task, _, _ in STEPS]
-# tasks inside a condition's sub-DAG receive pipeline inputs as channels: all but the snapshot
-IN_CONDITION = {"preprocess", "train", "launch-train", "evaluate", "publish"}
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +86,8 @@ def test_every_setting_is_a_typed_pipeline_input_wired_to_its_step(
         name, kind = setting.name, setting_types(config_type)[setting.name]
         assert inputs[name]["parameterType"] == kinds[kind], name
         assert inputs[name]["defaultValue"] == setting.default, name
-        expected = f"pipelinechannel--{name}" if step in IN_CONDITION else name
-        assert task[name] == {"componentInputParameter": expected}, name
+        # every step sits in the exit handler's sub-DAG: pipeline inputs arrive as channels
+        assert task[name] == {"componentInputParameter": f"pipelinechannel--{name}"}, name
 
 
 def test_cluster_settings_are_pipeline_inputs_and_used_by_the_cluster_pipeline(compiled, tmp_path):
@@ -112,7 +110,7 @@ def test_the_pipeline_inputs_are_exactly_data_dir_and_the_settings(compiled):
 
 def test_every_input_of_the_pipeline_and_of_each_step_has_a_description(compiled):
     described = {"root": compiled["root"]["inputDefinitions"]}
-    for step in STEP_IDS:
+    for step in (*STEP_IDS, "finish"):
         described[step] = compiled["components"][f"comp-{step}"]["inputDefinitions"]
     for where, definitions in described.items():
         for kind in ("parameters", "artifacts"):
@@ -149,6 +147,9 @@ class _Artifact:
     def log_metric(self, key: str, value: float) -> None:
         self.metadata[key] = value
 
+    def log_confusion_matrix(self, categories: list[str], matrix: list[list[int]]) -> None:
+        self.metadata["confusionMatrix"] = {"categories": categories, "matrix": matrix}
+
 
 @pytest.mark.parametrize(("config_type", "step", "module", "core"), STEPS, ids=STEP_IDS)
 def test_every_setting_reaches_the_steps_config_with_its_value(
@@ -169,6 +170,10 @@ def test_every_setting_reaches_the_steps_config_with_its_value(
 
         stand_in.Workers = launcher.Workers
     monkeypatch.setitem(sys.modules, core_module, stand_in)
+    # train's KFP figures are read back from its MLflow run, which the stand-in never made
+    figures = types.ModuleType("components.train.epoch_metrics")
+    figures.training_figures = lambda run_id: {}
+    monkeypatch.setitem(sys.modules, "components.train.epoch_metrics", figures)
     # sentinel values need not pass the checks: this test is about the wiring
     monkeypatch.setattr(config_type, "__post_init__", lambda self: None)
     function = _function(module)
@@ -218,3 +223,17 @@ def test_a_step_input_no_pipeline_input_or_argument_feeds_is_an_error():
         step_inputs(component, {"epochs": 3})
     with pytest.raises(TypeError, match=r"\['epochs'\] given twice"):
         step_inputs(component, {"epochs": 3}, epochs=4, not_a_setting="x")
+
+
+def test_an_exit_tasks_final_status_is_left_to_kfp():
+    from kfp import dsl
+    from kfp.dsl import PipelineTaskFinalStatus
+
+    from pipelines.pipeline import step_inputs
+
+    def close(experiment: str, status: PipelineTaskFinalStatus) -> str:
+        return ""
+
+    close.__annotations__ = {"experiment": str, "status": PipelineTaskFinalStatus, "return": str}
+    component = dsl.component(base_image="python:3.11", install_kfp_package=False)(close)
+    assert step_inputs(component, {"experiment": "segpipe"}) == {"experiment": "segpipe"}

@@ -200,7 +200,7 @@ def test_training_goes_on_through_a_short_outage_and_logs_every_epoch(
     train_run, parent = _runs(server.uri)
     run_id = train_run.info.run_id
     assert training.stdout.read().decode().split()[-1] == run_id
-    for key in ("loss", "mean_iou", "val_loss", "val_mean_iou"):
+    for key in ("loss", "train_mean_iou", "val_loss", "val_mean_iou"):
         assert _logged_steps(server.uri, run_id, key) == list(range(1, epochs + 1)), key
     assert train_run.info.status == "FINISHED" and parent.info.status == "FINISHED"
     assert (tmp_path / "model" / "saved_model.pb").exists()

@@ -104,8 +104,8 @@ def test_the_vertex_variant_runs_train_as_a_custom_job_of_train_workers_replicas
             "container_spec"
         ]["env"]
     assert train["restart_job_on_worker_restart"]["defaultValue"] is True
-    # the replicas check the run's train_workers against their TF_CONFIG (a channel: train runs
-    # inside the snapshot's condition)
+    # the replicas check the run's train_workers against their TF_CONFIG (the steps sit in
+    # the exit handler's sub-DAG, which receives the parameter as a channel)
     wired = _tasks(spec)["train"]["inputs"]["parameters"]["train_workers"]
     assert wired == {"componentInputParameter": "pipelinechannel--train_workers"}
     for executor in spec["deploymentSpec"]["executors"].values():

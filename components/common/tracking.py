@@ -5,19 +5,34 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import json
 import logging
 import os
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.common import progress
+from components.common.pipeline_runs import (
+    PIPELINE_RUN_TAG,
+    STEP_TAG,
+    ensure_parent,
+    read_lineage,
+)
 from components.common.tracking_outage import OutageWindow, bounded_requests, connect, is_outage
 
 DEFAULT_STORE = "sqlite:///mlflow.db"
-PIPELINE_RUN_TAG = "segpipe.pipeline_run_id"
-STEP_TAG = "segpipe.step"
+# MLflow 3's marker of a model-training (not GenAI) experiment. Its UI (3.17) decides the mode
+# from the GenAI | Model training switch, or the link's `workflowType=machine_learning`.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# A view of the runs table that MLflow's UI loads from the link's `viewStateShareKey=segpipe`:
+# the columns a person compares runs by (MLflow 3 shows no metric columns by default).
+SHARED_VIEW_KEY = "segpipe"
+SHARED_VIEW_TAG = f"mlflow.sharedViewState.{SHARED_VIEW_KEY}"
 IMAGE_TAG = "segpipe.image"  # the step image that ran the step (its SEGPIPE_IMAGE), if any
 UID_TAG = "segpipe.uid"  # the uid of the step's process (10001 in segpipe's images)
+ERROR_TAG = "segpipe.error"  # on a failed step's run: the error that ended it
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 log = logging.getLogger(__name__)
@@ -73,29 +88,47 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         raise RuntimeError(f"MLflow tracking server at {uri} is unreachable: {error}") from error
 
 
+# the runs table's columns in it: the headline a person compares pipeline runs by. Per-class
+# scores are on each run's page; the wide Models and Dataset columns, which the table puts
+# first, are one click away (Columns)
+RUNS_VIEW_COLUMNS = ["metrics.`mean_iou`", "tags.`gate.passed`", "tags.`registered_version`"]
+
+
+def prepare_experiment(client, name: str, artifact_location: str | None = None) -> str:
+    """The experiment's id, created if missing, marked as model training, with segpipe's view.
+
+    Call under `store_lock` where two processes may create it at once.
+    """
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        experiment_id = client.create_experiment(name, artifact_location=artifact_location)
+        tags: dict[str, str] = {}
+    else:
+        experiment_id, tags = experiment.experiment_id, experiment.tags
+    if EXPERIMENT_KIND_TAG not in tags:  # a kind someone chose by hand is kept
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    if SHARED_VIEW_TAG not in tags:
+        view = json.dumps({"selectedColumns": RUNS_VIEW_COLUMNS})
+        client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG, view)
+    return experiment_id
+
+
+def runs_link(ui_url: str, experiment_id: str, run_id: str | None = None) -> str:
+    """A link to the runs table (or one run) that opens in MLflow's model-training mode."""
+    if run_id:
+        return f"{ui_url}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    return (
+        f"{ui_url}/#/experiments/{experiment_id}/runs"
+        f"?viewStateShareKey={SHARED_VIEW_KEY}&workflowType=machine_learning"
+    )
+
+
 def provenance_tags() -> dict[str, str]:
     """Where this step runs: the process's uid and, inside a segpipe image, that image."""
     tags = {UID_TAG: str(os.getuid())}
     if image := os.environ.get("SEGPIPE_IMAGE"):
         tags[IMAGE_TAG] = image
     return tags
-
-
-def _parent_run_id(client, experiment_id: str, pipeline_run_id: str) -> str:
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
-        f" and tags.`{STEP_TAG}` = 'pipeline'",
-        max_results=1,
-    )
-    if runs:
-        return runs[0].info.run_id
-    run = client.create_run(
-        experiment_id,
-        run_name=f"pipeline-{pipeline_run_id}",
-        tags={PIPELINE_RUN_TAG: pipeline_run_id, STEP_TAG: "pipeline"},
-    )
-    return run.info.run_id
 
 
 @contextlib.contextmanager
@@ -105,10 +138,15 @@ def step_run(
     pipeline_run_id: str | None,
     run_id: str | None = None,
     outage: OutageWindow | None = None,
+    dataset_dir: str | None = None,
+    data_dir: str = "",
 ) -> Iterator:
     """An active MLflow run for `step`, nested under the pipeline run's parent run.
 
     `run_id` reopens that earlier run instead (a retried task that resumes its work).
+    `dataset_dir`'s lineage names the parent (data set and time) and its preprocess run,
+    which is nested under the parent too; a step before preprocess (the snapshot) names the
+    parent by `data_dir`.
 
     Without a pipeline run id (a step whose outputs are cached across pipeline runs) the
     run stands alone, and later steps link to it by id.
@@ -122,19 +160,22 @@ def step_run(
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    with store_lock(uri):  # two steps starting at once may both create the experiment
-        experiment_id = mlflow.set_experiment(experiment).experiment_id
     client = MlflowClient(tracking_uri=uri)
+    with store_lock(uri):  # two steps starting at once may both create the experiment
+        experiment_id = prepare_experiment(client, experiment)
+    mlflow.set_experiment(experiment_id=experiment_id)
     tags = {STEP_TAG: step, **provenance_tags()}
     parent_id = None
     if pipeline_run_id is not None:
-        parent_id = _parent_run_id(client, experiment_id, pipeline_run_id)
+        lineage = read_lineage(dataset_dir) or ({"data_dir": data_dir} if data_dir else {})
+        parent_id = ensure_parent(client, experiment_id, pipeline_run_id, lineage)
         tags[PIPELINE_RUN_TAG] = pipeline_run_id
     run = mlflow.start_run(run_id=run_id, run_name=step, parent_run_id=parent_id, tags=tags)
     try:
         yield run
-    except BaseException:
-        _mark_failed(client, run.info.run_id, parent_id)
+    except BaseException as error:
+        progress.failed(step, error)  # for segpipe run's terminal: the reason, on one line
+        _mark_failed(client, run.info.run_id, parent_id, error)
         raise
     try:
         mlflow.end_run("FINISHED")  # leaves the run inactive here even when the call fails
@@ -154,12 +195,23 @@ def step_run(
         client.set_terminated(parent_id, "FINISHED")
 
 
-def _mark_failed(client, run_id: str, parent_id: str | None) -> None:
-    """Mark the step's run and its parent FAILED: one short try each, never raising."""
+def error_summary(error: BaseException) -> str:
+    """One line saying what went wrong: the message, or the error's type when it has none."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _mark_failed(client, run_id: str, parent_id: str | None, cause: BaseException) -> None:
+    """Mark the step's run and its parent FAILED, recording why (tag `segpipe.error`):
+    one short try each, never raising."""
     import mlflow
 
     with bounded_requests(timeout_s=5, max_retries=1):
         try:
+            mlflow.set_tag(ERROR_TAG, f"{type(cause).__name__}: {error_summary(cause)}"[:5000])
+        except Exception as error:
+            log.error("could not record the error on MLflow run %s: %s", run_id, error)
+        try:  # always tried: it leaves no active run behind (MLflow ends one at exit, slowly)
             mlflow.end_run("FAILED")
         except Exception as error:
             log.error("could not mark MLflow run %s FAILED (it stays RUNNING): %s", run_id, error)

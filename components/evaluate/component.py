@@ -1,7 +1,7 @@
 """KFP wrapper of the evaluate step."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from components.common.component_docs import with_setting_docs
 
@@ -14,6 +14,7 @@ def evaluate(
     metrics: Output[Metrics],
     report: Output[HTML],
     per_image: Output[Dataset],
+    confusion: Output[ClassificationMetrics],
     min_mean_iou: float,
     eval_split: str,
     max_drop: float,
@@ -40,6 +41,7 @@ def evaluate(
         metrics: mean IoU and the other scores, with the gate's reason in its metadata (output).
         report: HTML report, candidate against champion (output).
         per_image: per-image IoU as a Parquet table (output).
+        confusion: the confusion matrix in pixels, rows truth, columns prediction (output).
         train_run_id: the MLflow run that trained the candidate, recorded for publish.
         pipeline_run_id: the KFP run id; names the MLflow parent run.
     """
@@ -64,6 +66,7 @@ def evaluate(
         metrics.log_metric(key, value)
     metrics.metadata["gate_reason"] = result.decision.reason
     per_image.metadata["format"] = "parquet"
+    confusion.log_confusion_matrix(*result.confusion_matrix())
     return result.decision.passed
 
 

@@ -38,7 +38,13 @@ class Evaluation:
     images_path: str
     run_id: str  # the evaluate run in MLflow, which publish checks
     model_sha256: str  # digest of the model folder scored
+    class_names: tuple[str, ...] = ()
+    confusion: tuple[tuple[int, ...], ...] = ()  # candidate pixels: rows truth, cols predicted
     drift: DataDrift | None = None  # this data against the champion's training data
+
+    def confusion_matrix(self) -> tuple[list[str], list[list[int]]]:
+        """(class names, matrix) as KFP's ClassificationMetrics takes them."""
+        return list(self.class_names), [list(row) for row in self.confusion]
 
 
 def evaluate(
@@ -76,7 +82,7 @@ def evaluate(
     check_policy(policy, info.class_names)
     model_sha256 = folder_sha256(model_dir)  # what publish must find again, byte for byte
     outputs = tempfile.mkdtemp(prefix="segpipe-evaluate-")
-    with step_run("evaluate", experiment, pipeline_run_id) as run:
+    with step_run("evaluate", experiment, pipeline_run_id, dataset_dir=dataset_dir) as run:
         if snapshot_dir:
             from components.common.lineage import log_training_data
 
@@ -159,6 +165,8 @@ def evaluate(
             images_path or os.path.join(outputs, IMAGES_FILE),
             run.info.run_id,
             model_sha256,
+            info.class_names,
+            tuple(tuple(int(n) for n in row) for row in scores.confusion),
             drift,
         )
 

@@ -1,7 +1,7 @@
 """KFP wrapper of the preprocess step."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Markdown, Output
+from kfp.dsl import Dataset, Markdown, Metrics, Output
 
 from components.common.component_docs import with_setting_docs
 
@@ -11,6 +11,7 @@ def preprocess(
     data_dir: str,
     dataset: Output[Dataset],
     report: Output[Markdown],
+    counts: Output[Metrics],
     layout: str,
     image_glob: str,
     image_regex: str,
@@ -46,6 +47,7 @@ def preprocess(
         data_dir: the data folder, local or gs://, laid out as `layout` says.
         dataset: TFRecord shards per split, stats.json, dataset.json, rejects.jsonl (output).
         report: the data set's statistics and rejects as Markdown (output).
+        counts: the inputs read, rejected and written per split (output, KFP UI metrics).
         data_fingerprint: the snapshot step's fingerprint of the data and these settings: the
             KFP cache key follows the data through it (recorded in lineage.json).
     """
@@ -56,6 +58,8 @@ def preprocess(
     result = run_step(data_dir, dataset.path, config, experiment, data_fingerprint=data_fingerprint)
     with open(report.path, "w") as handle:
         handle.write(result.report_markdown)
+    for key, value in result.counts().items():
+        counts.log_metric(key, value)
 
 
 def preprocess_component(image: str):

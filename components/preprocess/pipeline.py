@@ -43,6 +43,12 @@ class PreprocessResult:
     stats: dict  # as written to stats.json
     report_markdown: str  # as written to stats.md
 
+    def counts(self) -> dict[str, int]:
+        """Inputs read, rejected, and examples written per split."""
+        counts = {"inputs": self.stats["inputs"], "rejected": self.stats["rejected"]}
+        counts.update({f"examples/{k}": v["examples"] for k, v in self.stats["splits"].items()})
+        return counts
+
 
 @dataclass(frozen=True)
 class ShardTask:

@@ -35,6 +35,7 @@ STATS_FILE = "stats.json"
 class Publication:
     version: str
     export_path: str
+    model_card: str = ""  # the export's MODEL_CARD.md (empty when this run moved nothing)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def publish(
         client, experiment, config.model_name, model_sha256, pipeline_run_id
     )
     # publish joins its evaluation's pipeline run (a CLI evaluate names one too)
-    with step_run("publish", experiment, evaluation.data.tags[PIPELINE_RUN_TAG]):
+    pipeline = evaluation.data.tags[PIPELINE_RUN_TAG]
+    with step_run("publish", experiment, pipeline, dataset_dir=dataset_dir):
         try:
             check_evaluation(evaluation, model_dir, model_sha256, train_run_id, config)
             train_run = client.get_run(train_run_id)
@@ -172,7 +174,7 @@ def _register_export_promote(
     current = alias_version(client, config.model_name, config.alias)
     if current is not None and str(current.version) == number:
         log.info("publish: %s version %s already is %s", config.model_name, number, config.alias)
-        return Publication(number, path)
+        return Publication(number, path, card)
     try:
         check_champion(client, config, evaluation, train_run_id)
     except PublishRefused as refusal:
@@ -189,7 +191,7 @@ def _register_export_promote(
         config.alias,
         path,
     )
-    return Publication(number, path)
+    return Publication(number, path, card)
 
 
 def rollback(model_name: str, alias: str = "champion") -> Rollback:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from components.common import storage
 from components.common.config import PreprocessConfig, SnapshotConfig, TrainConfig
 from components.common.lineage import (
+    DATA_CHANGES_TAG,
     DATA_FINGERPRINT_TAG,
     DIFF_FILE,
     OUTCOME_TAG,
@@ -121,7 +122,7 @@ def take_snapshot(
     )
     os.makedirs(output_dir, exist_ok=True)
     write_manifest(os.path.join(output_dir, MANIFEST_FILE), rows, _fingerprints(info))
-    with step_run("snapshot", experiment, pipeline_run_id) as run:
+    with step_run("snapshot", experiment, pipeline_run_id, data_dir=data_dir) as run:
         baseline, old_rows = _champion(model_name, alias)
         diff = diff_manifests(old_rows, rows) if old_rows is not None else None
         # an unreadable lineage leaves the baseline's fingerprints empty: never equal
@@ -142,7 +143,7 @@ def take_snapshot(
         )
         result = replace(result, report_markdown=render_report(result, settings.skip_unchanged))
         _write_outputs(output_dir, result)
-        _track(result, output_dir)
+        _track(result, output_dir, settings.skip_unchanged)
     log.info("snapshot: %s", headline(result, settings.skip_unchanged))
     return result
 
@@ -224,7 +225,7 @@ def _write_outputs(output_dir: str, result: Snapshot) -> None:
         handle.write(result.report_markdown)
 
 
-def _track(result: Snapshot, output_dir: str) -> None:
+def _track(result: Snapshot, output_dir: str, skip_unchanged: bool) -> None:
     """The snapshot's MLflow run: the dataset input, manifest, diff, report, counts, decision."""
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -240,6 +241,7 @@ def _track(result: Snapshot, output_dir: str) -> None:
         TRAIN_SETTINGS_TAG: result.info.train_settings_sha256,
         UNCHANGED_TAG: str(result.unchanged).lower(),
         SKIPPED_TAG: str(result.skipped).lower(),
+        DATA_CHANGES_TAG: headline(result, skip_unchanged)[:5000],
         "segpipe.baseline": result.baseline.label(),
     }
     mlflow.set_tags(tags)

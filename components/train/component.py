@@ -1,7 +1,7 @@
 """KFP wrapper of the train step."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Model, Output
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from components.common.component_docs import with_setting_docs
 
@@ -11,6 +11,7 @@ def train(
     dataset: Input[Dataset],
     snapshot: Input[Dataset],
     model: Output[Model],
+    figures: Output[Metrics],
     epochs: int,
     batch_size: int,
     learning_rate: float,
@@ -57,16 +58,18 @@ def train(
         dataset: the preprocess step's shards, stats.json and dataset.json.
         snapshot: the snapshot step's manifest: the run's dataset input and lineage tags.
         model: the exported SavedModel (output).
+        figures: epochs trained, the best val mean IoU, the last loss (output, KFP UI metrics).
         pipeline_run_id: the KFP run id; names the MLflow parent run and the checkpoint folder.
         pipeline_root: the pipeline root, for checkpoints when checkpoint_root is empty.
         train_workers: how many replicas run this task (a Vertex AI CustomJob); TF_CONFIG
             must agree. A Kubeflow TrainJob runs the launch_train component instead.
     """
     from components.common.config import TrainConfig, config_from_inputs
+    from components.train.epoch_metrics import training_figures
     from components.train.trainer import train as run_training
 
     config = config_from_inputs(TrainConfig, locals())
-    return run_training(
+    run_id = run_training(
         dataset.path,
         model.path,
         config,
@@ -78,6 +81,9 @@ def train(
         workers=train_workers,
         snapshot_dir=snapshot.path,
     )
+    for key, value in training_figures(run_id).items():
+        figures.log_metric(key, value)
+    return run_id
 
 
 def train_component(image: str):

@@ -8,12 +8,15 @@ import time
 
 import keras
 
-from components.common import storage
+from components.common import progress, storage
 from components.common.tracking_outage import OutageWindow
 
 log = logging.getLogger(__name__)
 
 PENDING_FILE = "pending_metrics.json"  # next to the checkpoint: metrics MLflow has not got yet
+# Keras names the training batches' running IoU `mean_iou`; in MLflow that key is evaluate's
+# score of the exported model (the pipeline's headline), so the train run names it apart
+RENAMED = {"mean_iou": "train_mean_iou"}
 
 
 def pending_path(checkpoint_dir: str) -> str:
@@ -93,13 +96,26 @@ class EpochMetricsLogger(keras.callbacks.Callback):
         logs = dict(logs or {})
         if not math.isfinite(logs.get("loss", 0.0)):
             raise FloatingPointError(f"training loss became {logs['loss']} at epoch {epoch + 1}")
-        self.pending.add(epoch + 1, {k: float(v) for k, v in logs.items()})
+        self.pending.add(epoch + 1, {RENAMED.get(k, k): float(v) for k, v in logs.items()})
         if not self.pending.flush(self.outage):
             log.warning(
                 "train: epoch %d's metrics kept until MLflow answers (%d values waiting)",
                 epoch + 1,
                 len(self.pending.metrics),
             )
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """An `epoch` progress event per epoch, for segpipe run's progress bar."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        figures = {k: float(logs[k]) for k in ("loss", "val_mean_iou") if k in logs}
+        progress.emit("epoch", step="train", epoch=epoch + 1, epochs=self.epochs, **figures)
 
 
 class FailOnLongOutage(keras.callbacks.Callback):
@@ -123,3 +139,18 @@ class FailOnLongOutage(keras.callbacks.Callback):
         else:
             consequence = f"training stopped after epoch {epoch + 1}; no checkpoint_root is set"
         self.outage.check(consequence)
+
+
+def training_figures(run_id: str) -> dict[str, float]:
+    """The train run's headline from its logged epochs: epochs, best val mean IoU, last loss."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    losses = client.get_metric_history(run_id, "loss")
+    figures: dict[str, float] = {"epochs": float(len(losses))}
+    if losses:
+        figures["loss"] = max(losses, key=lambda m: m.step).value
+    val = client.get_metric_history(run_id, "val_mean_iou")
+    if val:
+        figures["best_val_mean_iou"] = max(m.value for m in val)
+    return figures

@@ -28,12 +28,14 @@ from components.train import checkpoints, distributed, hardware
 from components.train.data import Augmentation, make_dataset
 from components.train.epoch_metrics import (
     EpochMetricsLogger,
+    EpochProgress,
     FailOnLongOutage,
     PendingMetrics,
     pending_path,
 )
 from components.train.export import export_model
 from components.train.losses import CrossEntropyDice
+from components.train.mlflow_model import write_mlmodel
 from components.train.model import build_model
 from components.train.optimization import make_optimizer
 from components.train.warm_start import warm_start
@@ -141,7 +143,14 @@ def train(
     outage = OutageWindow(config.tracking_outage_s, tracking_uri())
     with (
         bounded_requests(request_timeout_s(config.tracking_outage_s)),
-        step_run("train", experiment, pipeline_run_id, run_id=resumed_run_id, outage=outage) as run,
+        step_run(
+            "train",
+            experiment,
+            pipeline_run_id,
+            run_id=resumed_run_id,
+            outage=outage,
+            dataset_dir=dataset_dir,
+        ) as run,
         _system_metrics(config.system_metrics, run.info.run_id, bool(resumed_run_id)),
     ):
         run_id = run.info.run_id
@@ -168,13 +177,14 @@ def train(
 
         train_data, val_data = _datasets(inputs, config, strategy)
         model = _compiled_model(inputs, config, strategy, warm_start_and_tag)
-        tracking = [EpochMetricsLogger(pending, outage)]
+        tracking = [EpochMetricsLogger(pending, outage), EpochProgress(config.epochs)]
         callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None, tracking)
         # last: a tracking outage past the window fails the task only once the epoch is saved
         callbacks.append(FailOnLongOutage(outage, checkpoint_dir))
         _fit(model, train_data, val_data, inputs.steps_per_epoch, config, callbacks)
         pending.flush_within(outage, "logging the last epochs' metrics")
         export_model(model, model_dir, info)
+        write_mlmodel(model_dir, run_id, info)  # logged with it: an MLflow model with a signature
         # every worker is done with its checkpoint once all are here
         distributed.barrier(strategy, "the end of training")
         outage.retry("uploading the model", lambda: mlflow.log_artifacts(model_dir, "model"))

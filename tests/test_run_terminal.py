@@ -1,0 +1,81 @@
+"""`segpipe run` in a terminal, end to end: a few lines, the reason of a failure last, a log."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # segpipe run end to end (kfp.local)
+
+STEP_LINE = re.compile(r"^\d\d:\d\d:\d\d  (?P<step>\S+)\s+(?P<status>.*)$")
+
+
+def _step_lines(output: str) -> list[tuple[str, str]]:
+    return [(m["step"], m["status"]) for m in map(STEP_LINE.match, output.splitlines()) if m]
+
+
+def test_a_run_shows_a_line_per_step_and_a_summary_and_logs_the_rest(local_runs):
+    _, _, (first, second) = local_runs
+    assert len(first.splitlines()) < 25  # kfp.local alone prints hundreds
+    assert "Executing task" not in first and "executor_input" not in first
+    steps = _step_lines(first)
+    done = {step: status for step, status in steps if status.startswith("done in")}
+    assert set(done) == {"preprocess", "train", "evaluate", "publish", "finish"}
+    assert re.search(r"24 inputs, 0 rejected; \d+ train, \d+ val", done["preprocess"])
+    assert re.search(r"2 epochs, best val mean IoU 0\.\d{4}$", done["train"])
+    assert re.search(r"mean IoU 0\.\d{4}; gate PASSED: mean IoU", done["evaluate"])
+    assert done["publish"].endswith("segpipe-unet version 1 is champion")
+    assert [status for step, status in steps if step == "train"][1].startswith("[")  # the bar
+    assert ("publish", "skipped  the gate did not pass") in _step_lines(second)
+
+    (log_line,) = [line for line in first.splitlines() if line.startswith("  log:")]
+    log = Path(log_line.split(":", 1)[1].strip())
+    assert log.name == "segpipe.log" and (log.parent / "evaluate").is_dir()  # the run's folder
+    text = log.read_text()
+    assert "Executing task" in text and "Got executor_input" in text
+    assert "/#/experiments/" in first and "workflowType=machine_learning" in first
+
+
+@pytest.fixture(scope="module")
+def rejecting_data(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_data with 6 of its 24 masks gone: preprocess rejects too many inputs."""
+    data = tmp_path_factory.mktemp("rejecting") / "data"
+    shutil.copytree(tiny_data, data)
+    for mask in sorted((data / "masks").iterdir())[:6]:
+        mask.unlink()
+    return data
+
+
+def _segpipe_run(data: Path, workdir: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{workdir / 'mlflow.db'}")
+    command = [str(Path(sys.executable).parent / "segpipe"), "run", "--data", str(data)]
+    command += ["--workdir", str(workdir), "--param", "image_height=32"]
+    command += ["--param", "image_width=32", *extra]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_failed_run_ends_with_the_step_its_reason_and_the_log(rejecting_data, tmp_path, verbose):
+    result = _segpipe_run(rejecting_data, tmp_path, *(["--verbose"] if verbose else []))
+
+    assert result.returncode == 1
+    *_, failed, log_line = result.stderr.rstrip("\n").splitlines()
+    assert failed.startswith("segpipe run failed at preprocess: 6 of 24 inputs rejected (25.0%")
+    rejects = Path(re.search(r"details in (\S+rejects\.jsonl)", failed)[1])
+    assert len(rejects.read_text().splitlines()) == 6
+    log = Path(log_line.removeprefix("  log: "))
+    assert "Traceback" in log.read_text()  # the whole story is in the log ...
+    if verbose:  # ... and, asked for, on the terminal as it happens
+        assert "Executing task" in result.stdout
+    else:
+        assert "Traceback" not in result.stdout + result.stderr
+        steps = _step_lines(result.stdout)
+        assert steps[0] == ("preprocess", "started")
+        assert steps[1][1].startswith("FAILED after") and "rejects.jsonl" in steps[1][1]
+        assert ("train", "skipped  an earlier step failed") in steps
