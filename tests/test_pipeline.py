@@ -171,7 +171,7 @@ def test_each_local_run_is_one_closed_parent_run_with_its_steps_and_headline(loc
             [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
         )
         steps = sorted(c.data.tags["segpipe.step"] for c in children)
-        expected = ["evaluate", "preprocess", "train"]
+        expected = ["evaluate", "preprocess", "snapshot", "train"]
         assert steps == sorted([*expected, "publish"] if parent is published else expected)
         assert all(c.info.status == "FINISHED" for c in children)
         # kfp.local's run folder, where the steps' outputs and the run's log are
