@@ -195,6 +195,10 @@ def test_what_a_person_looks_at_is_a_typed_visual_artifact_in_the_kfp_ui(cluster
         artifacts = spec["components"][f"comp-{step}"]["outputDefinitions"]["artifacts"]
         return {name: a["artifactType"]["schemaTitle"] for name, a in artifacts.items()}
 
+    assert outputs("snapshot") == {
+        "snapshot": "system.Dataset",  # the manifest; its status and counts in its metadata
+        "report": "system.Markdown",  # what changed since the champion's data
+    }
     assert outputs("preprocess") == {
         "dataset": "system.Dataset",
         "report": "system.Markdown",  # the data statistics
