@@ -110,14 +110,12 @@ def summarize(
     headline (the snapshot's outcome), the evaluate step's metrics and gate tags."""
     from mlflow.tracking import MlflowClient
 
-    from components.common.pipeline_runs import find_parent
-
     client = MlflowClient(tracking_uri=uri)
     parent = client.get_run(outputs["parent_run_id"])
     outcome = outputs["outcome"] or CHANGED_OUTCOME
     data_changes = parent.data.tags.get(DATA_CHANGES_TAG, "")
+    link = runs_link(ui_url, parent.info.experiment_id, parent.info.run_id)
     if outcome == UNCHANGED_OUTCOME:  # the run ended after the snapshot
-        link = runs_link(ui_url, parent.info.experiment_id, parent.info.run_id)
         return RunSummary(
             None, False, UNCHANGED_OUTCOME, "", None, uri, browse, link, outcome=outcome,
             data_changes=data_changes,
@@ -133,8 +131,6 @@ def summarize(
     versions = client.search_model_versions(
         filter_string=f"name = '{model_name}' and run_id = '{train_run_id}'"
     )
-    experiment_id = train_run.info.experiment_id
-    parent = find_parent(client, experiment_id, pipeline_run_id)
     return RunSummary(
         mean_iou=evaluation.data.metrics["mean_iou"],
         passed=evaluation.data.tags["gate.passed"] == "true",
@@ -143,7 +139,7 @@ def summarize(
         registered_version=str(versions[0].version) if versions else None,
         tracking_uri=uri,
         browse=browse,
-        link=runs_link(ui_url, experiment_id, parent.info.run_id) if parent else "",
+        link=link,
         outcome=outcome,
         data_changes=data_changes,
     )
