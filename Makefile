@@ -137,4 +137,5 @@ bench: $(INSTALLED) ## Run the benchmarks on ../shared/data (slow; prints ratios
 	$(BIN)/python tests/benchmarks/bench_large_image.py
 	$(BIN)/python tests/benchmarks/bench_metrics.py
 	$(BIN)/python tests/benchmarks/bench_train.py
+	$(BIN)/python tests/benchmarks/bench_snapshot.py
 	$(BIN)/python tests/benchmarks/bench_refusals.py

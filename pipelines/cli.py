@@ -1,11 +1,11 @@
-"""The `segpipe` command line: local commands, cluster commands, `segpipe params`."""
+"""The `segpipe` command line: local commands, cluster commands, data-diff, `segpipe params`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from pipelines import cluster_commands, local_commands, params
+from pipelines import cluster_commands, lineage_commands, local_commands, params
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     local_commands.add_commands(commands)
     cluster_commands.add_commands(commands)
+    lineage_commands.add_commands(commands)
     params.add_commands(commands)
     return parser
 

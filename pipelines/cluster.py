@@ -136,6 +136,26 @@ def experiment_id(connection: Connection, name: str, create: bool) -> str | None
         raise
 
 
+def without_cache(package: str, output: str) -> str:
+    """A copy of pipeline `package` at `output` with caching off for every task.
+
+    kfp.Client's `enable_caching=False` reaches only the root DAG's tasks, not those inside a
+    condition (preprocess, under the snapshot's), so the package itself is changed.
+    """
+    import yaml
+
+    with open(package, encoding="utf-8") as handle:
+        documents = list(yaml.safe_load_all(handle))
+    spec = documents[0]
+    dags = [spec["root"], *spec.get("components", {}).values()]
+    for dag in dags:
+        for task in dag.get("dag", {}).get("tasks", {}).values():
+            task["cachingOptions"] = {"enableCache": False}
+    with open(output, "w", encoding="utf-8") as handle:
+        yaml.safe_dump_all(documents, handle, sort_keys=False)
+    return output
+
+
 def submit(
     connection: Connection,
     package: str,

@@ -88,13 +88,16 @@ def _cluster_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _package(args: argparse.Namespace) -> Iterator[str]:
-    """The pipeline package to send: --package as given, else compiled now into a temp dir."""
-    if args.package:
-        yield args.package
-        return
+    """The pipeline package to send: --package as given, else compiled now into a temp dir;
+    with --no-cache, a copy with caching off for every task."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp, "pipeline.yaml"))
-        _compile(args, path, {})
+        path = args.package or str(Path(tmp, "pipeline.yaml"))
+        if not args.package:
+            _compile(args, path, {})
+        if getattr(args, "no_cache", False):
+            from pipelines.cluster import without_cache
+
+            path = without_cache(path, str(Path(tmp, "pipeline-no-cache.yaml")))
         yield path
 
 
@@ -137,6 +140,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from pipelines import cluster
 
     arguments = _run_arguments(args)  # bad settings first, before any request
+    # a recurring run whose data and training settings equal the champion's ends after the
+    # snapshot, unless the user asks otherwise
+    arguments.setdefault("skip_unchanged", True)
     _check_connection_settings(args)
     with _package(args) as package, _cluster_errors():
         connection = cluster.connect(args.host, args.namespace, args.insecure)
@@ -150,8 +156,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             max_concurrency=args.max_concurrency,
             no_catchup=args.no_catchup,
             pipeline_root=args.pipeline_root,
-            # A recurring retraining must re-read its data folder, which a cache hit would skip.
-            enable_caching=False,
+            # as compiled: the snapshot always runs, preprocess is cached on its data fingerprint
+            enable_caching=False if args.no_cache else None,
             service_account=args.service_account,
         )
     catchup = "off" if made.no_catchup else "on"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from components.common import progress
+from components.common.lineage import UNCHANGED_OUTCOME
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 KFP_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d+ - (?P<level>[A-Z]+) - (?P<message>.*)$")
@@ -110,6 +111,7 @@ class Reporter:
         self.run_folder: Path | None = None  # kfp.local's folder of this run's outputs
         self._retry: tuple[str, int] | None = None  # (task, its next attempt) after a retry
         self._bar: progress.Bar | None = None  # the current step's progress bar
+        self.unchanged = False  # the snapshot found nothing to do: the rest will be skipped
 
     def feed(self, raw: str) -> None:
         """One line of the run's output."""
@@ -136,6 +138,9 @@ class Reporter:
             step, self.current = self.current, None
             took = duration(time.monotonic() - step.started)
             if match["status"] == "SUCCESS":
+                if step.name == "snapshot":
+                    snapshot = self.outputs(step.name)
+                    self.unchanged = _snapshot_status(snapshot) == UNCHANGED_OUTCOME
                 self._say(step.name, f"done in {took}", self._figures(step))
             else:
                 reason = self._reason(step)
@@ -148,7 +153,12 @@ class Reporter:
             wait = duration(float(match["delay"]))
             self._say(match["task"], "retrying", f"attempt {attempt} of {match['of']} in {wait}")
         elif match := SKIPPED_BRANCH.match(message):
-            if match["task"].startswith("condition"):  # the gate's: publish did not run
+            if self.unchanged:  # the snapshot's condition: nothing after it ran
+                self._say(
+                    "the rest", "skipped", f"{UNCHANGED_OUTCOME}: no training, no new version"
+                )
+                self.unchanged = False  # said once
+            elif match["task"].startswith("condition"):  # the gate's: publish did not run
                 self._say("publish", "skipped", "the gate did not pass")
         elif match := SKIPPED_UPSTREAM.match(message):
             name = "publish" if match["task"].startswith("condition") else match["task"]
@@ -225,9 +235,27 @@ def _metadata(outputs: dict, name: str) -> dict:
     return outputs["artifacts"][name]["artifacts"][0]["metadata"]
 
 
+def _snapshot_status(outputs: dict) -> str:
+    try:
+        return str(_metadata(outputs, "snapshot").get("status", ""))
+    except (KeyError, IndexError, TypeError):
+        return ""
+
+
 def step_figures(step: str, outputs: dict, model_name: str, alias: str) -> str:
     """One line of a finished step's figures, read from its KFP outputs."""
     values = outputs.get("parameterValues", {})
+    if step == "snapshot":
+        meta = _metadata(outputs, "snapshot")
+        text = f"{int(meta['inputs'])} inputs"
+        if "inputs_added" in meta:
+            changes = ("added", "removed", "changed")
+            text += "; " + ", ".join(f"{int(meta[f'inputs_{k}'])} {k}" for k in changes)
+        else:
+            text += f"; {meta['compared_with']}"
+        if meta["status"] == UNCHANGED_OUTCOME:
+            text += f"; {UNCHANGED_OUTCOME}"
+        return text
     if step == "preprocess":
         counts = _metadata(outputs, "counts")
         splits = ", ".join(

@@ -198,7 +198,7 @@ def run_in_containers(
             f"mlflow ui --backend-store-uri sqlite:///{server_root / 'mlflow.db'} "
             f"--artifacts-destination {server_root / 'artifacts'}"
         )
-        summary = summarize(uri, model_name, outputs["train_run_id"], browse)
+        summary = summarize(uri, model_name, outputs, browse)
         return dataclasses.replace(
             summary, link="", log_path=str(log_path), took_s=time.monotonic() - started
         )

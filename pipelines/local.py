@@ -13,6 +13,7 @@ from pathlib import Path
 from components.common import progress
 from components.common.config import PublishConfig
 from components.common.images import step_images
+from components.common.lineage import CHANGED_OUTCOME, DATA_CHANGES_TAG, UNCHANGED_OUTCOME
 from components.common.tracking import (
     DEFAULT_STORE,
     PIPELINE_RUN_TAG,
@@ -31,7 +32,7 @@ FAILED_TASK = re.compile(r"Inner task failed: '(?P<task>[^']+)'")
 
 @dataclass(frozen=True)
 class RunSummary:
-    mean_iou: float
+    mean_iou: float | None  # None when the run ended after the snapshot
     passed: bool
     reason: str
     train_run_id: str
@@ -41,6 +42,12 @@ class RunSummary:
     link: str = ""  # the pipeline run's parent run in that UI
     log_path: str = ""  # the run's full output
     took_s: float = 0.0
+    outcome: str = CHANGED_OUTCOME  # or "unchanged, nothing to do": the run ended there
+    data_changes: str = ""  # the snapshot's headline: what changed since the champion's data
+
+    @property
+    def unchanged(self) -> bool:
+        return self.outcome == UNCHANGED_OUTCOME
 
 
 class RunFailed(Exception):
@@ -97,14 +104,23 @@ def _ensure_experiment(uri: str, experiment: str, artifact_root: Path) -> None:
 
 
 def summarize(
-    uri: str, model_name: str, train_run_id: str, browse: str, ui_url: str = LOCAL_UI
+    uri: str, model_name: str, outputs: dict, browse: str, ui_url: str = LOCAL_UI
 ) -> RunSummary:
-    """Read the run's outcome back from MLflow: the evaluate step's metrics and gate tags."""
+    """Read the run's outcome back from MLflow from the pipeline's `outputs`: the parent run's
+    headline (the snapshot's outcome), the evaluate step's metrics and gate tags."""
     from mlflow.tracking import MlflowClient
 
-    from components.common.pipeline_runs import find_parent
-
     client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(outputs["parent_run_id"])
+    outcome = outputs["outcome"] or CHANGED_OUTCOME
+    data_changes = parent.data.tags.get(DATA_CHANGES_TAG, "")
+    link = runs_link(ui_url, parent.info.experiment_id, parent.info.run_id)
+    if outcome == UNCHANGED_OUTCOME:  # the run ended after the snapshot
+        return RunSummary(
+            None, False, UNCHANGED_OUTCOME, "", None, uri, browse, link, outcome=outcome,
+            data_changes=data_changes,
+        )  # fmt: skip
+    train_run_id = outputs["train_run_id"]
     train_run = client.get_run(train_run_id)
     pipeline_run_id = train_run.data.tags[PIPELINE_RUN_TAG]
     (evaluation,) = client.search_runs(
@@ -115,8 +131,6 @@ def summarize(
     versions = client.search_model_versions(
         filter_string=f"name = '{model_name}' and run_id = '{train_run_id}'"
     )
-    experiment_id = train_run.info.experiment_id
-    parent = find_parent(client, experiment_id, pipeline_run_id)
     return RunSummary(
         mean_iou=evaluation.data.metrics["mean_iou"],
         passed=evaluation.data.tags["gate.passed"] == "true",
@@ -125,7 +139,9 @@ def summarize(
         registered_version=str(versions[0].version) if versions else None,
         tracking_uri=uri,
         browse=browse,
-        link=runs_link(ui_url, experiment_id, parent.info.run_id) if parent else "",
+        link=link,
+        outcome=outcome,
+        data_changes=data_changes,
     )
 
 
@@ -156,5 +172,5 @@ def run_local(params: dict[str, object], workdir: Path, verbose: bool = False) -
     outputs, log_path = run_reported(run, pipeline_root, params, verbose)
     model_name = str(params.get("model_name", PublishConfig.model_name))
     browse = f"mlflow ui --backend-store-uri {uri}   (or: make ui)"
-    summary = summarize(uri, model_name, outputs["train_run_id"], browse)
+    summary = summarize(uri, model_name, outputs, browse)
     return dataclasses.replace(summary, log_path=str(log_path), took_s=time.monotonic() - started)

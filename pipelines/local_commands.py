@@ -86,6 +86,14 @@ def _print_summary(summary) -> None:
 
     print()
     print(f"segpipe run finished in {duration(summary.took_s)}")
+    print(f"  data:       {summary.data_changes}")
+    if summary.unchanged:  # ended after the snapshot: nothing trained, no new version
+        print(f"  status:     {summary.outcome}")
+        print("  registered: nothing (no new version)")
+        print(f"  MLflow run: {summary.link}")
+        print(f"  browse:     {summary.browse}")
+        print(f"  log:        {summary.log_path}")
+        return
     print(f"  mean IoU:   {summary.mean_iou:.4f}")
     print(f"  gate:       {'PASSED' if summary.passed else 'FAILED'}: {summary.reason}")
     registered = f"version {summary.registered_version}" if summary.registered_version else None

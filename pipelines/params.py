@@ -27,6 +27,7 @@ PARAM_HELP = (
 # `segpipe params` groups the parameters by the step that reads them
 SECTION_TITLES = {
     "pipeline": "every step",
+    "snapshot": "snapshot (schedule sets skip_unchanged=true unless given)",
     "preprocess": "preprocess",
     "train": "train",
     "gate": "evaluate (the gate)",

@@ -1,4 +1,5 @@
-"""The segpipe pipeline: preprocess -> train -> evaluate -> (gate) publish, then finish."""
+"""The segpipe pipeline: snapshot -> (data or settings changed) preprocess -> train -> evaluate
+-> (gate) publish, then finish."""
 
 # No `from __future__ import annotations` here: kfp reads the real parameter types.
 
@@ -26,6 +27,7 @@ from components.evaluate.component import evaluate_component
 from components.finish.component import finish_component
 from components.preprocess.component import preprocess_component
 from components.publish.component import publish_component
+from components.snapshot.component import snapshot_component
 from components.train.component import train_component
 from components.train.launch_component import launch_train_component
 from pipelines.vertex import VertexTraining
@@ -35,10 +37,14 @@ TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same 
 
 
 class PipelineOutputs(NamedTuple):
-    """What a pipeline run returns: the gate decision and the MLflow run of the trained model."""
+    """What a pipeline run returns (the finish task's outputs): the gate decision, the MLflow
+    run of the trained model ("" when none), the snapshot's outcome ("unchanged, nothing to
+    do" when the run ended after it) and the MLflow parent run with the run's headline."""
 
     passed: bool
     train_run_id: str
+    outcome: str
+    parent_run_id: str
 
 
 def use_mlflow_secret(task: PipelineTask, secret_name) -> None:
@@ -139,6 +145,9 @@ def build_pipeline(
     per setting, named as the setting. Each step gets every pipeline input its component has
     an input of the same name for (`step_inputs`). The steps run inside an exit handler whose
     `finish` task closes the MLflow parent run however they end; its outputs are the pipeline's.
+    The first step, snapshot, returns the data fingerprint (an input of preprocess, so the KFP
+    cache follows the data) or "" when the data and training settings equal the champion's and
+    `skip_unchanged` is on: every later step sits under a `dsl.If` on it.
 
     `cluster=True` adds what only a Kubernetes cluster uses: the MLflow Secret as env vars,
     the train task's resources, GPU and TPU tolerations and `gpu_node_selector`. Without it
@@ -149,6 +158,7 @@ def build_pipeline(
     """
     signature = pipeline_signature(defaults or PipelineConfig())
     node_selector = dict(gpu_node_selector or {})
+    snapshot_op = snapshot_component(images.beam)
     preprocess_op = preprocess_component(images.beam)
     train_op = train_component(images.trainer)
     launch_op = launch_train_component(images.trainer)
@@ -176,77 +186,95 @@ def build_pipeline(
             .set_caching_options(False)
         )
         with dsl.ExitHandler(finish, name="pipeline-run"):
-            prep = preprocess_op(**step_inputs(preprocess_op, p)).set_display_name("preprocess")
-            # Cached on a cluster: same inputs (data_dir + parameters), same shards. New files
-            # under the same data_dir do not change the key: submit with --no-cache to re-read.
-            prep.set_caching_options(True)
-            step_artifacts = dict(
-                dataset=prep.outputs["dataset"],
-                pipeline_run_id=run_id,
-                # checkpoints go under the pipeline root when checkpoint_root is empty
-                pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
-            )
-            train_args = step_inputs(train_op, p, **step_artifacts)
-            launched = None
-            if vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
-                trained = train_task(vertex_train_op, train_args)
-                model, train_run = trained.outputs["model"], trained.outputs["Output"]
-            elif cluster:
-                with dsl.If(p["train_workers"] == 1, name="one-train-pod"):
-                    trained = train_task(train_op, train_args)
-                    resources = [p[n] for n in ("train_cpu", "train_memory", "train_accelerator")]
-                    request_accelerator_node(trained, *resources, p["train_gpus"], node_selector)
-                with dsl.Else(name="train-workers"):
-                    launch_args = step_inputs(
-                        launch_op,
-                        p,
-                        **step_artifacts,
-                        trainer_image=images.trainer,
-                        node_selector=",".join(f"{k}={v}" for k, v in node_selector.items()),
-                    )
-                    launched = train_task(launch_op, launch_args)
-                    launched.set_display_name("train (TrainJob)")
-                model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
-                train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
-            else:
-                trained = train_task(train_op, train_args, retried=False)
-                model, train_run = trained.outputs["model"], trained.outputs["Output"]
-            gate = (
-                evaluate_op(
-                    **step_inputs(
-                        evaluate_op,
-                        p,
-                        dataset=prep.outputs["dataset"],
-                        model=model,
-                        train_run_id=train_run,
-                        pipeline_run_id=run_id,
-                    )
-                )
-                .set_display_name("evaluate")
+            # Never cached: it is what looks at the data.
+            snap = (
+                snapshot_op(**step_inputs(snapshot_op, p, pipeline_run_id=run_id))
+                .set_display_name("snapshot")
                 .set_caching_options(False)
             )
-            with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-                published = (
-                    publish_op(
-                        **step_inputs(
-                            publish_op,
+            snapshot = snap.outputs["snapshot"]
+            launched = None
+            fingerprint = snap.outputs["Output"]
+            with dsl.If(fingerprint != "", name="data-or-settings-changed"):
+                prep = preprocess_op(
+                    **step_inputs(preprocess_op, p, data_fingerprint=fingerprint)
+                ).set_display_name("preprocess")
+                # Cached: the key holds the snapshot's fingerprint of the data and the preprocess
+                # settings, so it hits exactly when preprocess would write the same shards.
+                prep.set_caching_options(True)
+                step_artifacts = dict(
+                    dataset=prep.outputs["dataset"],
+                    snapshot=snapshot,
+                    pipeline_run_id=run_id,
+                    # checkpoints go under the pipeline root when checkpoint_root is empty
+                    pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
+                )
+                train_args = step_inputs(train_op, p, **step_artifacts)
+                if vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
+                    trained = train_task(vertex_train_op, train_args)
+                    model, train_run = trained.outputs["model"], trained.outputs["Output"]
+                elif cluster:
+                    with dsl.If(p["train_workers"] == 1, name="one-train-pod"):
+                        trained = train_task(train_op, train_args)
+                        resources = [
+                            p[n] for n in ("train_cpu", "train_memory", "train_accelerator")
+                        ]
+                        request_accelerator_node(
+                            trained, *resources, p["train_gpus"], node_selector
+                        )
+                    with dsl.Else(name="train-workers"):
+                        launch_args = step_inputs(
+                            launch_op,
                             p,
-                            model=model,
+                            **step_artifacts,
+                            trainer_image=images.trainer,
+                            node_selector=",".join(f"{k}={v}" for k, v in node_selector.items()),
+                        )
+                        launched = train_task(launch_op, launch_args)
+                        launched.set_display_name("train (TrainJob)")
+                    model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
+                    train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
+                else:
+                    trained = train_task(train_op, train_args, retried=False)
+                    model, train_run = trained.outputs["model"], trained.outputs["Output"]
+                gate = (
+                    evaluate_op(
+                        **step_inputs(
+                            evaluate_op,
+                            p,
                             dataset=prep.outputs["dataset"],
+                            model=model,
+                            snapshot=snapshot,
                             train_run_id=train_run,
                             pipeline_run_id=run_id,
                         )
                     )
-                    .set_display_name("publish")
+                    .set_display_name("evaluate")
                     .set_caching_options(False)
                 )
-        if vertex is not None:
-            for task in (prep, trained, gate, published, finish):  # all that track to MLflow
+                with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+                    published = (
+                        publish_op(
+                            **step_inputs(
+                                publish_op,
+                                p,
+                                model=model,
+                                dataset=prep.outputs["dataset"],
+                                train_run_id=train_run,
+                                pipeline_run_id=run_id,
+                            )
+                        )
+                        .set_display_name("publish")
+                        .set_caching_options(False)
+                    )
+        tracked = [snap, prep, trained, launched, gate, published, finish]  # all use MLflow
+        for task in filter(None, tracked):
+            if vertex is not None:
                 task.set_env_variable("MLFLOW_TRACKING_URI", vertex.mlflow_tracking_uri)
-        elif cluster:
-            for task in (prep, trained, launched, gate, published, finish):  # those that track
+            elif cluster:
                 use_mlflow_secret(task, p["mlflow_secret"])
-        return PipelineOutputs(finish.outputs["passed"], finish.outputs["train_run_id"])
+        outputs = ("passed", "train_run_id", "outcome", "parent_run_id")
+        return PipelineOutputs(*(finish.outputs[name] for name in outputs))
 
     segpipe.__signature__ = signature
     segpipe.__doc__ = pipeline_docstring()

@@ -94,7 +94,8 @@ def test_submit_reuses_an_experiment_and_no_cache_turns_caching_off(kfp_api: Fak
     assert kfp_api.calls("POST", "/experiments") == []
     (post,) = kfp_api.calls("POST", "/runs")
     assert post.body["experiment_id"] == existing
-    tasks = post.body["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"]
+    tasks = _dag_tasks(post.body["pipeline_spec"]["pipeline_spec"])  # in conditions too
+    assert "preprocess" in tasks
     assert all(task["cachingOptions"].get("enableCache", False) is False for task in tasks.values())
     assert "authorization" not in kfp_api.requests[0].headers  # no token set, none invented
 
@@ -113,13 +114,40 @@ def test_schedule_sends_a_six_field_cron_and_the_schedule_options(
     assert job["max_concurrency"] == 2
     assert job["no_catchup"] is True
     assert job["mode"] == "ENABLE"
-    assert job["runtime_config"]["parameters"] == {"data_dir": "gs://b/d"}
+    assert job["runtime_config"]["parameters"] == {"data_dir": "gs://b/d", "skip_unchanged": True}
     assert job["experiment_id"] == next(iter(kfp_api.experiments))
     assert "platform_spec" in job["pipeline_spec"]
     (job_id,) = kfp_api.recurring
     out = capsys.readouterr().out
     assert f"scheduled {job_id} 'weekly'" in out
     assert f"{kfp_api.url}/#/recurringrun/details/{job_id}" in out
+
+
+def _dag_tasks(spec: dict) -> dict[str, dict]:
+    """Every task of a pipeline spec, those in condition sub-DAGs too."""
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    return tasks
+
+
+def test_schedule_runs_with_the_compiled_caching_and_skips_unchanged_data_by_default(
+    kfp_api: FakeKfp, package: str
+):
+    """A schedule no longer turns the cache off: preprocess is keyed on the data fingerprint."""
+    args = ["schedule", "--host", kfp_api.url, "--data", "gs://b/d", "--package", package]
+    assert main([*args, "--cron", "0 3 * * 1"]) == 0
+    assert main([*args, "--cron", "0 4 * * 1", "--param", "skip_unchanged=false"]) == 0
+    assert main([*args, "--cron", "0 5 * * 1", "--no-cache"]) == 0
+
+    default, kept, no_cache = (call.body for call in kfp_api.calls("POST", "/recurringruns"))
+    assert default["runtime_config"]["parameters"]["skip_unchanged"] is True
+    assert kept["runtime_config"]["parameters"]["skip_unchanged"] is False
+    tasks = _dag_tasks(default["pipeline_spec"]["pipeline_spec"])
+    assert tasks["preprocess"]["cachingOptions"] == {"enableCache": True}
+    assert tasks["snapshot"]["cachingOptions"].get("enableCache", False) is False
+    uncached = _dag_tasks(no_cache["pipeline_spec"]["pipeline_spec"])
+    assert all(t["cachingOptions"].get("enableCache", False) is False for t in uncached.values())
 
 
 def test_schedule_defaults_keep_catchup_and_one_run_at_a_time(kfp_api: FakeKfp, package: str):

@@ -87,6 +87,7 @@ def test_only_train_goes_to_an_accelerator_node(cluster_yaml):
 def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cluster_yaml):
     spec, platform, _ = cluster_yaml
     for name in (
+        "exec-snapshot",
         "exec-preprocess",
         "exec-train",
         "exec-launch-train",
@@ -106,8 +107,9 @@ def test_every_step_gets_mlflow_settings_from_the_secret_named_by_a_parameter(cl
         }
         assert optional["optional"] is True
         source = required["secretNameParameter"]["componentInputParameter"]
-        # the steps sit in the exit handler's sub-DAG, which receives the parameter as a
-        # channel; finish, the exit task, reads the pipeline's own parameter
+        # the steps sit in the exit handler's sub-DAG, those after the snapshot in its
+        # condition's: each receives the parameter as a channel; finish, the exit task, reads the
+        # pipeline's own parameter
         assert source == (
             "mlflow_secret" if name == "exec-finish" else "pipelinechannel--mlflow_secret"
         )
@@ -128,8 +130,9 @@ def test_every_step_carries_the_label_the_mlflow_network_policy_admits(cluster_y
     (rule,) = policy["spec"]["ingress"]
     (source,) = rule["from"]
     admitted = source["podSelector"]["matchLabels"]
-    for name in ("exec-preprocess", "exec-train", "exec-launch-train", "exec-evaluate"):
+    for name in ("exec-snapshot", "exec-preprocess", "exec-train", "exec-launch-train"):
         assert platform[name]["podMetadata"]["labels"] == admitted
+    assert platform["exec-evaluate"]["podMetadata"]["labels"] == admitted
     assert platform["exec-publish"]["podMetadata"]["labels"] == admitted
     assert platform["exec-finish"]["podMetadata"]["labels"] == admitted
 
@@ -192,6 +195,10 @@ def test_what_a_person_looks_at_is_a_typed_visual_artifact_in_the_kfp_ui(cluster
         artifacts = spec["components"][f"comp-{step}"]["outputDefinitions"]["artifacts"]
         return {name: a["artifactType"]["schemaTitle"] for name, a in artifacts.items()}
 
+    assert outputs("snapshot") == {
+        "snapshot": "system.Dataset",  # the manifest; its status and counts in its metadata
+        "report": "system.Markdown",  # what changed since the champion's data
+    }
     assert outputs("preprocess") == {
         "dataset": "system.Dataset",
         "report": "system.Markdown",  # the data statistics

@@ -174,6 +174,44 @@ def test_a_gate_that_did_not_pass_skips_publish():
     assert _lines(terminal) == ["publish     skipped  the gate did not pass"]
 
 
+def test_the_snapshot_line_says_what_changed_and_an_unchanged_run_says_the_rest_was_skipped(
+    tmp_path,
+):
+    changed = {"status": "changed", "inputs": 34, "compared_with": "segpipe-unet version 1"}
+    changed.update(inputs_added=10, inputs_removed=0, inputs_changed=1, inputs_unchanged=23)
+    first = tmp_path / "run-1"
+    reporter, terminal = _reporter()
+    for line in (
+        started("snapshot"),
+        _outputs(first, "snapshot", {"artifacts": _artifact("snapshot", changed)}),
+        ended("snapshot"),
+        kfp("Skipping conditional task condition-5 (condition evaluated to False)"),
+    ):
+        reporter.feed(line)
+    assert _lines(terminal)[1:] == [
+        "snapshot    done in 0s  34 inputs; 10 added, 0 removed, 1 changed",
+        "publish     skipped  the gate did not pass",
+    ]
+
+    unchanged = {**changed, "status": "unchanged, nothing to do", "inputs_added": 0}
+    unchanged.update(inputs_changed=0)
+    reporter, terminal = _reporter()
+    for line in (
+        started("snapshot"),
+        _outputs(tmp_path / "run-2", "snapshot", {"artifacts": _artifact("snapshot", unchanged)}),
+        ended("snapshot"),
+        kfp("Skipping conditional task condition-1 (condition evaluated to False)"),
+        started("finish"),
+        ended("finish"),
+    ):
+        reporter.feed(line)
+    assert _lines(terminal)[1:3] == [
+        "snapshot    done in 0s  34 inputs; 0 added, 0 removed, 0 changed; "
+        "unchanged, nothing to do",
+        "the rest    skipped  unchanged, nothing to do: no training, no new version",
+    ]
+
+
 def test_capture_sends_all_output_to_the_log_and_only_the_reporters_lines_to_the_terminal(
     tmp_path,
 ):

@@ -23,13 +23,18 @@ def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):
     assert GatePolicy().allow_absent_classes == ""  # no class may be absent by default
     assert GatePolicy().max_drop == 0.0 and GatePolicy().max_class_drop < 0  # off by default
 
-    # the steps sit in the exit handler's sub-DAG: pipeline parameters arrive as channels
-    steps = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    # the steps sit in the exit handler's sub-DAG, those after the snapshot in its condition's
+    # (data or settings changed): pipeline parameters arrive as channels
+    handler = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    (changed,) = [t for t in handler.values() if "triggerPolicy" in t]
+    steps = spec["components"][changed["componentRef"]["name"]]["dag"]["tasks"]
     evaluate = steps["evaluate"]
     gate_inputs = ("min_mean_iou", "max_drop", "max_class_drop", "allow_absent_classes")
-    for name in (*gate_inputs, "eval_split", "model_name", "alias"):
+    for name in (*gate_inputs, "max_class_shift", "eval_split", "model_name", "alias"):
         binding = evaluate["inputs"]["parameters"][name]
         assert binding["componentInputParameter"] == f"pipelinechannel--{name}"
+    snapshot = evaluate["inputs"]["artifacts"]["snapshot"]  # its dataset input in MLflow
+    assert snapshot["componentInputArtifact"] == "pipelinechannel--snapshot-snapshot"
     # evaluate records which train run it judged (the one train pod's, or the TrainJob's when
     # train_workers > 1); publish checks it
     train_run = evaluate["inputs"]["parameters"]["train_run_id"]["taskOutputParameter"]

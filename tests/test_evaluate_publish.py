@@ -135,7 +135,11 @@ def test_evaluate_publish_champion_and_rollback(client, trained, tiny_shards, tm
         "tags.`segpipe.pipeline_run_id` = 'p1' and tags.`segpipe.step` = 'evaluate'",
     )[0]
     logged = {a.path for a in client.list_artifacts(evaluation.info.run_id, "evaluation")}
-    assert logged == {"evaluation/report.html", "evaluation/per_image_iou.parquet"}
+    assert logged == {
+        "evaluation/report.html",
+        "evaluation/per_image_iou.parquet",
+        "evaluation/drift.json",
+    }
     for key in ("mean_class_accuracy", "frequency_weighted_iou", "mean_f1"):
         assert key in evaluation.data.metrics
 
@@ -309,6 +313,93 @@ def test_the_gate_fails_on_a_class_absent_from_the_eval_split(
             ["--dataset", str(shards), "--model-dir", str(model_dir)]
             + ["--allow-absent-classes", "bus"]
         )
+
+
+def _shifted_shards(tiny_data: Path, tmp_path: Path) -> Path:
+    """tiny_data with every shape in the first half of the masks relabelled as class 1."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from components.common.config import PreprocessConfig
+    from components.preprocess.pipeline import run_preprocess
+
+    data = tmp_path / "shifted-data"
+    shutil.copytree(tiny_data, data)
+    masks = sorted((data / "masks").iterdir())
+    for mask in masks[: len(masks) // 2]:
+        values = np.asarray(Image.open(mask))
+        Image.fromarray(np.where(values > 0, 1, 0).astype(np.uint8)).save(mask)
+    shards = tmp_path / "shifted"
+    config = PreprocessConfig(  # as tiny_shards, so only the labels differ
+        image_height=32,
+        image_width=32,
+        val_fraction=0.3,
+        num_shards=2,
+        direct_running_mode="in_memory",
+    )
+    run_preprocess(str(data), str(shards), config)
+    return shards
+
+
+def test_evaluate_measures_drift_from_the_champions_training_data_and_max_class_shift_stops_it(
+    client, trained, tiny_data, tiny_shards, tmp_path, capsys
+):
+    (first_dir, first_run), (second_dir, _) = trained
+    pass_anything = ("--min-mean-iou", "0", "--max-drop", "1", "--model-name", "drifty")
+    code, result = _evaluate(
+        tiny_shards, first_dir, tmp_path, capsys, *pass_anything, "--pipeline-run-id", "d1"
+    )
+    assert code == 0 and "drift/class_shift" not in result["metrics"]  # no champion yet
+    assert _publish(first_dir, first_run, tmp_path, "d1", tiny_shards, "drifty") == 0
+
+    # the champion's own data: no drift, and a bound of 0 passes
+    code, same = _evaluate(
+        tiny_shards, second_dir, tmp_path, capsys, *pass_anything, "--max-class-shift", "0"
+    )
+    assert code == 0 and same["metrics"]["drift/class_shift"] == pytest.approx(0, abs=1e-12)
+    assert "largest class share shift 0.0000" in same["reason"]
+
+    shifted = _shifted_shards(tiny_data, tmp_path)
+    code, moved = _evaluate(
+        shifted, second_dir, tmp_path, capsys, *pass_anything, "--max-class-shift", "0.03"
+    )
+    metrics = moved["metrics"]
+    assert code == 3 and "the label distribution moved: class class_1" in moved["reason"]
+    assert metrics["drift/class_shift"] > 0.03
+    assert metrics["drift/class_share/class_1"] > metrics["drift/champion_class_share/class_1"]
+    report = (tmp_path / "report.html").read_text()
+    assert "Data against the champion's training data" in report
+    assert "Largest class share shift: <b>" in report
+    code, allowed = _evaluate(shifted, second_dir, tmp_path, capsys, *pass_anything)
+    assert code == 0  # max_class_shift off: reported, not judged
+    assert allowed["metrics"]["drift/class_shift"] == pytest.approx(metrics["drift/class_shift"])
+
+
+def test_max_class_shift_fails_closed_when_the_champion_recorded_no_training_statistics(
+    client, trained, tiny_shards, tmp_path, capsys
+):
+    model_dir, _ = trained[0]
+    experiment = client.get_experiment_by_name("segpipe").experiment_id
+    bare = client.create_run(experiment)  # the model, but no dataset/stats.json
+    client.log_artifacts(bare.info.run_id, str(model_dir), "model")
+    client.create_registered_model("no-stats")
+    source = f"{bare.info.artifact_uri}/model"
+    version = client.create_model_version("no-stats", source, run_id=bare.info.run_id)
+    client.set_registered_model_alias("no-stats", "champion", version.version)
+    args = ("--min-mean-iou", "0", "--max-drop", "1", "--model-name", "no-stats")
+    code, result = _evaluate(tiny_shards, model_dir, tmp_path, capsys, *args)
+    assert code == 0  # max_class_shift off: nothing to check
+    code, result = _evaluate(
+        tiny_shards, model_dir, tmp_path, capsys, *args, "--max-class-shift", "1"
+    )
+    assert code == 3
+    assert (
+        "max_class_shift=1.0 is set, but the shift from the champion's training data"
+        in (result["reason"])
+    )
+    assert f"cannot be read from run {bare.info.run_id}" in result["reason"]
 
 
 @pytest.mark.parametrize("step", ["evaluate", "publish"])

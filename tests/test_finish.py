@@ -66,6 +66,40 @@ def test_a_finished_run_carries_its_headline_on_the_parent(mlflow_store):
     assert (headline.passed, headline.registered_version) == (True, "3")
 
 
+def test_a_run_that_ended_after_the_snapshot_says_unchanged_nothing_to_do(mlflow_store):
+    from components.common.lineage import DATA_CHANGES_TAG, OUTCOME_TAG, SKIPPED_TAG
+    from components.finish.closer import close_pipeline_run
+
+    client = _client(mlflow_store)
+    said = "Unchanged since segpipe-unet version 2: nothing to do."
+    _step("snapshot", "p9", tags={SKIPPED_TAG: "true", DATA_CHANGES_TAG: said})
+
+    headline = close_pipeline_run("segpipe", "p9", "SUCCEEDED", data_dir="/data/camvid")
+
+    assert headline.outcome == "unchanged, nothing to do"
+    assert (headline.passed, headline.train_run_id, headline.registered_version) == (
+        False,
+        "",
+        "",
+    )
+    parent = client.get_run(headline.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags[OUTCOME_TAG] == "unchanged, nothing to do"
+    assert parent.data.tags[DATA_CHANGES_TAG] == said
+    assert parent.data.tags["gate.reason"] == "unchanged, nothing to do"
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith(f"**Unchanged, nothing to do**\n\n{said}\n\nNo new version")
+    assert "Gate" not in note and "not evaluated" not in note
+
+    _step("snapshot", "p10", tags={SKIPPED_TAG: "false", DATA_CHANGES_TAG: "10 added"})
+    _step("evaluate", "p10", metrics={"mean_iou": 0.8}, tags=_evaluation_tags(False))
+    changed = close_pipeline_run("segpipe", "p10", "SUCCEEDED")
+    assert changed.outcome == "changed"
+    assert (
+        "Data: 10 added" in client.get_run(changed.parent_run_id).data.tags["mlflow.note.content"]
+    )
+
+
 def test_runs_left_running_are_marked_failed_and_the_failure_is_named(mlflow_store):
     from components.finish.closer import close_pipeline_run
 

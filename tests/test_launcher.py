@@ -191,19 +191,28 @@ def _run_workers(bucket: Path, secrets: dict[str, dict[str, str]], logs: Path):
 
 @pytest.mark.slow  # worker processes train
 def test_launch_trains_on_two_workers_and_collects_the_chief_s_model(
-    mlflow_store, tiny_shards, tmp_path, capsys
+    mlflow_store, tiny_data, tiny_shards, tmp_path, capsys
 ):
+    from components.common.config import PreprocessConfig, SnapshotConfig
+    from components.common.lineage import DATA_FINGERPRINT_TAG, MANIFEST_URI_TAG
+    from components.snapshot.snapshot import take_snapshot
+
     bucket = tmp_path / "bucket"
     shutil.copytree(tiny_shards, bucket / "root" / "dataset")
     controller = _run_workers(bucket, {"team-mlflow": {"tracking_uri": mlflow_store}}, tmp_path)
     config = TrainConfig(epochs=2, batch_size=4, unet_width=4, unet_depth=2, system_metrics=False)
     workers = launcher.Workers(2, "segpipe-trainer:test", mlflow_secret="team-mlflow")
     model_dir = tmp_path / "model"
+    snapshot = tmp_path / "snapshot"  # the snapshot step's output, which the pods do not see
+    info = take_snapshot(
+        str(tiny_data), str(snapshot), PreprocessConfig(), config, SnapshotConfig(),
+        "segpipe-unet", "champion",
+    ).info  # fmt: skip
     with FakeKubernetes(on_create=controller) as fake:
         run_id = launcher.launch(
             "gs://segpipe-test/root/dataset", str(model_dir), config, workers, "segpipe",
             RUN_ID, "segpipe-unet", "champion", "gs://segpipe-test/root",
-            connect=lambda: (fake.api_client(), NAMESPACE),
+            connect=lambda: (fake.api_client(), NAMESPACE), snapshot_dir=str(snapshot),
         )  # fmt: skip
         job = fake.trainjobs[trainjob.job_name(RUN_ID)]
     assert trainjob.condition(job) == ("Complete", "[0, 0]"), (
@@ -214,6 +223,11 @@ def test_launch_trains_on_two_workers_and_collects_the_chief_s_model(
 
     run = MlflowClient(mlflow_store).get_run(run_id)
     assert run.data.tags["segpipe.workers"] == "2" and run.info.status == "FINISHED"
+    # the snapshot, logged to the chief's run afterwards: what publish copies onto the version
+    assert run.data.tags[DATA_FINGERPRINT_TAG] == info.data_fingerprint
+    assert run.data.tags[MANIFEST_URI_TAG].endswith("/dataset/manifest.parquet")
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == info.digest
     assert (model_dir / "saved_model.pb").exists() and (model_dir / "segpipe_model.json").exists()
     streamed = capsys.readouterr().out
     assert "Epoch 2/2" in streamed and "--- worker 0: pod" in streamed  # the chief's log

@@ -32,7 +32,7 @@ def _step_of(module: str) -> str | None:
 
 
 def test_the_steps_are_found():
-    assert STEPS == ["evaluate", "finish", "preprocess", "publish", "train"]
+    assert STEPS == ["evaluate", "finish", "preprocess", "publish", "snapshot", "train"]
 
 
 def test_no_step_package_imports_another_step_package():

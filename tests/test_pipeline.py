@@ -21,7 +21,13 @@ def compiled(tmp_path: Path) -> dict:
     return next(yaml.safe_load_all(path.read_text()))  # then the platform (Kubernetes) spec
 
 
-def test_compiled_pipeline_has_four_steps_train_in_two_branches_and_publish_under_the_gate(
+def _condition(tasks: dict, name: str) -> tuple[str, dict]:
+    """The key and spec of the condition task named `name` in a DAG's `tasks`."""
+    ((key, task),) = [(k, t) for k, t in tasks.items() if t["taskInfo"]["name"] == name]
+    return key, task
+
+
+def test_compiled_pipeline_has_five_steps_the_rest_under_the_snapshot_train_in_two_branches(
     compiled,
 ):
     components = compiled["components"]
@@ -36,12 +42,20 @@ def test_compiled_pipeline_has_four_steps_train_in_two_branches_and_publish_unde
     assert root_tasks["finish"]["dependentTasks"] == ["exit-handler-1"]
     outputs = compiled["root"]["dag"]["outputs"]["parameters"]
     assert {o["valueFromParameter"]["producerSubtask"] for o in outputs.values()} == {"finish"}
-    steps = inner(root_tasks["exit-handler-1"])
-    (gate_name,) = [n for n in steps if n.startswith("condition-") and "branches" not in n]
+    assert set(outputs) == {"passed", "train_run_id", "outcome", "parent_run_id"}
+    handler = inner(root_tasks["exit-handler-1"])
+    changed_key, changed = _condition(handler, "data-or-settings-changed")
+    assert set(handler) == {"snapshot", changed_key}
+    # the run ends after the snapshot when it returns "" (nothing changed, skip_unchanged)
+    assert changed["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--snapshot-Output'] != ''"
+    )
+    steps = inner(changed)
+    gate_key, gate = _condition(steps, "gate-passed")
     (branches_name,) = [n for n in steps if n.startswith("condition-branches")]
-    assert set(steps) == {"preprocess", "evaluate", gate_name, branches_name}
-    assert set(inner(steps[gate_name])) == {"publish"}
-    assert "evaluate-Output" in steps[gate_name]["triggerPolicy"]["condition"]
+    assert set(steps) == {"preprocess", "evaluate", gate_key, branches_name}
+    assert set(inner(gate)) == {"publish"}
+    assert "evaluate-Output" in gate["triggerPolicy"]["condition"]
     # train_workers picks one branch at run time: the one train pod, or the TrainJob launcher
     branches = {t["taskInfo"]["name"]: inner(t) for t in inner(steps[branches_name]).values()}
     assert {n: set(tasks) for n, tasks in branches.items()} == {
@@ -50,6 +64,25 @@ def test_compiled_pipeline_has_four_steps_train_in_two_branches_and_publish_unde
     }
     assert branches["one-train-pod"]["train"]["retryPolicy"]["maxRetryCount"] == 3
     assert steps["evaluate"]["cachingOptions"] == {}
+
+
+def test_preprocess_is_cached_with_the_snapshots_fingerprint_as_an_input(compiled):
+    """The cache key of preprocess follows the data: the fingerprint is one of its inputs."""
+    components = compiled["components"]
+    handler = components["comp-exit-handler-1"]["dag"]["tasks"]
+    _, changed = _condition(handler, "data-or-settings-changed")
+    preprocess = components[changed["componentRef"]["name"]]["dag"]["tasks"]["preprocess"]
+    assert preprocess["cachingOptions"] == {"enableCache": True}
+    fingerprint = preprocess["inputs"]["parameters"]["data_fingerprint"]
+    assert fingerprint == {"componentInputParameter": "pipelinechannel--snapshot-Output"}
+    # the sub-DAG gets it from the snapshot task's output
+    wired = changed["inputs"]["parameters"]["pipelinechannel--snapshot-Output"]
+    assert wired == {
+        "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "snapshot"}
+    }
+    # the snapshot itself always runs: it is what looks at the data
+    assert handler["snapshot"]["cachingOptions"] == {}
+    assert "pipeline_run_id" in handler["snapshot"]["inputs"]["parameters"]
 
 
 def test_compiled_images_are_pinned_from_one_place(compiled):
@@ -138,7 +171,7 @@ def test_each_local_run_is_one_closed_parent_run_with_its_steps_and_headline(loc
             [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
         )
         steps = sorted(c.data.tags["segpipe.step"] for c in children)
-        expected = ["evaluate", "preprocess", "train"]
+        expected = ["evaluate", "preprocess", "snapshot", "train"]
         assert steps == sorted([*expected, "publish"] if parent is published else expected)
         assert all(c.info.status == "FINISHED" for c in children)
         # kfp.local's run folder, where the steps' outputs and the run's log are

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from components.common.config import IGNORE_LABEL, PreprocessConfig
+from components.common.sources import SourcePair, list_sources
 from components.preprocess.examples import RejectedInput, encode_pair
-from components.preprocess.sources import SourcePair, list_sources
 from components.preprocess.stats import median_frequency_weights
 
 RNG = np.random.default_rng(3)

@@ -26,13 +26,16 @@ def test_a_run_shows_a_line_per_step_and_a_summary_and_logs_the_rest(local_runs)
     assert "Executing task" not in first and "executor_input" not in first
     steps = _step_lines(first)
     done = {step: status for step, status in steps if status.startswith("done in")}
-    assert set(done) == {"preprocess", "train", "evaluate", "publish", "finish"}
+    assert set(done) == {"snapshot", "preprocess", "train", "evaluate", "publish", "finish"}
+    assert done["snapshot"].endswith("24 inputs; no champion")
     assert re.search(r"24 inputs, 0 rejected; \d+ train, \d+ val", done["preprocess"])
     assert re.search(r"2 epochs, best val mean IoU 0\.\d{4}$", done["train"])
     assert re.search(r"mean IoU 0\.\d{4}; gate PASSED: mean IoU", done["evaluate"])
     assert done["publish"].endswith("segpipe-unet version 1 is champion")
     assert [status for step, status in steps if step == "train"][1].startswith("[")  # the bar
     assert ("publish", "skipped  the gate did not pass") in _step_lines(second)
+    second_done = {s: status for s, status in _step_lines(second) if status.startswith("done")}
+    assert second_done["snapshot"].endswith("24 inputs; 0 added, 0 removed, 0 changed")
 
     (log_line,) = [line for line in first.splitlines() if line.startswith("  log:")]
     log = Path(log_line.split(":", 1)[1].strip())
@@ -76,6 +79,7 @@ def test_a_failed_run_ends_with_the_step_its_reason_and_the_log(rejecting_data, 
     else:
         assert "Traceback" not in result.stdout + result.stderr
         steps = _step_lines(result.stdout)
-        assert steps[0] == ("preprocess", "started")
-        assert steps[1][1].startswith("FAILED after") and "rejects.jsonl" in steps[1][1]
+        assert steps[0] == ("snapshot", "started") and steps[1][0] == "snapshot"
+        assert steps[2] == ("preprocess", "started")
+        assert steps[3][1].startswith("FAILED after") and "rejects.jsonl" in steps[3][1]
         assert ("train", "skipped  an earlier step failed") in steps

@@ -12,6 +12,7 @@ from settings_typos import TYPOS
 
 from components.common.config import ClusterConfig, GatePolicy, PipelineConfig, PublishConfig
 from pipelines.cli import main
+from pipelines.params import SECTION_TITLES
 
 TYPO_IDS = [typo.split("=")[0] for typo, _ in TYPOS]
 
@@ -165,7 +166,8 @@ def test_segpipe_params_lists_every_parameter_by_step_with_type_default_and_help
     assert epochs.split()[:3] == ["epochs", "int", "20"]
     assert "passes over the train split [>= 1]" in epochs
     titles = [line for line in out.splitlines() if line and not line.startswith(" ")]
-    assert titles[1:4] == ["every step", "preprocess", "train"]
+    assert titles[1:3] == ["every step", SECTION_TITLES["snapshot"]]
+    assert titles[3:5] == ["preprocess", "train"]
 
 
 def test_segpipe_params_shows_a_presets_values_as_overrides(capsys, monkeypatch):

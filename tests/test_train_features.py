@@ -423,7 +423,7 @@ def test_every_train_setting_reaches_the_train_task_with_a_durable_checkpoint_de
     path = tmp_path / "pipeline.yaml"
     compiler.Compiler().compile(build_pipeline(step_images(), cluster=True), str(path))
     spec = next(yaml.safe_load_all(path.read_text()))
-    # the one train pod's task, in its branch inside the exit handler
+    # the one train pod's task: inside the exit handler, in the snapshot's condition
     (task,) = [
         c["dag"]["tasks"]["train"]
         for c in spec["components"].values()

@@ -378,6 +378,12 @@ class GatePolicy:
     allow_absent_classes: str = setting(
         "", 'classes that may have no truth pixels in eval_split: "a,b", or "*" for any'
     )
+    max_class_shift: float = setting(
+        -1.0,
+        "most any class's pixel share may move from the champion's training data; < 0: no check",
+        at_least=-1,
+        at_most=1,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -385,6 +391,21 @@ class GatePolicy:
     def absent_classes_allowed(self) -> tuple[str, ...]:
         """The class names listed in `allow_absent_classes` (ANY_CLASS alone means every class)."""
         return tuple(n.strip() for n in self.allow_absent_classes.split(",") if n.strip())
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    """What the data snapshot records, and when a run may end after it."""
+
+    skip_unchanged: bool = setting(
+        False, "end the run after the snapshot when data and training settings equal the champion's"
+    )
+    hash_local_files: bool = setting(
+        False, "identify local inputs by the sha256 of their bytes, not size and mtime"
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)
@@ -462,6 +483,7 @@ class ClusterConfig:
 class PipelineConfig:
     """Every pipeline parameter's default, gathered in one place."""
 
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GatePolicy = field(default_factory=GatePolicy)

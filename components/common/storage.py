@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from stat import S_ISREG
 
 GCS_PREFIX = "gs://"
 _GLOB_CHARS = re.compile(r"[^[*?]*")
+# What a gs:// listing asks for: the fields of FileInfo and the next page, nothing else.
+_LIST_FIELDS = "items(name,size,generation,crc32c,md5Hash),nextPageToken"
+# gs:// listings made inside `remember_listings()`: (bucket, prefix) -> {object name: FileInfo}
+_LISTINGS: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "segpipe_listings", default=None
+)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What a listing says about one file, without reading it.
+
+    On gs:// the object's generation and checksums (MD5 is absent on composite objects);
+    locally the modification time in nanoseconds.
+    """
+
+    path: str
+    size: int
+    generation: int = 0
+    crc32c: str = ""
+    md5: str = ""
+    mtime_ns: int = 0
 
 
 def _is_gcs(path: str) -> bool:
@@ -105,10 +131,8 @@ def _files_under(prefix: str) -> Iterator[str]:
     """Every file whose path starts with `prefix`'s folder (local) or with `prefix` (gs://)."""
     if _is_gcs(prefix):
         bucket, name = _split_gcs(prefix)
-        client = _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"))
-        for blob in client.list_blobs(bucket, prefix=name):
-            if not blob.name.endswith("/"):  # a folder placeholder, not a file
-                yield f"{GCS_PREFIX}{bucket}/{blob.name}"
+        for info in _gcs_listing(bucket, name).values():
+            yield info.path
         return
     root = os.path.dirname(prefix)
     for folder, _, names in os.walk(root or os.curdir):
@@ -140,3 +164,76 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             parts.append(re.escape(char))
         i += 1
     return re.compile("".join(parts), re.DOTALL)
+
+
+@contextlib.contextmanager
+def remember_listings() -> Iterator[None]:
+    """Inside, each gs:// prefix is listed once: `glob` and `describe` share what it returned.
+
+    For a step that lists a data set and then describes the same files (the snapshot), so a
+    bucket of 100k objects is paged through once, not twice.
+    """
+    token = _LISTINGS.set({})
+    try:
+        yield
+    finally:
+        _LISTINGS.reset(token)
+
+
+def _gcs_listing(bucket: str, prefix: str) -> dict[str, FileInfo]:
+    """Every object under `prefix` (recursive) by name, from one paged listing: no downloads."""
+    remembered = _LISTINGS.get()
+    if remembered is not None and (bucket, prefix) in remembered:
+        return remembered[(bucket, prefix)]
+    client = _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"))
+    listing = {}
+    for blob in client.list_blobs(bucket, prefix=prefix, fields=_LIST_FIELDS):
+        if blob.name.endswith("/"):  # a folder placeholder, not a file
+            continue
+        listing[blob.name] = FileInfo(
+            path=f"{GCS_PREFIX}{bucket}/{blob.name}",
+            size=int(blob.size or 0),
+            generation=int(blob.generation or 0),
+            crc32c=blob.crc32c or "",
+            md5=blob.md5_hash or "",
+        )
+    if remembered is not None:
+        remembered[(bucket, prefix)] = listing
+    return listing
+
+
+def _remembered(bucket: str, name: str) -> FileInfo | None | bool:
+    """`name`'s entry in a remembered listing that covers it; False when none covers it."""
+    for (listed_bucket, prefix), listing in (_LISTINGS.get() or {}).items():
+        if listed_bucket == bucket and name.startswith(prefix):
+            return listing.get(name)
+    return False
+
+
+def describe(paths: Iterable[str]) -> dict[str, FileInfo]:
+    """FileInfo of each path that is a file; paths where no file is are left out.
+
+    Locally one `stat` per path. On gs:// one listing per folder the paths are in (never a
+    request per object, never a download), reusing what `remember_listings` kept.
+    """
+    found: dict[str, FileInfo] = {}
+    by_folder: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for path in paths:
+        if not _is_gcs(path):
+            try:
+                stat = os.stat(path)  # one call: is it a file, and its size and mtime
+            except OSError:
+                continue
+            if S_ISREG(stat.st_mode):
+                found[path] = FileInfo(path, stat.st_size, mtime_ns=stat.st_mtime_ns)
+            continue
+        bucket, name = _split_gcs(path)
+        known = _remembered(bucket, name)
+        if known is False:
+            by_folder.setdefault((bucket, name.rpartition("/")[0]), []).append((name, path))
+        elif known is not None:
+            found[path] = known
+    for (bucket, folder), names in by_folder.items():
+        listing = _gcs_listing(bucket, f"{folder}/" if folder else "")
+        found.update({path: listing[name] for name, path in names if name in listing})
+    return found

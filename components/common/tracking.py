@@ -139,12 +139,14 @@ def step_run(
     run_id: str | None = None,
     outage: OutageWindow | None = None,
     dataset_dir: str | None = None,
+    data_dir: str = "",
 ) -> Iterator:
     """An active MLflow run for `step`, nested under the pipeline run's parent run.
 
     `run_id` reopens that earlier run instead (a retried task that resumes its work).
     `dataset_dir`'s lineage names the parent (data set and time) and its preprocess run,
-    which is nested under the parent too.
+    which is nested under the parent too; a step before preprocess (the snapshot) names the
+    parent by `data_dir`.
 
     Without a pipeline run id (a step whose outputs are cached across pipeline runs) the
     run stands alone, and later steps link to it by id.
@@ -165,7 +167,8 @@ def step_run(
     tags = {STEP_TAG: step, **provenance_tags()}
     parent_id = None
     if pipeline_run_id is not None:
-        parent_id = ensure_parent(client, experiment_id, pipeline_run_id, read_lineage(dataset_dir))
+        lineage = read_lineage(dataset_dir) or ({"data_dir": data_dir} if data_dir else {})
+        parent_id = ensure_parent(client, experiment_id, pipeline_run_id, lineage)
         tags[PIPELINE_RUN_TAG] = pipeline_run_id
     run = mlflow.start_run(run_id=run_id, run_name=step, parent_run_id=parent_id, tags=tags)
     try:

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report", default=None, help="also write the HTML report here")
     parser.add_argument(
+        "--snapshot", default=None, help="the snapshot step's output: the run's dataset input"
+    )
+    parser.add_argument(
         "--per-image", default=None, help="also write the per-image IoU Parquet table here"
     )
     add_config_flags(parser, GatePolicy)
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             args.per_image,
             train_run_id=args.train_run_id,
             alias=args.alias,
+            snapshot_dir=args.snapshot,
         )
     summary = {"passed": result.decision.passed, "reason": result.decision.reason}
     judged = {

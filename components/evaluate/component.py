@@ -10,6 +10,7 @@ from components.common.component_docs import with_setting_docs
 def evaluate(
     dataset: Input[Dataset],
     model: Input[Model],
+    snapshot: Input[Dataset],
     metrics: Output[Metrics],
     report: Output[HTML],
     per_image: Output[Dataset],
@@ -19,6 +20,7 @@ def evaluate(
     max_drop: float,
     max_class_drop: float,
     allow_absent_classes: str,
+    max_class_shift: float,
     model_name: str,
     alias: str,
     train_run_id: str,
@@ -35,6 +37,7 @@ def evaluate(
     Args:
         dataset: the preprocess step's shards; eval_split is scored.
         model: the candidate SavedModel from train.
+        snapshot: the snapshot step's manifest: the run's dataset input.
         metrics: mean IoU and the other scores, with the gate's reason in its metadata (output).
         report: HTML report, candidate against champion (output).
         per_image: per-image IoU as a Parquet table (output).
@@ -57,6 +60,7 @@ def evaluate(
         images_path=per_image.path,
         train_run_id=train_run_id,
         alias=alias,
+        snapshot_dir=snapshot.path,
     )
     for key, value in result.metrics.items():
         metrics.log_metric(key, value)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 
-from components.common import verdict
+from components.common import storage, verdict
 from components.common.config import GatePolicy
 from components.common.dataset import read_dataset_info
 from components.common.digest import folder_sha256
 from components.common.tracking import check_reachable, step_run, tracking_uri
+from components.evaluate.drift import DataDrift, compare_stats
 from components.evaluate.gate import Decision, check_policy, decide
 from components.evaluate.metrics import SegmentationMetrics, compute_metrics
 
@@ -20,6 +23,8 @@ log = logging.getLogger(__name__)
 CHAMPION_ALIAS = "champion"
 REPORT_FILE = "report.html"
 IMAGES_FILE = "per_image_iou.parquet"
+DRIFT_FILE = "drift.json"
+TRAINING_STATS_ARTIFACT = "dataset/stats.json"  # what train logged: the data a model saw
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Evaluation:
     model_sha256: str  # digest of the model folder scored
     class_names: tuple[str, ...] = ()
     confusion: tuple[tuple[int, ...], ...] = ()  # candidate pixels: rows truth, cols predicted
+    drift: DataDrift | None = None  # this data against the champion's training data
 
     def confusion_matrix(self) -> tuple[list[str], list[list[int]]]:
         """(class names, matrix) as KFP's ClassificationMetrics takes them."""
@@ -52,6 +58,7 @@ def evaluate(
     images_path: str | None = None,
     train_run_id: str = "",
     alias: str = CHAMPION_ALIAS,
+    snapshot_dir: str | None = None,
 ) -> Evaluation:
     """Metrics for the candidate in `model_dir` and for `model_name@alias`, plus the gate.
 
@@ -59,6 +66,9 @@ def evaluate(
     `images_path` when given) and logs both to the step's MLflow run under `evaluation/`.
     Tags the run with what it judged (the `verdict` tags: the model folder's digest, its train
     run when given, the champion version compared against), which publish checks.
+    Compares the data set's statistics with the champion's training data's (`drift.json`,
+    `drift/...` metrics) for the gate's `max_class_shift`; `snapshot_dir` (the snapshot step's
+    output) is logged as the run's dataset input.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -73,22 +83,28 @@ def evaluate(
     model_sha256 = folder_sha256(model_dir)  # what publish must find again, byte for byte
     outputs = tempfile.mkdtemp(prefix="segpipe-evaluate-")
     with step_run("evaluate", experiment, pipeline_run_id, dataset_dir=dataset_dir) as run:
+        if snapshot_dir:
+            from components.common.lineage import log_training_data
+
+            log_training_data(snapshot_dir, context="evaluation")
         scores = score_model(model_dir, dataset_dir, policy.eval_split, info)
         candidate = compute_metrics(scores.confusion)
         champion_version = alias_version(MlflowClient(tracking_uri()), model_name, alias)
-        champion_scores = champion = None
+        champion_scores = champion = drift = None
         if champion_version is not None:
+            drift = _champion_drift(dataset_dir, champion_version)
             champion_dir = download_version(champion_version)
             champion_scores = score_model(
                 champion_dir, dataset_dir, policy.eval_split, info, samples=0
             )
             champion = compute_metrics(champion_scores.confusion)
-        decision = decide(candidate, champion, policy, info.class_names)
+        decision = decide(candidate, champion, policy, info.class_names, drift)
         metrics = candidate.as_dict(info.class_names)
         if champion is not None:
             metrics.update(
                 {f"champion/{k}": v for k, v in champion.as_dict(info.class_names).items()}
             )
+        metrics.update(drift.metrics() if drift else {})
         metrics["gate_passed"] = float(decision.passed)
         version = str(champion_version.version) if champion_version else None
 
@@ -104,8 +120,11 @@ def evaluate(
                     version,
                     decision.passed,
                     decision.reason,
+                    drift,
                 )
             )
+        with open(os.path.join(outputs, DRIFT_FILE), "w", encoding="utf-8") as handle:
+            json.dump(_drift_document(drift), handle, indent=2)
         write_image_table(os.path.join(outputs, IMAGES_FILE), scores, champion_scores)
         for name, target in ((REPORT_FILE, report_path), (IMAGES_FILE, images_path)):
             if target:
@@ -120,6 +139,7 @@ def evaluate(
                 "max_drop": policy.max_drop,
                 "max_class_drop": policy.max_class_drop,
                 "allow_absent_classes": policy.allow_absent_classes,
+                "max_class_shift": policy.max_class_shift,
             }
         )
         tags = {
@@ -147,4 +167,32 @@ def evaluate(
             model_sha256,
             info.class_names,
             tuple(tuple(int(n) for n in row) for row in scores.confusion),
+            drift,
         )
+
+
+def _champion_drift(dataset_dir: str, champion_version) -> DataDrift:
+    """This data set's stats.json against the one the champion's train run logged."""
+    import mlflow
+
+    stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
+    source = f"run {champion_version.run_id} ({TRAINING_STATS_ARTIFACT})"
+    try:
+        folder = tempfile.mkdtemp(prefix="segpipe-champion-stats-")
+        path = mlflow.artifacts.download_artifacts(
+            run_id=champion_version.run_id, artifact_path=TRAINING_STATS_ARTIFACT, dst_path=folder
+        )
+        with open(path, encoding="utf-8") as handle:
+            champion_stats = json.load(handle)
+    except Exception as error:  # any failure means the same: no statistics to compare with
+        log.warning("evaluate: no training statistics of the champion: %s", error)
+        return DataDrift.unavailable(
+            f"the champion's training statistics cannot be read from {source}: {error}"
+        )
+    return compare_stats(stats, champion_stats)
+
+
+def _drift_document(drift: DataDrift | None) -> dict[str, object]:
+    if drift is None:
+        return {"available": False, "reason": "no champion to compare with"}
+    return dataclasses.asdict(drift)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from components.common.config import ANY_CLASS, GatePolicy
+from components.evaluate.drift import DataDrift
 from components.evaluate.metrics import SegmentationMetrics
 
 TOLERANCE = 1e-12  # 0.8 - 0.7 is 0.10000000000000009: an allowed drop of 0.1 must pass it
@@ -75,19 +76,46 @@ def _worst_class_drop(
     return worst
 
 
+def _class_shift_refusal(
+    champion: SegmentationMetrics | float | None, drift: DataDrift | None, policy: GatePolicy
+) -> str | None:
+    """Why the label distribution stops the run (see drift.py for the measure), if it does."""
+    if policy.max_class_shift < 0 or champion is None:
+        return None
+    if drift is None or not drift.available:
+        # Fail closed: the user asked for a bound that nobody can check.
+        why = drift.reason if drift is not None else "no data statistics were compared"
+        return (
+            f"max_class_shift={policy.max_class_shift} is set, but the shift from the "
+            f"champion's training data cannot be measured: {why}"
+        )
+    if drift.class_shift > policy.max_class_shift + TOLERANCE:
+        index = drift.class_names.index(drift.shifted_class)
+        return (
+            f"the label distribution moved: class {drift.shifted_class} is "
+            f"{drift.class_share[index]:.4f} of the labelled pixels, "
+            f"{drift.champion_class_share[index]:.4f} in the champion's training data, a shift "
+            f"of {drift.class_shift:.4f} (allowed max_class_shift {policy.max_class_shift:.4f})"
+        )
+    return None
+
+
 def decide(
     candidate: SegmentationMetrics | float,
     champion: SegmentationMetrics | float | None,
     policy: GatePolicy,
     class_names: tuple[str, ...] = (),
+    drift: DataDrift | None = None,
 ) -> Decision:
     """Pass when the candidate clears the floor and drops no more than the policy allows.
 
     Rules in order: for a metrics object, every class has ground-truth pixels in the eval split
-    unless `allow_absent_classes` excuses it (a bare float carries no classes); mean IoU >=
-    `min_mean_iou` (NaN never passes); with no champion, that is all; else the mean IoU may
-    fall at most `max_drop` below the champion's, and, when `max_class_drop` >= 0 and both are
-    metrics objects, no class IoU may fall by more than it.
+    unless `allow_absent_classes` excuses it (a bare float carries no classes); when
+    `max_class_shift` >= 0 and there is a champion, `drift` (this data against the champion's
+    training data) is measured and no class's pixel share moved by more (unmeasurable fails);
+    mean IoU >= `min_mean_iou` (NaN never passes); with no champion, that is all; else the mean
+    IoU may fall at most `max_drop` below the champion's, and, when `max_class_drop` >= 0 and
+    both are metrics objects, no class IoU may fall by more than it.
     """
     excused_note = ""
     if isinstance(candidate, SegmentationMetrics):
@@ -103,7 +131,15 @@ def decide(
             excused_note = f"; absent from the {policy.eval_split} split (allowed): " + ", ".join(
                 excused
             )
+    refusal = _class_shift_refusal(champion, drift, policy)
+    if refusal:
+        return Decision(False, refusal)
     decision = _decide_scores(candidate, champion, policy, class_names)
+    if decision.passed and champion is not None and policy.max_class_shift >= 0 and drift:
+        excused_note += (
+            f"; largest class share shift {drift.class_shift:.4f} "
+            f"(allowed {policy.max_class_shift:.4f})"
+        )
     if decision.passed and excused_note:
         return Decision(True, decision.reason + excused_note)
     return decision

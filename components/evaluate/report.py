@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from components.common.overlay import blend, colorize, png_bytes
+from components.evaluate.drift import DataDrift
 from components.evaluate.metrics import SegmentationMetrics
 from components.evaluate.scoring import ModelScores, Sample
 
@@ -105,6 +106,42 @@ def _summary_table(candidate: SegmentationMetrics, champion: SegmentationMetrics
     return f"<table>{''.join(rows)}</table>"
 
 
+def _drift_section(drift: DataDrift | None) -> str:
+    """This data against the champion's training data: class shares, sizes, reject rate."""
+    if drift is None:
+        return "<p>No champion: nothing to compare the data with.</p>"
+    if not drift.available:
+        return f"<p>Not measured: {html.escape(drift.reason)}</p>"
+    summary = (
+        f"<p>Largest class share shift: <b>{drift.class_shift:.4f}</b> "
+        f"({html.escape(drift.shifted_class)}); total variation distance of the class "
+        f"distributions {drift.class_tv:.4f}, of the image sizes {drift.image_size_tv:.4f}; "
+        f"reject rate {drift.reject_rate:.2%} (champion's data {drift.champion_reject_rate:.2%})."
+        "</p>"
+    )
+    rows = ["<tr><th>class</th><th>share</th><th>champion's data</th><th>change</th></tr>"]
+    for name, new, old in zip(
+        drift.class_names, drift.class_share, drift.champion_class_share, strict=True
+    ):
+        rows.append(
+            f"<tr><th>{html.escape(name)}</th><td>{new:.4f}</td><td>{old:.4f}</td>"
+            f"<td>{new - old:+.4f}</td></tr>"
+        )
+    sizes = ["<tr><th>image size</th><th>share</th><th>champion's data</th></tr>"]
+    keys = sorted(
+        drift.image_size_share.keys() | drift.champion_image_size_share.keys(),
+        key=lambda k: (
+            -max(drift.image_size_share.get(k, 0), drift.champion_image_size_share.get(k, 0))
+        ),
+    )
+    for key in keys[:10]:
+        sizes.append(
+            f"<tr><th>{html.escape(key)}</th><td>{drift.image_size_share.get(key, 0):.4f}</td>"
+            f"<td>{drift.champion_image_size_share.get(key, 0):.4f}</td></tr>"
+        )
+    return f"{summary}<table>{''.join(rows)}</table><table>{''.join(sizes)}</table>"
+
+
 def _sample_figures(samples: list[Sample], num_classes: int, ignore_label: int) -> str:
     figures = []
     for sample in samples:
@@ -135,6 +172,7 @@ def render_report(
     champion_version: str | None,
     passed: bool,
     reason: str,
+    drift: DataDrift | None = None,
 ) -> str:
     """The whole report as one HTML string (images inline as PNG data URIs)."""
     verdict = "PASSED" if passed else "FAILED"
@@ -149,6 +187,8 @@ def render_report(
         _summary_table(candidate_metrics, champion_metrics),
         "<h2>Per class</h2>",
         _class_table(names, candidate_metrics, champion_metrics),
+        "<h2>Data against the champion's training data</h2>",
+        _drift_section(drift),
         "<h2>Confusion matrix (candidate)</h2>",
         _heat_map(candidate.confusion, names),
         "<h2>Best images</h2><p>image | truth | prediction | predicted classes</p>",

@@ -8,6 +8,13 @@ import time
 from dataclasses import dataclass, field
 
 from components.common import verdict
+from components.common.lineage import (
+    CHANGED_OUTCOME,
+    DATA_CHANGES_TAG,
+    OUTCOME_TAG,
+    SKIPPED_TAG,
+    UNCHANGED_OUTCOME,
+)
 from components.common.pipeline_runs import (
     NOTE_TAG,
     PIPELINE_RUN_TAG,
@@ -49,6 +56,12 @@ class Headline:
     train_run_id: str  # "" when train did not finish
     failed_steps: dict[str, str] = field(default_factory=dict)  # step -> its error
     closed_runs: list[str] = field(default_factory=list)  # left RUNNING, marked now
+    outcome: str = ""  # the snapshot's: changed, or unchanged (the run ended there); "" no snapshot
+    data_changes: str = ""  # the snapshot's headline: what changed since the champion's data
+
+    @property
+    def unchanged(self) -> bool:
+        return self.outcome == UNCHANGED_OUTCOME
 
 
 def wait_reachable(uri: str, wait_s: float) -> None:
@@ -140,7 +153,13 @@ def _latest(steps, step: str):
 
 def _headline(steps, status, parent_id, experiment_id, closed) -> Headline:
     evaluation, train, publish = (_latest(steps, s) for s in ("evaluate", "train", "publish"))
+    snapshot = _latest(steps, "snapshot")
     tags = evaluation.data.tags if evaluation else {}
+    outcome = ""
+    if snapshot is not None and snapshot.info.status == "FINISHED":
+        skipped = snapshot.data.tags.get(SKIPPED_TAG) == "true"
+        outcome = UNCHANGED_OUTCOME if skipped else CHANGED_OUTCOME
+    data_changes = snapshot.data.tags.get(DATA_CHANGES_TAG, "") if snapshot else ""
     failed = {
         run.data.tags.get(STEP_TAG, "?"): run.data.tags.get(ERROR_TAG, "no error recorded")
         for run in reversed(steps)
@@ -151,7 +170,10 @@ def _headline(steps, status, parent_id, experiment_id, closed) -> Headline:
         parent_run_id=parent_id,
         experiment_id=experiment_id,
         passed=tags.get(verdict.PASSED_TAG) == "true",
-        reason=tags.get(verdict.REASON_TAG, "not evaluated"),
+        reason=tags.get(
+            verdict.REASON_TAG,
+            UNCHANGED_OUTCOME if outcome == UNCHANGED_OUTCOME else "not evaluated",
+        ),
         mean_iou=evaluation.data.metrics.get("mean_iou") if evaluation else None,
         registered_version=publish.data.tags.get("registered_version", "") if publish else "",
         model_name=tags.get(verdict.MODEL_NAME_TAG, ""),
@@ -159,6 +181,8 @@ def _headline(steps, status, parent_id, experiment_id, closed) -> Headline:
         train_run_id=train.info.run_id if train and train.info.status == "FINISHED" else "",
         failed_steps=failed,
         closed_runs=closed,
+        outcome=outcome,
+        data_changes=data_changes,
     )
 
 
@@ -185,6 +209,8 @@ def _write(client, parent_id, headline, evaluation, pipeline_run_id, kfp_run_nam
     }
     if kfp_run_name:
         tags["kfp.run_name"] = kfp_run_name
+    if headline.outcome:
+        tags.update({OUTCOME_TAG: headline.outcome, DATA_CHANGES_TAG: headline.data_changes})
     if headline.registered_version:
         tags.update(
             registered_version=headline.registered_version, registered_model=headline.model_name
@@ -198,11 +224,18 @@ def _write(client, parent_id, headline, evaluation, pipeline_run_id, kfp_run_nam
 def describe(headline: Headline, data_dir: str = "", kfp_run_name: str = "") -> str:
     """The parent run's description (Markdown): score, decision, publication, failures."""
     lines = []
+    if headline.unchanged:  # ended after the snapshot: nothing trained, judged or published
+        lines += [f"**{UNCHANGED_OUTCOME.capitalize()}**", headline.data_changes]
+    elif headline.data_changes:
+        lines.append(f"Data: {headline.data_changes}")
     if headline.mean_iou is not None:
         lines.append(f"**mean IoU {headline.mean_iou:.4f}**")
     decision = "PASSED" if headline.passed else "FAILED"
-    lines.append(f"Gate {decision}: {headline.reason}")
-    if headline.registered_version:
+    if not headline.unchanged:
+        lines.append(f"Gate {decision}: {headline.reason}")
+    if headline.unchanged:
+        lines.append("No new version")
+    elif headline.registered_version:
         published = f"{headline.model_name} version {headline.registered_version}"
         lines.append(f"Published **{published}** as `{headline.alias}`")
     elif headline.status == "FINISHED":

@@ -17,10 +17,13 @@ def finish(
     pipeline_root: str,
     status: PipelineTaskFinalStatus,
     summary: Output[Markdown],
-) -> NamedTuple("Outputs", [("passed", bool), ("train_run_id", str)]):
+) -> NamedTuple(
+    "Outputs", [("passed", bool), ("train_run_id", str), ("outcome", str), ("parent_run_id", str)]
+):
     """Close the pipeline run's MLflow parent run with the steps' final state and headline.
 
-    Returns the gate decision and the train run (the pipeline's outputs).
+    Returns the gate decision, the train run, the snapshot's outcome ("unchanged, nothing to
+    do" when the run ended after it) and the MLflow parent run: the pipeline's outputs.
 
     Args:
         data_dir: the data folder the run read, named in the parent run and the headline.
@@ -44,8 +47,8 @@ def finish(
     )
     with open(summary.path, "w", encoding="utf-8") as handle:
         handle.write(describe(headline, data_dir, kfp_run_name) + "\n")
-    outputs = namedtuple("Outputs", ["passed", "train_run_id"])
-    return outputs(headline.passed, headline.train_run_id)
+    outputs = namedtuple("Outputs", ["passed", "train_run_id", "outcome", "parent_run_id"])
+    return outputs(headline.passed, headline.train_run_id, headline.outcome, headline.parent_run_id)
 
 
 def finish_component(image: str):

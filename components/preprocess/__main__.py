@@ -34,13 +34,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="input folder (local or gs://)")
     parser.add_argument("--output", required=True, help="output folder (local or gs://)")
     parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
+    parser.add_argument(
+        "--data-fingerprint",
+        default="",
+        help="the snapshot step's fingerprint of --data, recorded in lineage.json",
+    )
     add_config_flags(parser, PreprocessConfig)
     args, beam_args = parser.parse_known_args(argv)
     config = config_from_flags(PreprocessConfig, args)  # a bad setting exits here, before work
     setup_logging()
     from components.preprocess.preprocessor import preprocess
 
-    result = preprocess(args.data, args.output, config, args.experiment, beam_args)
+    result = preprocess(
+        args.data, args.output, config, args.experiment, beam_args, args.data_fingerprint
+    )
     json.dump(result.stats, sys.stdout, indent=2)
     print()
     return 0

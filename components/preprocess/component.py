@@ -39,6 +39,7 @@ def preprocess(
     direct_running_mode: str,
     beam_options: str,
     experiment: str,
+    data_fingerprint: str,
 ):
     """Validate, resize and shard `data_dir`'s image + mask pairs into TFRecords.
 
@@ -47,12 +48,14 @@ def preprocess(
         dataset: TFRecord shards per split, stats.json, dataset.json, rejects.jsonl (output).
         report: the data set's statistics and rejects as Markdown (output).
         counts: the inputs read, rejected and written per split (output, KFP UI metrics).
+        data_fingerprint: the snapshot step's fingerprint of the data and these settings: the
+            KFP cache key follows the data through it (recorded in lineage.json).
     """
     from components.common.config import PreprocessConfig, config_from_inputs
     from components.preprocess.preprocessor import preprocess as run_step
 
     config = config_from_inputs(PreprocessConfig, locals())
-    result = run_step(data_dir, dataset.path, config, experiment)
+    result = run_step(data_dir, dataset.path, config, experiment, data_fingerprint=data_fingerprint)
     with open(report.path, "w") as handle:
         handle.write(result.report_markdown)
     for key, value in result.counts().items():

@@ -18,7 +18,7 @@ from components.common.image_files import (
     to_display_image,
 )
 from components.common.schema import encode_example
-from components.preprocess.sources import SourcePair
+from components.common.sources import SourcePair
 
 # Masks are arrays of class ids; these modes hold one channel, so they can be read as such.
 _ONE_CHANNEL_MODES = ("L", "P", "1", "I", "I;16", "I;16B", "I;16L")

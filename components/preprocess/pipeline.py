@@ -17,9 +17,9 @@ from components.common import storage
 from components.common.config import IGNORE_LABEL, PreprocessConfig
 from components.common.dataset import DatasetInfo, class_names_for, write_dataset_info
 from components.common.image_files import printable
+from components.common.sources import SourcePair, list_sources
 from components.preprocess.checks import check_classes, check_encoding
 from components.preprocess.examples import RejectedInput, encode_pair
-from components.preprocess.sources import SourcePair, list_sources
 from components.preprocess.split import SPLITS, assign_split
 from components.preprocess.stats import (
     MaskValuesFn,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from components.common import storage
 from components.common.config import PreprocessConfig
+from components.common.lineage import DATA_FINGERPRINT_TAG
 from components.common.tracking import step_run
 from components.preprocess.pipeline import PreprocessResult, run_preprocess
 
@@ -33,21 +34,25 @@ def preprocess(
     config: PreprocessConfig,
     experiment: str = "segpipe",
     beam_args: Sequence[str] = (),
+    data_fingerprint: str = "",
 ) -> PreprocessResult:
     """Run the Beam job inside its own MLflow run; outputs are logged even when it fails.
 
     The run is not nested under a pipeline run: the step takes no run id, so identical inputs
-    can hit the KFP cache. Its id goes into `lineage.json`; train tags its run with it.
+    can hit the KFP cache, whose key `data_fingerprint` (the snapshot's) makes follow the data.
+    The run id and the fingerprint go into `lineage.json`; train tags its run with them.
     """
     import mlflow
 
     with step_run("preprocess", experiment, None) as run:
-        storage.write_json(
-            storage.join(output_dir, LINEAGE_FILE),
-            {"preprocess_run_id": run.info.run_id, "data_dir": data_dir},
-        )
+        lineage = {"preprocess_run_id": run.info.run_id, "data_dir": data_dir}
+        if data_fingerprint:
+            lineage["data_fingerprint"] = data_fingerprint
+        storage.write_json(storage.join(output_dir, LINEAGE_FILE), lineage)
         params = {k: v for k, v in dataclasses.asdict(config).items() if k != "beam_options"}
         mlflow.log_params({**params, "data_dir": data_dir, "output_dir": output_dir})
+        if data_fingerprint:
+            mlflow.set_tag(DATA_FINGERPRINT_TAG, data_fingerprint)
         try:
             return run_preprocess(data_dir, output_dir, config, beam_args)
         finally:

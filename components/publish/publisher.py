@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from components.common import verdict
 from components.common.config import PublishConfig
 from components.common.digest import folder_sha256
+from components.common.lineage import LINEAGE_TAGS
 from components.common.registry import alias_version
 from components.common.tracking import PIPELINE_RUN_TAG, check_reachable, tracking_uri
 from components.publish.checks import (
@@ -142,6 +143,11 @@ def _register_export_promote(
     }
     if fingerprint:
         tags[DATASET_TAG] = fingerprint
+    # the data and settings the model was trained on: the snapshot compares with these, and
+    # `segpipe data-diff` finds the manifest through them
+    lineage = {k: train_run.data.tags[k] for k in LINEAGE_TAGS if k in train_run.data.tags}
+    tags.update(lineage)
+    data_summary = {**data_summary, **{k.removeprefix("segpipe."): v for k, v in lineage.items()}}
     for key, value in tags.items():
         client.set_model_version_tag(config.model_name, number, key, value)
     card = render_model_card(

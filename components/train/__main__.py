@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         "--model-name", default=PublishConfig.model_name, help="registered model to warm start from"
     )
     parser.add_argument("--alias", default=PublishConfig.alias, help="its alias to warm start from")
+    parser.add_argument(
+        "--snapshot",
+        default="",
+        help="the snapshot step's output folder: logged as the run's dataset input, with the "
+        "manifest, so the registered version records what it was trained on",
+    )
     add_config_flags(parser, TrainConfig)
     args = parser.parse_args(argv)
     config = config_from_flags(TrainConfig, args)  # refused here, before TensorFlow loads
@@ -57,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_dir=args.checkpoint_dir,
         model_name=args.model_name,
         alias=args.alias,
+        snapshot_dir=args.snapshot,
     )
     print(run_id)
     return 0

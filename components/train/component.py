@@ -9,6 +9,7 @@ from components.common.component_docs import with_setting_docs
 # Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def train(
     dataset: Input[Dataset],
+    snapshot: Input[Dataset],
     model: Output[Model],
     figures: Output[Metrics],
     epochs: int,
@@ -55,6 +56,7 @@ def train(
 
     Args:
         dataset: the preprocess step's shards, stats.json and dataset.json.
+        snapshot: the snapshot step's manifest: the run's dataset input and lineage tags.
         model: the exported SavedModel (output).
         figures: epochs trained, the best val mean IoU, the last loss (output, KFP UI metrics).
         pipeline_run_id: the KFP run id; names the MLflow parent run and the checkpoint folder.
@@ -77,6 +79,7 @@ def train(
         alias=alias,
         pipeline_root=pipeline_root,
         workers=train_workers,
+        snapshot_dir=snapshot.path,
     )
     for key, value in training_figures(run_id).items():
         figures.log_metric(key, value)

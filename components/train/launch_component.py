@@ -9,6 +9,7 @@ from components.common.component_docs import with_setting_docs
 # Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
 def launch_train(
     dataset: Input[Dataset],
+    snapshot: Input[Dataset],
     model: Output[Model],
     epochs: int,
     batch_size: int,
@@ -61,6 +62,7 @@ def launch_train(
 
     Args:
         dataset: the preprocess step's shards, stats.json and dataset.json.
+        snapshot: the snapshot step's manifest: logged to the chief's run as its dataset input.
         model: the exported SavedModel, collected from the chief's MLflow run (output).
         pipeline_run_id: the KFP run id; names the TrainJob and the MLflow parent run.
         trainer_image: the image of the worker pods.
@@ -92,6 +94,7 @@ def launch_train(
         model_name,
         alias,
         pipeline_root,
+        snapshot_dir=snapshot.path,
     )
 
 

@@ -352,10 +352,13 @@ def launch(
     alias: str,
     pipeline_root: str,
     connect: Callable[[], tuple[object, str]] | None = None,
+    snapshot_dir: str = "",
 ) -> str:
     """Train on `workers` as a TrainJob and put the model in `model_dir`; the MLflow run id.
 
     `connect` gives (kubernetes ApiClient, namespace); by default this pod's own.
+    `snapshot_dir` (the snapshot step's output, which the pods do not see) is logged to the
+    chief's run afterwards: its dataset input and lineage tags.
     """
     manifest = train_job_manifest(
         dataset_uri, config, workers, experiment, pipeline_run_id, model_name, alias,
@@ -363,7 +366,15 @@ def launch(
     )  # fmt: skip
     api_client, namespace = (connect or _in_cluster)()
     run_train_job(TrainJobs(api_client, namespace), manifest)
-    return collect_model(experiment, pipeline_run_id, model_dir)
+    run_id = collect_model(experiment, pipeline_run_id, model_dir)
+    if snapshot_dir:
+        import mlflow
+
+        from components.common.lineage import log_training_data
+
+        with mlflow.start_run(run_id=run_id):
+            log_training_data(snapshot_dir, context="training", model_run=True)
+    return run_id
 
 
 def _in_cluster() -> tuple[object, str]:

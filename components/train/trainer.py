@@ -16,6 +16,11 @@ import tensorflow as tf
 from components.common import storage
 from components.common.config import PublishConfig, TrainConfig
 from components.common.dataset import DatasetInfo, read_dataset_info
+from components.common.lineage import (
+    TRAIN_SETTINGS_TAG,
+    log_training_data,
+    training_settings_sha256,
+)
 from components.common.step_runs import find_step_run_id
 from components.common.tracking import step_run, tracking_uri
 from components.common.tracking_outage import OutageWindow, bounded_requests, request_timeout_s
@@ -102,6 +107,7 @@ def train(
     alias: str = PublishConfig.alias,
     pipeline_root: str = "",
     workers: int = 0,
+    snapshot_dir: str = "",
 ) -> str:
     """Train on `dataset_dir`'s train split, validate on val, export to `model_dir`.
 
@@ -111,6 +117,7 @@ def train(
     `model_name@alias` is the model a warm start copies weights from. `workers`: how many
     workers the caller started (0: as many as TF_CONFIG names). Several workers (TF_CONFIG)
     train in step; only the chief (worker 0) tracks, exports and removes the checkpoint.
+    `snapshot_dir` (the snapshot step's output) becomes the run's dataset input and lineage tags.
     Returns the MLflow run id that holds the logged model.
     """
     # first, before any other TensorFlow op: several workers' collectives can be set up only
@@ -152,7 +159,10 @@ def train(
         if resumed_run_id:
             log.info("train: resuming MLflow run %s from %s", resumed_run_id, checkpoint_dir)
         else:
-            outage.retry("logging the run's inputs", lambda: _log_inputs(dataset_dir, config, info))
+            outage.retry(
+                "logging the run's inputs",
+                lambda: _log_inputs(dataset_dir, config, info, snapshot_dir),
+            )
             if checkpoint_dir:
                 checkpoints.save_run_id(checkpoint_dir, run_id)
         strategy_tags = _strategy_tags(strategy, policy)
@@ -361,9 +371,13 @@ def _callbacks(
     return callbacks
 
 
-def _log_inputs(dataset_dir: str, config: TrainConfig, info) -> None:
+def _log_inputs(dataset_dir: str, config: TrainConfig, info, snapshot_dir: str = "") -> None:
     """Params and the data set's lineage, once per MLflow run."""
     mlflow.log_params(dataclasses.asdict(config))
+    # what the snapshot step compares with, to tell whether a retraining would change anything
+    mlflow.set_tag(TRAIN_SETTINGS_TAG, training_settings_sha256(config))
+    if snapshot_dir:
+        log_training_data(snapshot_dir, context="training", model_run=True)
     mlflow.log_params({f"data.{k}": v for k, v in dataclasses.asdict(info).items()})
     stats = storage.read_json(storage.join(dataset_dir, "stats.json"))
     mlflow.log_dict(stats, "dataset/stats.json")  # lineage: what this model saw

@@ -24,7 +24,7 @@ import resource
 import sys
 from components.common.config import PreprocessConfig
 from components.preprocess.examples import RejectedInput, encode_pair
-from components.preprocess.sources import SourcePair
+from components.common.sources import SourcePair
 
 folder, max_pixels = sys.argv[1], int(sys.argv[2])
 config = PreprocessConfig(num_classes=3, image_height=128, image_width=128, max_pixels=max_pixels)

@@ -70,7 +70,7 @@ def run_baseline(data: Path, output: Path, config: dict, shards: int) -> None:
     import multiprocessing
 
     from components.common.config import PreprocessConfig
-    from components.preprocess.sources import list_sources
+    from components.common.sources import list_sources
 
     pairs = list_sources(str(data), PreprocessConfig(**config))
     output.mkdir(parents=True, exist_ok=True)

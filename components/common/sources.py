@@ -272,7 +272,10 @@ def list_voc(data_dir: str) -> list[SourcePair]:
 def _drop_missing(pairs: list[SourcePair]) -> list[SourcePair]:
     """Paths where nothing is replaced by None, with a reject naming the path looked for."""
     paths = {path for pair in pairs for path in (pair.image_path, pair.mask_path) if path}
-    existing = {path for path in paths if _exists(path)}
+    local = {path for path in paths if "://" not in path}
+    # gs://: one listing per folder, not a request per object
+    existing = {path for path in local if os.path.lexists(path)}
+    existing |= set(storage.describe(paths - local))
     return [_mark_missing(pair, existing) for pair in pairs]
 
 
@@ -293,8 +296,3 @@ def _mark_missing(pair: SourcePair, existing: set[str]) -> SourcePair:
         mask_path=None if mask_missing else mask,
         problem=problem,
     )
-
-
-def _exists(path: str) -> bool:
-    """Whether something is at `path`: a file, or a local folder or link (a `not_a_file`)."""
-    return os.path.lexists(path) if "://" not in path else storage.exists(path)

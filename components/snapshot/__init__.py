@@ -1,0 +1,1 @@
+"""Snapshot step: list the inputs (no decoding) -> manifest, fingerprint, diff vs the champion."""
