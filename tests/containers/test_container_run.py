@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
 )
 MODEL = "segpipe-unet"
 STEP_UID = 10001
-STEP_IMAGES = {"preprocess": "beam", "train": "trainer", "evaluate": "trainer"}
+STEP_IMAGES = {"snapshot": "beam", "preprocess": "beam", "train": "trainer", "evaluate": "trainer"}
 STEP_IMAGES["publish"] = "runtime"
 
 
