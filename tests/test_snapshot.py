@@ -338,7 +338,7 @@ def test_an_unreadable_champion_lineage_is_never_unchanged_and_the_report_says_w
 
 
 def test_a_registry_that_cannot_be_read_means_the_run_goes_on(
-    monkeypatch, data: Path, tmp_path: Path
+    monkeypatch, mlflow_store, data: Path, tmp_path: Path
 ):
     import components.common.registry as registry
 
@@ -346,7 +346,6 @@ def test_a_registry_that_cannot_be_read_means_the_run_goes_on(
         raise ConnectionError("registry down")
 
     monkeypatch.setattr(registry, "alias_version", unreachable)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store.db'}")
     result = take_snapshot(
         str(data), str(tmp_path / "s"), CONFIG, TrainConfig(), SnapshotConfig(True), "m", "a"
     )
