@@ -161,7 +161,11 @@ class Reporter:
             elif match["task"].startswith("condition"):  # the gate's: publish did not run
                 self._say("publish", "skipped", "the gate did not pass")
         elif match := SKIPPED_UPSTREAM.match(message):
-            name = "publish" if match["task"].startswith("condition") else match["task"]
+            name = match["task"]
+            if name.startswith(
+                "condition"
+            ):  # snapshot's condition holds the rest; the gate's, publish
+                name = "the rest" if "'snapshot'" in match["failed"] else "publish"
             self._say(name, "skipped", "an earlier step failed")
 
     # -- the task's own output

@@ -168,6 +168,16 @@ def test_without_an_event_the_tracebacks_last_line_is_the_reason_and_a_bug_says_
     assert reporter.failure.reason == "KeyError: 'splits' (unexpected: the traceback is in the log)"
 
 
+def test_a_failed_snapshot_skips_the_rest_and_a_failed_evaluate_skips_publish():
+    reporter, terminal = _reporter()
+    reporter.feed(kfp("Skipping task condition-2: upstream task(s) ['snapshot'] failed."))
+    reporter.feed(kfp("Skipping task condition-5: upstream task(s) ['evaluate'] failed."))
+    assert _lines(terminal) == [
+        "the rest    skipped  an earlier step failed",
+        "publish     skipped  an earlier step failed",
+    ]
+
+
 def test_a_gate_that_did_not_pass_skips_publish():
     reporter, terminal = _reporter()
     reporter.feed(kfp("Skipping conditional task condition-5 (condition evaluated to False)"))
