@@ -87,6 +87,7 @@ def test_a_run_that_ended_after_the_snapshot_says_unchanged_nothing_to_do(mlflow
     assert parent.data.tags[OUTCOME_TAG] == "unchanged, nothing to do"
     assert parent.data.tags[DATA_CHANGES_TAG] == said
     assert parent.data.tags["gate.reason"] == "unchanged, nothing to do"
+    assert "gate.passed" not in parent.data.tags  # no gate ran: the runs table shows no verdict
     note = parent.data.tags["mlflow.note.content"]
     assert note.startswith(f"**Unchanged, nothing to do**\n\n{said}\n\nNo new version")
     assert "Gate" not in note and "not evaluated" not in note
@@ -124,6 +125,7 @@ def test_runs_left_running_are_marked_failed_and_the_failure_is_named(mlflow_sto
     assert headline.closed_runs == [stuck]
     assert headline.failed_steps == {"train": "ValueError: the train split has 0 examples"}
     parent = client.get_run(parent_id)
+    assert "gate.passed" not in parent.data.tags
     assert parent.info.status == "FAILED"
     assert (
         "**train failed**: ValueError: the train split has 0 examples"

@@ -202,11 +202,12 @@ def _write(client, parent_id, headline, evaluation, pipeline_run_id, kfp_run_nam
     if metrics:
         client.log_batch(parent_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
     tags = {
-        verdict.PASSED_TAG: str(headline.passed).lower(),
         verdict.REASON_TAG: headline.reason[:5000],
         "kfp.run_id": pipeline_run_id,
         NOTE_TAG: describe(headline, data_dir, kfp_run_name),
     }
+    if evaluation is not None:  # no gate ran (unchanged data, an earlier step failed): no verdict
+        tags[verdict.PASSED_TAG] = str(headline.passed).lower()
     if kfp_run_name:
         tags["kfp.run_name"] = kfp_run_name
     if headline.outcome:
