@@ -66,7 +66,7 @@ test: $(INSTALLED) ## Run lint and the test suite
 test-fast: $(INSTALLED) ## Lint and the quick tests (not those marked slow): under a minute on 2 idle cores
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n 2
 
 .PHONY: test-containers
 test-containers: $(INSTALLED) ## Build the images on a local Debian base, run the pipeline in them (root; own dockerd)

@@ -157,7 +157,10 @@ def test_a_json_number_of_the_other_kind_is_taken_as_the_settings_type():
         TrainConfig(flip=1)
 
 
-def test_segpipe_params_lists_every_parameter_by_step_with_type_default_and_help(capsys):
+def test_segpipe_params_lists_every_parameter_by_step_with_type_default_and_help(
+    capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "100")  # the help wraps at the terminal's width
     assert main(["params"]) == 0
     out = capsys.readouterr().out
     for name in PipelineConfig().parameters():
