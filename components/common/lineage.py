@@ -8,6 +8,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from components.common import storage
 from components.common.config import PreprocessConfig, TrainConfig
 
 SNAPSHOT_FILE = "snapshot.json"  # in the snapshot folder, next to manifest.parquet and diff.json
@@ -79,8 +80,7 @@ def read_snapshot(snapshot_dir: str) -> SnapshotInfo:
     """The snapshot folder's snapshot.json; a clear error naming the file when it is not one."""
     path = os.path.join(snapshot_dir, SNAPSHOT_FILE)
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
+        document = storage.read_json(path)
         return SnapshotInfo(**{f.name: document[f.name] for f in dataclasses.fields(SnapshotInfo)})
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: not a snapshot of the snapshot step ({error})") from error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -219,8 +218,7 @@ def _document(result: Snapshot) -> dict[str, object]:
 def _write_outputs(output_dir: str, result: Snapshot) -> None:
     diff = result.diff.as_dict() if result.diff else {"baseline": result.baseline.note}
     for name, document in ((SNAPSHOT_FILE, _document(result)), (DIFF_FILE, diff)):
-        with open(os.path.join(output_dir, name), "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=True)
+        storage.write_json(os.path.join(output_dir, name), document)
     with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as handle:
         handle.write(result.report_markdown)
 
