@@ -19,10 +19,11 @@ def cmd_data_diff(args: argparse.Namespace) -> int:
         )
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking import check_reachable, tracking_uri
+    from components.common.tracking import check_reachable, check_store_exists, tracking_uri
     from components.common.version_data import diff_versions
 
     try:
+        check_store_exists(tracking_uri(), "segpipe data-diff")
         check_reachable(tracking_uri())
         old, new, diff = diff_versions(MlflowClient(tracking_uri()), args.model, args.old, args.new)
     except (LookupError, ValueError, RuntimeError) as error:

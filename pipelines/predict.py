@@ -74,10 +74,11 @@ def resolve_model(model: str) -> str:
     from mlflow.tracking import MlflowClient
 
     from components.common.registry import download_version
-    from components.common.tracking import check_reachable, tracking_uri
+    from components.common.tracking import check_reachable, check_store_exists, tracking_uri
 
     reference = model.removeprefix("models:/")
     uri = tracking_uri()
+    check_store_exists(uri, "segpipe predict --model models:/...")
     check_reachable(uri)
     client = MlflowClient(uri)
     if "@" in reference:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass
 
+from components.common.uri_credentials import redact, refuse_credentials
+
 
 @dataclass(frozen=True)
 class VertexTraining:
@@ -28,13 +30,11 @@ class VertexTraining:
         if uri.scheme not in ("http", "https") or not uri.hostname:
             raise ValueError(
                 "Vertex AI needs --mlflow-tracking-uri http(s)://HOST of a server its jobs can "
-                f"reach, got {self.mlflow_tracking_uri!r}"
+                f"reach, got {redact(self.mlflow_tracking_uri)!r}"
             )
-        if uri.username or uri.password:
-            raise ValueError(
-                "--mlflow-tracking-uri must not hold credentials: they would be written into "
-                "the compiled pipeline"
-            )
+        refuse_credentials(
+            self.mlflow_tracking_uri, "--mlflow-tracking-uri", "the compiled pipeline"
+        )
 
     def train_op(self, train_op):
         """`train_op` run by a Vertex AI CustomJob on `replicas` machines."""

@@ -181,7 +181,8 @@ def test_the_late_check_refuses_when_the_champion_moves_during_the_export(
     store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """The alias is read again right before it moves: a rival publish that moved it meanwhile
-    (simulated from the export, as another process would) makes this one refuse."""
+    (simulated from the export, as another process would) makes this one refuse, and the
+    loser leaves no servable export and a card and run that say it was refused."""
     from components.publish import publisher
     from components.publish.publisher import PublishRefused
 
@@ -191,19 +192,37 @@ def test_the_late_check_refuses_when_the_champion_moves_during_the_export(
     model, rival = _model(tmp_path, "model", b"m"), _model(tmp_path, "rival", b"r")
     record_evaluation(model, "p1", "1")
     model_run, rival_run = stand_in_train_run(model), stand_in_train_run(rival)
-    real_export = publisher.export_version
+    real_stage = publisher.stage_version
+    staged_at = []
 
-    def export_while_a_rival_publishes(*args, **kwargs):
+    def stage_while_a_rival_publishes(*args, **kwargs):
+        staged = real_stage(*args, **kwargs)
+        staged_at.append(staged.staging)
         rival_version = store.create_model_version("m", source=str(rival), run_id=rival_run)
         store.set_registered_model_alias("m", "champion", rival_version.version)
-        return real_export(*args, **kwargs)
+        return staged
 
-    monkeypatch.setattr(publisher, "export_version", export_while_a_rival_publishes)
+    monkeypatch.setattr(publisher, "stage_version", stage_while_a_rival_publishes)
     with pytest.raises(PublishRefused, match="m@champion is version 3 now, but .* version 1"):
         _publish(tmp_path, model, model_run, "p1")
     assert str(store.get_model_version_by_alias("m", "champion").version) == "3"
     refused = store.get_model_version("m", "2")
     assert "version 3 now" in refused.tags["segpipe.publish_refused"]
+    # nothing servable: the staged copy is gone, no version folder, no _SUCCESS
+    exports = tmp_path / "exports"
+    assert staged_at and staged_at[0].startswith(str(exports / ".staging"))
+    assert not Path(staged_at[0]).exists()
+    assert sorted(p.name for p in (exports / "m").iterdir()) == ["1"]
+    assert [p.parent.name for p in exports.rglob("_SUCCESS")] == ["1"]
+    # the publish run says refused, and so does its model card
+    (run,) = store.search_runs(
+        [store.get_experiment_by_name("segpipe").experiment_id],
+        "tags.`segpipe.step` = 'publish' and tags.`segpipe.pipeline_run_id` = 'p1'",
+    )
+    assert "version 3 now" in run.data.tags["publish.refused"]
+    assert "registered_version" not in run.data.tags
+    card = store.download_artifacts(run.info.run_id, "MODEL_CARD.md", str(tmp_path))
+    assert "REFUSED, not published: refusing to publish" in Path(card).read_text()
 
 
 def test_publishing_the_champion_again_is_idempotent(store, tmp_path: Path):

@@ -67,14 +67,40 @@ def test_gcs_export_that_fails_midway_leaves_no_success_marker(gcs, model_dir, m
     monkeypatch.setattr(Bucket, "copy_blob", real_copy)
     export_version(str(model_dir), "gs://segpipe-test", "m", "2")  # the retry completes it
     assert {f"m/2/{SUCCESS_MARKER}", "m/2/saved_model.pb"} <= _names(gcs, "m/2/")
-    assert not _names(gcs, "m/.tmp-")  # the crashed attempt's staging copy is gone too
+    assert not _names(gcs, ".staging/")  # the crashed attempt's staging copy is gone too
 
 
 def test_local_export_writes_extra_files_and_marker(tmp_path, model_dir):
     path = Path(export_version(str(model_dir), str(tmp_path / "exports"), "m", "1", {"A.md": "a"}))
     assert path == tmp_path / "exports" / "m" / "1"
     assert (path / "A.md").read_text() == "a" and (path / SUCCESS_MARKER).exists()
-    assert not list((tmp_path / "exports" / "m").glob("*.tmp-*"))
+    assert not list((tmp_path / "exports" / ".staging").iterdir())
+
+
+def test_a_staged_version_is_invisible_until_committed_and_discard_removes_it(tmp_path, model_dir):
+    from components.publish.export import commit, discard, stage_version
+
+    root = tmp_path / "exports"
+    staged = stage_version(str(model_dir), str(root), "m", "1", {"A.md": "a"})
+    assert not (root / "m").exists()  # nothing under the published path yet
+    assert (Path(staged.staging) / SUCCESS_MARKER).exists()
+    discard(staged)
+    assert not Path(staged.staging).exists() and not (root / "m").exists()
+    staged = stage_version(str(model_dir), str(root), "m", "1")
+    assert Path(commit(staged)) == root / "m" / "1"
+    assert (root / "m" / "1" / SUCCESS_MARKER).exists()
+
+
+def test_gcs_staged_version_is_invisible_until_committed(gcs, model_dir):
+    from components.publish.export import discard, stage_version
+
+    staged = stage_version(str(model_dir), "gs://segpipe-test/root", "m", "4")
+    assert not _names(gcs, "root/m/")
+    assert f"{staged.staging.removeprefix('gs://segpipe-test/')}/{SUCCESS_MARKER}" in _names(
+        gcs, "root/.staging/"
+    )
+    discard(staged)
+    assert not _names(gcs, "root/")
 
 
 def test_other_remote_schemes_are_refused(model_dir):

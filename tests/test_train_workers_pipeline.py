@@ -118,12 +118,15 @@ def test_the_vertex_variant_runs_train_as_a_custom_job_of_train_workers_replicas
     [
         (None, "needs --mlflow-tracking-uri"),
         ("https://user:pw@mlflow.example.com", "must not hold credentials"),
+        ("https://mlflow.example.com/?token=s3cret", r"must not hold credentials \(a query"),
+        ("https://mlflow.example.com/#s3cret", "must not hold credentials"),
     ],
 )
 def test_the_vertex_variant_refuses_a_missing_or_credentialed_mlflow_uri(tmp_path, uri, refusal):
     extra = ["--train-engine", "vertex", *(["--mlflow-tracking-uri", uri] if uri else [])]
-    with pytest.raises(SystemExit, match=refusal):
+    with pytest.raises(SystemExit, match=refusal) as refused:
         _compile(tmp_path, *extra)
+    assert "s3cret" not in str(refused.value) and "pw@" not in str(refused.value)
     assert not (tmp_path / "pipeline.yaml").exists()
 
 

@@ -26,6 +26,8 @@ LINEAGE_TAGS = (DATA_FINGERPRINT_TAG, MANIFEST_SHA256_TAG, MANIFEST_URI_TAG, TRA
 UNCHANGED_TAG = "segpipe.data_unchanged"  # on the snapshot run: data + settings = champion's
 SKIPPED_TAG = "segpipe.skipped"  # on the snapshot run and its pipeline run: the run ended here
 OUTCOME_TAG = "segpipe.outcome"  # on the pipeline run when it ended after the snapshot
+# on the snapshot run and its pipeline run: why the champion's lineage could not be verified
+LINEAGE_UNVERIFIED_TAG = "segpipe.lineage_unverified"
 DATA_CHANGES_TAG = "segpipe.data_changes"  # the snapshot's headline: what changed, or why not
 UNCHANGED_OUTCOME = "unchanged, nothing to do"
 CHANGED_OUTCOME = "changed"

@@ -61,9 +61,14 @@ def _gcs_client(emulator_host: str | None):
     return storage.Client()
 
 
+def gcs_client():
+    """This process's GCS client (a new one when the emulator moves)."""
+    return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"))
+
+
 def _blob(path: str):
     bucket, name = _split_gcs(path)
-    return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST")).bucket(bucket).blob(name)
+    return gcs_client().bucket(bucket).blob(name)
 
 
 def join(base: str, *parts: str) -> str:

@@ -20,6 +20,7 @@ from components.common.pipeline_runs import (
     read_lineage,
 )
 from components.common.tracking_outage import OutageWindow, bounded_requests, connect, is_outage
+from components.common.uri_credentials import redact, scrub
 
 DEFAULT_STORE = "sqlite:///mlflow.db"
 # MLflow 3's marker of a model-training (not GenAI) experiment. Its UI (3.17) decides the mode
@@ -62,6 +63,29 @@ def store_lock(uri: str) -> Iterator[None]:
         yield
 
 
+class NoTrackingStore(LookupError):
+    """A command that only reads (or moves an alias) found no MLflow store where it looked."""
+
+
+def check_store_exists(uri: str, command: str) -> None:
+    """Refuse, saying where it looked, when `uri` is a SQLite store whose file is missing.
+
+    MLflow creates a missing SQLite store on first use; a command that only reads one, or
+    moves an alias, must not leave an empty store behind in the wrong folder.
+    """
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme != "sqlite":
+        return
+    database = parsed.path[1:]
+    if database and database != ":memory:" and not os.path.exists(database):
+        raise NoTrackingStore(
+            f"no MLflow store at {os.path.abspath(database)} ({uri}): {command} only reads the "
+            "store segpipe run wrote; run it in the folder that holds mlflow.db (segpipe run's "
+            "--workdir) or point MLFLOW_TRACKING_URI at the store or server "
+            "(e.g. sqlite:////path/to/mlflow.db or http://HOST:5000)"
+        )
+
+
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail early, naming the URI, when the tracking server cannot be reached."""
     from mlflow.tracking import MlflowClient
@@ -72,7 +96,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     ):
         # mlflow-skinny (the core install) is a client only: a database store needs full mlflow.
         raise RuntimeError(
-            f"MLflow tracking store {uri} is a database, which this install cannot open: "
+            f"MLflow tracking store {redact(uri)} is a database, which this install cannot open: "
             "set MLFLOW_TRACKING_URI to an MLflow server (http://...), "
             "or pip install 'segpipe[all]' for the full mlflow package"
         )
@@ -80,12 +104,16 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         # A plain connect first: MLflow's client retries a dead server for minutes.
         connect(uri, timeout_s)
     except OSError as error:
-        raise RuntimeError(f"MLflow tracking server at {uri} is unreachable: {error}") from error
+        raise RuntimeError(
+            f"MLflow tracking server at {redact(uri)} is unreachable: {scrub(str(error), uri)}"
+        ) from error
     try:
         with store_lock(uri):  # the first use of a new SQLite store creates it
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as error:  # any transport or store failure means the same to the user
-        raise RuntimeError(f"MLflow tracking server at {uri} is unreachable: {error}") from error
+        raise RuntimeError(
+            f"MLflow tracking server at {redact(uri)} is unreachable: {scrub(str(error), uri)}"
+        ) from error
 
 
 # the runs table's columns in it: the headline a person compares pipeline runs by. Per-class

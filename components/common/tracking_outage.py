@@ -11,6 +11,8 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from components.common.uri_credentials import redact, scrub
+
 MAX_RETRY_DELAY_S = 15.0  # between tries while the server is down
 PROBE_TIMEOUT_S = 2.0  # a connect to a server that is down, before a real call
 
@@ -144,18 +146,19 @@ class OutageWindow:
 
     def message(self, context: str) -> str:
         return (
-            f"MLflow tracking server at {self.uri} unreachable for {self.down_for:.0f} s, longer "
-            f"than tracking_outage_s={self.window_s:g} ({context}); last error: {self._last_error}"
+            f"MLflow tracking server at {redact(self.uri)} unreachable for {self.down_for:.0f} s, "
+            f"longer than tracking_outage_s={self.window_s:g} ({context}); "
+            f"last error: {self._last_error}"
         )
 
     def _failed(self, action: str, error: Exception) -> None:
-        self._last_error = str(error)[:300]
+        self._last_error = scrub(str(error), self.uri)[:300]
         if self._down_since is None:
             self._down_since = time.monotonic()
             log.warning(
                 "MLflow tracking server at %s unreachable while %s; going on and trying again "
                 "for up to %g s: %s",
-                self.uri,
+                redact(self.uri),
                 action,
                 self.window_s,
                 self._last_error,
@@ -163,5 +166,7 @@ class OutageWindow:
 
     def _recovered(self) -> None:
         if self._down_since is not None:
-            log.info("MLflow tracking server at %s is back after %.0f s", self.uri, self.down_for)
+            log.info(
+                "MLflow tracking server at %s is back after %.0f s", redact(self.uri), self.down_for
+            )
             self._down_since = None

@@ -8,3 +8,4 @@ MODEL_NAME_TAG = "segpipe.model_name"  # the registered model whose alias it was
 ALIAS_TAG = "segpipe.alias"  # that alias (champion)
 CHAMPION_VERSION_TAG = "champion_version"  # the version behind the alias then, or NO_CHAMPION
 NO_CHAMPION = "none"
+PUBLISH_REFUSED_TAG = "publish.refused"  # on publish's run (and the pipeline run): why it refused

@@ -11,6 +11,7 @@ from components.common import verdict
 from components.common.lineage import (
     CHANGED_OUTCOME,
     DATA_CHANGES_TAG,
+    LINEAGE_UNVERIFIED_TAG,
     OUTCOME_TAG,
     SKIPPED_TAG,
     UNCHANGED_OUTCOME,
@@ -58,6 +59,8 @@ class Headline:
     closed_runs: list[str] = field(default_factory=list)  # left RUNNING, marked now
     outcome: str = ""  # the snapshot's: changed, or unchanged (the run ended there); "" no snapshot
     data_changes: str = ""  # the snapshot's headline: what changed since the champion's data
+    refused: str = ""  # why publish refused a model that passed the gate (champion moved, ...)
+    lineage_warning: str = ""  # the snapshot could not verify the champion's lineage: why
 
     @property
     def unchanged(self) -> bool:
@@ -183,6 +186,8 @@ def _headline(steps, status, parent_id, experiment_id, closed) -> Headline:
         closed_runs=closed,
         outcome=outcome,
         data_changes=data_changes,
+        refused=publish.data.tags.get(verdict.PUBLISH_REFUSED_TAG, "") if publish else "",
+        lineage_warning=snapshot.data.tags.get(LINEAGE_UNVERIFIED_TAG, "") if snapshot else "",
     )
 
 
@@ -218,6 +223,10 @@ def _write(client, parent_id, headline, evaluation, pipeline_run_id, kfp_run_nam
         )
     if headline.train_run_id:
         tags[verdict.TRAIN_RUN_TAG] = headline.train_run_id
+    if headline.refused:
+        tags[verdict.PUBLISH_REFUSED_TAG] = headline.refused[:5000]
+    if headline.lineage_warning:
+        tags[LINEAGE_UNVERIFIED_TAG] = headline.lineage_warning[:5000]
     for key, value in tags.items():
         client.set_tag(parent_id, key, value)
 
@@ -229,6 +238,8 @@ def describe(headline: Headline, data_dir: str = "", kfp_run_name: str = "") -> 
         lines += [f"**{UNCHANGED_OUTCOME.capitalize()}**", headline.data_changes]
     elif headline.data_changes:
         lines.append(f"Data: {headline.data_changes}")
+    if headline.lineage_warning:
+        lines.append(f"**Warning**: {headline.lineage_warning}")
     if headline.mean_iou is not None:
         lines.append(f"**mean IoU {headline.mean_iou:.4f}**")
     decision = "PASSED" if headline.passed else "FAILED"
@@ -239,6 +250,8 @@ def describe(headline: Headline, data_dir: str = "", kfp_run_name: str = "") -> 
     elif headline.registered_version:
         published = f"{headline.model_name} version {headline.registered_version}"
         lines.append(f"Published **{published}** as `{headline.alias}`")
+    elif headline.refused:
+        lines.append(f"**Refused, not published**: {headline.refused}")
     elif headline.status == "FINISHED":
         lines.append("Nothing published")
     for step, error in headline.failed_steps.items():

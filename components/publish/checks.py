@@ -9,9 +9,33 @@ from components.common.digest import folder_sha256
 from components.common.registry import alias_version
 from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG, tracking_uri
 
+ROLLED_BACK_TAG = "segpipe.rolled_back"  # on a version `segpipe rollback` took the alias from
+
 
 class PublishRefused(RuntimeError):
     """publish will not promote this model; the message says why and what to do."""
+
+
+def check_not_rolled_back(client, config, train_run_id: str) -> None:
+    """Refuse to promote a version that was rolled back: only an operator brings it back.
+
+    A retried or resubmitted pipeline run would otherwise make it champion again.
+    """
+    versions = client.search_model_versions(
+        filter_string=f"name = '{config.model_name}' and run_id = '{train_run_id}'"
+    )
+    for version in versions:
+        if (version.tags or {}).get(ROLLED_BACK_TAG) != "true":
+            continue
+        current = alias_version(client, config.model_name, config.alias)
+        if current is not None and str(current.version) == str(version.version):
+            return  # an operator restored it: nothing will move
+        raise PublishRefused(
+            f"refusing to publish: {config.model_name} version {version.version} was rolled "
+            f"back, and a pipeline run never promotes a rolled-back version again; to bring it "
+            f"back on purpose: segpipe promote --model {config.model_name} --version "
+            f"{version.version} --force --reason '...'"
+        )
 
 
 def find_evaluation(

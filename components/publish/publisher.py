@@ -14,13 +14,15 @@ from components.common.lineage import LINEAGE_TAGS
 from components.common.registry import alias_version
 from components.common.tracking import PIPELINE_RUN_TAG, check_reachable, tracking_uri
 from components.publish.checks import (
+    ROLLED_BACK_TAG,
     PublishRefused,
     check_champion,
     check_evaluation,
     check_logged_model,
+    check_not_rolled_back,
     find_evaluation,
 )
-from components.publish.export import export_version
+from components.publish.export import commit, discard, stage_version
 from components.publish.model_card import MODEL_CARD_FILE, render_model_card
 
 log = logging.getLogger(__name__)
@@ -108,12 +110,13 @@ def publish(
             check_evaluation(evaluation, model_dir, model_sha256, train_run_id, config)
             train_run = client.get_run(train_run_id)
             check_logged_model(train_run, model_sha256, model_dir)
+            check_not_rolled_back(client, config, train_run_id)
             check_champion(client, config, evaluation, train_run_id)  # early: nothing written
             return _register_export_promote(
                 client, model_dir, train_run, evaluation, config, fingerprint, data_summary
             )
         except PublishRefused as refusal:
-            mlflow.set_tag("publish.refused", str(refusal)[:5000])
+            mlflow.set_tag(verdict.PUBLISH_REFUSED_TAG, str(refusal)[:5000])
             raise
 
 
@@ -150,22 +153,19 @@ def _register_export_promote(
     data_summary = {**data_summary, **{k.removeprefix("segpipe."): v for k, v in lineage.items()}}
     for key, value in tags.items():
         client.set_model_version_tag(config.model_name, number, key, value)
-    card = render_model_card(
-        config.model_name,
-        number,
+    card_fields = dict(
         train_run_id=train_run_id,
         pipeline_run_id=pipeline_run_id,
         dataset_sha256=fingerprint,
         dataset_summary=data_summary,
         params=train_run.data.params,
         metrics=metrics,
-        decision=reason,
     )
-    path = export_version(
+    card = render_model_card(config.model_name, number, decision=reason, **card_fields)
+    # complete, but outside the published path until the alias is this version's
+    staged = stage_version(
         model_dir, config.export_root, config.model_name, number, {MODEL_CARD_FILE: card}
     )
-    mlflow.log_text(card, MODEL_CARD_FILE)
-    mlflow.set_tags({"registered_version": number, "export_path": path})
 
     # Compare and swap, as late as possible. MLflow has no conditional alias update, so a
     # window remains between this read and the two alias writes below (a few requests): two
@@ -174,16 +174,22 @@ def _register_export_promote(
     current = alias_version(client, config.model_name, config.alias)
     if current is not None and str(current.version) == number:
         log.info("publish: %s version %s already is %s", config.model_name, number, config.alias)
-        return Publication(number, path, card)
+        return _published(number, commit(staged), card)  # a retry completes the export
     try:
         check_champion(client, config, evaluation, train_run_id)
     except PublishRefused as refusal:
+        discard(staged)
         client.set_model_version_tag(config.model_name, number, REFUSED_TAG, str(refusal)[:5000])
+        refused = render_model_card(
+            config.model_name, number, decision=f"REFUSED, not published: {refusal}", **card_fields
+        )
+        mlflow.log_text(refused, MODEL_CARD_FILE)
         raise
     if current is not None:
         client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
         client.set_model_version_tag(config.model_name, number, REPLACED_TAG, current.version)
     client.set_registered_model_alias(config.model_name, config.alias, number)
+    path = commit(staged)
     log.info(
         "publish: %s version %s is %s, exported to %s",
         config.model_name,
@@ -191,6 +197,15 @@ def _register_export_promote(
         config.alias,
         path,
     )
+    return _published(number, path, card)
+
+
+def _published(number: str, path: str, card: str) -> Publication:
+    """The publication, recorded on the step's run: its card, version and export folder."""
+    import mlflow
+
+    mlflow.log_text(card, MODEL_CARD_FILE)
+    mlflow.set_tags({"registered_version": number, "export_path": path})
     return Publication(number, path, card)
 
 
@@ -216,6 +231,6 @@ def rollback(model_name: str, alias: str = "champion") -> Rollback:
     else:
         client.delete_registered_model_alias(model_name, PREVIOUS_ALIAS)
         older = None
-    client.set_model_version_tag(model_name, str(current.version), "segpipe.rolled_back", "true")
+    client.set_model_version_tag(model_name, str(current.version), ROLLED_BACK_TAG, "true")
     log.info("rollback: %s %s is version %s again", model_name, alias, restored.version)
     return Rollback(str(restored.version), older, str(current.version))
