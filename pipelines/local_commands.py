@@ -1,4 +1,4 @@
-"""`segpipe` commands that work on this machine: sample-data, run, predict, rollback."""
+"""`segpipe` commands that work on this machine: sample-data, run, predict, rollback, promote."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             result = predict(
                 args.model, args.input, args.output, args.max_pixels, reporter.terminal
             )
-        except (FileNotFoundError, ValueError, RuntimeError) as error:
+        except (LookupError, ValueError, RuntimeError, OSError) as error:
             failure = " ".join(str(error).split())
         except Exception as error:  # a bug: the traceback goes to the log
             traceback.print_exc()
@@ -146,11 +146,28 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     previous = f"version {result.previous}" if result.previous else "none"
     print(f"{args.model}@{args.alias}: version {result.retired} -> version {result.champion}")
     print(f"{args.model}@previous: {previous}")
+    print(
+        f"version {result.retired} is marked rolled back: pipeline runs will not promote it again"
+    )
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from components.publish.publisher import promote
+
+    try:
+        replaced = promote(args.model, args.version, args.reason, args.force, args.alias)
+    except (LookupError, RuntimeError, ValueError, MlflowException) as error:
+        raise SystemExit(f"segpipe promote: {' '.join(str(error).split())}") from error
+    was = f"version {replaced}" if replaced else "unchanged"
+    print(f"{args.model}@{args.alias}: version {args.version} ({was} before); reason recorded")
     return 0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """sample-data, run, predict and rollback, as sub-commands of `commands`."""
+    """sample-data, run, predict, rollback and promote, as sub-commands of `commands`."""
     sample = commands.add_parser("sample-data", help="write the synthetic sample data set")
     sample.add_argument("directory")
     sample.add_argument("--count", type=int, default=240)
@@ -229,3 +246,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     back.add_argument("--model", required=True, help="registered model name")
     back.add_argument("--alias", default="champion", help="the alias to move back")
     back.set_defaults(func=cmd_rollback)
+
+    promote = commands.add_parser(
+        "promote",
+        help="point the champion alias at a version by hand, with a recorded reason",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  segpipe promote --model segpipe-unet --version 3 --force "
+        "--reason 'label fix verified'\n"
+        "previous moves to the version replaced. A rolled-back version needs --force: pipeline\n"
+        "runs never promote one again. The reason is tagged on the version and its pipeline run.",
+    )
+    promote.add_argument("--model", required=True, help="registered model name")
+    promote.add_argument("--version", required=True, help="the version to promote")
+    promote.add_argument("--reason", required=True, help="why: recorded with the promotion")
+    promote.add_argument("--force", action="store_true", help="promote a rolled-back version")
+    promote.add_argument("--alias", default="champion", help="the alias to move")
+    promote.set_defaults(func=cmd_promote)

@@ -59,3 +59,48 @@ def test_rollback_of_an_unknown_model_is_a_clear_error(mlflow_store):
 
     with pytest.raises(SystemExit, match="nope has no 'champion' version"):
         main(["rollback", "--model", "nope"])
+
+
+def test_a_rolled_back_version_is_never_promoted_again_by_a_pipeline_run(published, tmp_path):
+    """A retried or resubmitted pipeline run re-publishing version 3 after its rollback is
+    refused; only `segpipe promote --force --reason` brings it back, and says so."""
+    from components.publish.publisher import PublishRefused, publish
+    from pipelines.cli import main
+
+    assert main(["rollback", "--model", "m"]) == 0  # champion 2, version 3 rolled back
+    run_3 = published.get_model_version("m", "3").run_id
+    record_evaluation(tmp_path / "model", "p2-retry", "2")  # judged against today's champion
+    config = PublishConfig(model_name="m", export_root=str(tmp_path / "exports"))
+    with pytest.raises(PublishRefused, match="version 3 was rolled back.*segpipe promote"):
+        publish(str(tmp_path / "model"), run_3, config, "segpipe", "p2-retry")
+    assert _aliases(published) == {"champion": "2", "previous": "1"}
+
+    with pytest.raises(SystemExit, match="was rolled back.*--force"):
+        main(["promote", "--model", "m", "--version", "3", "--reason", "fixed labels"])
+    assert _aliases(published) == {"champion": "2", "previous": "1"}
+    assert main(["promote", "--model", "m", "--version", "3", "--force", "--reason", "fixed"]) == 0
+    assert _aliases(published) == {"champion": "3", "previous": "2"}
+    version = published.get_model_version("m", "3")
+    assert version.tags["segpipe.promoted_by_hand"].endswith("to champion: fixed")
+    assert "segpipe.rolled_back" not in version.tags
+    pipeline_run = version.tags["segpipe.pipeline_run_id"]
+    (parent,) = published.search_runs(
+        [published.get_experiment_by_name("segpipe").experiment_id],
+        f"tags.`segpipe.pipeline_run_id` = '{pipeline_run}' and tags.`segpipe.step` = 'pipeline'",
+    )
+    assert parent.data.tags["segpipe.promoted_by_hand"].startswith("version 3 ")
+
+
+def test_read_only_commands_create_no_store_where_none_is(tmp_path, monkeypatch):
+    from pipelines.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for argv in (
+        ["rollback", "--model", "m"],
+        ["data-diff", "--model", "m", "1", "2"],
+        ["promote", "--model", "m", "--version", "1", "--reason", "r"],
+    ):
+        with pytest.raises(SystemExit, match=f"no MLflow store at {tmp_path}/mlflow.db"):
+            main(argv)
+    assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 from components.common import verdict
@@ -12,7 +13,12 @@ from components.common.config import PublishConfig
 from components.common.digest import folder_sha256
 from components.common.lineage import LINEAGE_TAGS
 from components.common.registry import alias_version
-from components.common.tracking import PIPELINE_RUN_TAG, check_reachable, tracking_uri
+from components.common.tracking import (
+    PIPELINE_RUN_TAG,
+    check_reachable,
+    check_store_exists,
+    tracking_uri,
+)
 from components.publish.checks import (
     ROLLED_BACK_TAG,
     PublishRefused,
@@ -217,6 +223,7 @@ def rollback(model_name: str, alias: str = "champion") -> Rollback:
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri()
+    check_store_exists(uri, "segpipe rollback")
     check_reachable(uri)
     client = MlflowClient(uri)
     current = alias_version(client, model_name, alias)
@@ -234,3 +241,55 @@ def rollback(model_name: str, alias: str = "champion") -> Rollback:
     client.set_model_version_tag(model_name, str(current.version), ROLLED_BACK_TAG, "true")
     log.info("rollback: %s %s is version %s again", model_name, alias, restored.version)
     return Rollback(str(restored.version), older, str(current.version))
+
+
+PROMOTED_TAG = "segpipe.promoted_by_hand"  # on a version and its pipeline run: who said why
+
+
+def promote(model_name: str, version: str, reason: str, force: bool, alias: str = "champion"):
+    """Point `alias` at `version` by an operator's decision, recorded with `reason` on the
+    version and on the pipeline run that trained it. `previous` moves to the version replaced.
+
+    A rolled-back version needs `force`: pipeline runs never promote one again.
+    Returns the version replaced (None when the alias pointed nowhere or already there).
+    """
+    from mlflow.tracking import MlflowClient
+
+    if not reason.strip():
+        raise ValueError("segpipe promote needs --reason: it is recorded with the promotion")
+    uri = tracking_uri()
+    check_store_exists(uri, "segpipe promote")
+    check_reachable(uri)
+    client = MlflowClient(uri)
+    target = client.get_model_version(model_name, str(version))
+    if (target.tags or {}).get(ROLLED_BACK_TAG) == "true" and not force:
+        raise PublishRefused(
+            f"{model_name} version {version} was rolled back; promote it again only on purpose: "
+            "add --force (the reason is recorded)"
+        )
+    current = alias_version(client, model_name, alias)
+    record = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} to {alias}: {reason}"
+    if current is not None and str(current.version) == str(version):
+        log.info("promote: %s version %s already is %s", model_name, version, alias)
+        return None
+    if current is not None:
+        client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, current.version)
+    client.set_registered_model_alias(model_name, alias, str(version))
+    client.set_model_version_tag(model_name, str(version), PROMOTED_TAG, record)
+    client.delete_model_version_tag(model_name, str(version), ROLLED_BACK_TAG)
+    parent = _pipeline_parent(client, target)
+    if parent is not None:
+        client.set_tag(parent, PROMOTED_TAG, f"version {version} {record}")
+    return str(current.version) if current is not None else None
+
+
+def _pipeline_parent(client, version) -> str | None:
+    """The MLflow parent run of the pipeline run that trained `version`, if it can be found."""
+    from components.common.pipeline_runs import find_parent
+
+    pipeline_run_id = (version.tags or {}).get(PIPELINE_RUN_TAG)
+    if not pipeline_run_id or not version.run_id:
+        return None
+    experiment_id = client.get_run(version.run_id).info.experiment_id
+    parent = find_parent(client, experiment_id, pipeline_run_id)
+    return parent.info.run_id if parent is not None else None
