@@ -53,11 +53,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise SystemExit(f"segpipe run --containers: {error}") from error
     data = args.data
     if data is None:
-        from components.common.sample_data import write_sample_data
+        from components.common.sample_data import ensure_sample_data
 
         data = str(workdir / "segpipe-data" / "sample")
-        if not Path(data, "images").is_dir():
-            write_sample_data(data)
+        ensure_sample_data(data)  # written once, atomically, and checked before each use
         params.setdefault("class_names", SAMPLE_CLASS_NAMES)
     params = {"data_dir": str(Path(data).resolve()), **params}
     from pipelines.local import RunFailed

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import glob
+import hashlib
+import json
 import os
+import shutil
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -70,3 +75,75 @@ def write_sample_data(directory: str, count: int = 240, seed: int = 0, size: int
         image.save(os.path.join(images_dir, name))
         mask.save(os.path.join(masks_dir, name))
     return count
+
+
+SAMPLE_RECORD = "SAMPLE.json"  # count, seed, size and digest of a complete sample set
+
+
+def ensure_sample_data(directory: str, count: int = 240, seed: int = 0, size: int = 160) -> None:
+    """Make `directory` hold the complete, verified sample set, written at most once.
+
+    The set is written to a temporary folder and renamed into place under a lock, so a run
+    killed while writing leaves no partial set, and two first runs at once write it once.
+    A set that fails its check (count and digest) is replaced.
+    """
+    directory = os.path.abspath(directory)
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    with open(f"{directory}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if sample_set_problem(directory, count, seed, size) is None:
+            return
+        for left in glob.glob(f"{glob.escape(directory)}.tmp-*"):  # by a killed writer
+            shutil.rmtree(left, ignore_errors=True)
+        staging = f"{directory}.tmp-{os.getpid()}"
+        write_sample_data(staging, count, seed, size)
+        record = {"count": count, "seed": seed, "size": size, "sha256": _digest(staging)}
+        with open(os.path.join(staging, SAMPLE_RECORD), "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2)
+        if os.path.lexists(directory):  # partial or altered: never used
+            stale = f"{directory}.stale-{os.getpid()}"
+            os.replace(directory, stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        os.replace(staging, directory)
+        problem = sample_set_problem(directory, count, seed, size)
+        if problem is not None:
+            raise RuntimeError(
+                f"the sample data just written to {directory} fails its check: {problem}"
+            )
+
+
+def sample_set_problem(directory: str, count: int, seed: int, size: int) -> str | None:
+    """Why `directory` is not the complete sample set asked for, or None when it is."""
+    try:
+        with open(os.path.join(directory, SAMPLE_RECORD), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return f"no readable {SAMPLE_RECORD} (never finished)"
+    wanted = {"count": count, "seed": seed, "size": size}
+    if any(record.get(key) != value for key, value in wanted.items()):
+        return f"it was written with {record}, not {wanted}"
+    names = sorted(_files(directory))
+    if len(names) != 2 * count:
+        return f"{len(names)} files, expected {2 * count}"
+    if _digest(directory) != record.get("sha256"):
+        return "its files differ from those written (digest mismatch)"
+    return None
+
+
+def _files(directory: str) -> list[str]:
+    return [
+        os.path.join(sub, name)
+        for sub in ("images", "masks")
+        if os.path.isdir(os.path.join(directory, sub))
+        for name in os.listdir(os.path.join(directory, sub))
+    ]
+
+
+def _digest(directory: str) -> str:
+    """sha256 over every image and mask file's name and bytes, in name order."""
+    digest = hashlib.sha256()
+    for relative in sorted(_files(directory)):
+        digest.update(relative.encode("utf-8") + b"\0")
+        with open(os.path.join(directory, relative), "rb") as handle:
+            digest.update(hashlib.sha256(handle.read()).digest())
+    return digest.hexdigest()
