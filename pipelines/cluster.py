@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import urllib.parse
 import warnings
@@ -49,9 +50,30 @@ class ScheduleInfo:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """kfp.Client prints its own links; ours, with the run state, are printed instead."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
+    """kfp.Client prints its own links; ours, with the run state, are printed instead.
+
+    Its health check also logs a traceback per failed try on the root logger: the one-line
+    error the command ends with says it all, so those records are dropped.
+    """
+    root = logging.getLogger()
+    drop_kfp_client = _DropRecordsFrom(os.sep + os.path.join("kfp", "client") + os.sep)
+    root.addFilter(drop_kfp_client)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.removeFilter(drop_kfp_client)
+
+
+class _DropRecordsFrom(logging.Filter):
+    """Drops log records emitted from files whose path contains `fragment`."""
+
+    def __init__(self, fragment: str):
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.pathname
 
 
 def endpoint(host: str | None = None) -> str:

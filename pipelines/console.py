@@ -54,6 +54,9 @@ EXPECTED_ERRORS = {
     "FloatingPointError",
     "TooManyRejects",
     "UnusableLabels",
+    "UnusableSplits",
+    "NoTrackingStore",
+    "TrainJobFailed",
     "PublishRefused",
     "TrackingOutage",
     "SystemExit",
@@ -144,7 +147,10 @@ class Reporter:
                 self._say(step.name, f"done in {took}", self._figures(step))
             else:
                 reason = self._reason(step)
-                self.failure = Failure(step.name, reason)
+                # the first failure is the run's: the exit task (finish) failing after it,
+                # e.g. on the same unreachable server, does not replace it
+                if self.failure is None:
+                    self.failure = Failure(step.name, reason)
                 self._say(step.name, f"FAILED after {took}", reason)
         elif match := RETRYING.match(message):
             attempt = int(match["attempt"]) + 1

@@ -285,3 +285,34 @@ def test_the_token_check_passes_https_and_any_host_without_a_token(monkeypatch):
         check_token_transport("kfp.example.com", insecure=False)  # no scheme: not known safe
     monkeypatch.delenv("SEGPIPE_KFP_TOKEN")
     check_token_transport("http://kfp.example.com", insecure=False)  # nothing to leak
+
+
+@pytest.mark.slow  # kfp.Client tries its health check five times, seconds apart
+def test_a_failed_health_check_is_one_line_without_kfps_tracebacks(monkeypatch, capfd, caplog):
+    """A server that answers, but not as Kubeflow Pipelines (404s): kfp.Client logs a
+    traceback per failed try; segpipe shows only its one line."""
+    import http.server
+    import logging
+    import threading
+
+    class NotKfp(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the handler's API
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotKfp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SEGPIPE_KFP_TOKEN", "t0ken")
+    caplog.set_level(logging.INFO)  # every record that reaches the root logger's handlers
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(SystemExit) as failed:
+            main(["runs", "--host", host, "--insecure"])
+    finally:
+        server.shutdown()
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    assert not [r for r in caplog.records if "healthz" in r.getMessage()]
+    assert "healthz" in str(failed.value) and "\n" not in str(failed.value)

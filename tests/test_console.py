@@ -273,3 +273,18 @@ def test_steps_print_progress_events_only_for_segpipe_run(monkeypatch, capsys, v
     monkeypatch.setenv(progress.ENV, "1")
     progress.emit("epoch", epoch=1)
     assert progress.parse("    " + capsys.readouterr().out) == {"event": "epoch", "epoch": 1}
+
+
+def test_the_first_failed_step_is_the_runs_failure_not_the_exit_task_after_it():
+    reporter, _ = _reporter()
+    lines = [
+        started("train"),
+        event("failed", step="train", error="TrackingOutage", message="server down"),
+        ended("train", ok=False),
+        started("finish"),
+        event("failed", step="finish", error="RuntimeError", message="server down"),
+        ended("finish", ok=False),
+    ]
+    for line in lines:
+        reporter.feed(line)
+    assert reporter.failure.step == "train" and "server down" in reporter.failure.reason

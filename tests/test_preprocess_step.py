@@ -33,7 +33,9 @@ def data_with_bad_inputs(tiny_data: Path, tmp_path: Path) -> Path:
 
 
 def _run(data: Path, output: Path, *flags: str) -> dict:
+    # tiny_data's 24 ids all hash to train at the default val_fraction=0.2
     args = ["--data", str(data), "--output", str(output), "--image-height", "32"]
+    args += ["--val-fraction", "0.3"]
     assert main([*args, "--image-width", "32", "--direct-running-mode", "in_memory", *flags]) == 0
     return json.loads((output / "stats.json").read_text())
 
@@ -233,3 +235,52 @@ def test_split_fractions_are_refused_before_any_work(mlflow_store, tiny_data, tm
         _run(tiny_data, output, "--val-fraction", "1.5")
     assert "val_fraction must be in [0, 1), got 1.5" in str(refused.value.code)
     assert not output.exists()
+
+
+def test_an_empty_val_split_fails_at_preprocess_naming_the_split_settings(
+    mlflow_store, tiny_data, tmp_path
+):
+    from components.preprocess.checks import UnusableSplits
+
+    data = tmp_path / "three"
+    for sub in ("images", "masks"):
+        (data / sub).mkdir(parents=True)
+        for name in sorted((tiny_data / sub).iterdir())[:3]:
+            shutil.copy(name, data / sub / name.name)
+    with pytest.raises(UnusableSplits) as refused:
+        _run(data, tmp_path / "out", "--val-fraction", "0.05")
+    message = str(refused.value)
+    assert message.startswith("the val split is empty (train 3, val 0")
+    assert "val_fraction=0.05 and test_fraction=0.0" in message
+
+
+@pytest.mark.parametrize(
+    ("step", "args", "reason"),
+    [
+        ("preprocess", ["--data", "{tmp}/nope", "--output", "{tmp}/out"], "no images found"),
+        ("train", ["--dataset", "{tmp}/nope", "--model-dir", "{tmp}/m"], "No such file"),
+    ],
+)
+def test_step_clis_end_an_expected_error_with_one_line_and_no_traceback(
+    tmp_path, step, args, reason
+):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    argv = [a.format(tmp=tmp_path) for a in args]
+    env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}
+    done = subprocess.run(
+        [sys.executable, "-m", f"components.{step}", *argv],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"python -m components.{step} failed: ") and reason in last
+    trace = last.rsplit("(traceback: ", 1)[1].rstrip(")")
+    assert "Traceback (most recent call last)" in Path(trace).read_text()

@@ -22,7 +22,8 @@ def test_a_run_killed_while_writing_leaves_no_partial_set_and_the_next_writes_it
     tmp_path: Path,
 ):
     target = tmp_path / "sample"
-    code = f"from components.common.sample_data import ensure_sample_data as e; e({str(target)!r}, count=3000, size=64)"
+    code = "from components.common.sample_data import ensure_sample_data as e; "
+    code += f"e({str(target)!r}, count=3000, size=64)"
     writer = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
     staging = tmp_path / f"sample.tmp-{writer.pid}"
     deadline = time.monotonic() + 60

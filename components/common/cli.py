@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from components.common.config import help_of, setting_types, settings_of
@@ -61,3 +68,27 @@ def setup_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+# What a step raises for bad input, a missing file, a refused check or an unreachable service:
+# the message says it all. Anything else is a bug and keeps its traceback.
+EXPECTED_ERRORS = (OSError, ValueError, LookupError, RuntimeError)
+
+
+@contextlib.contextmanager
+def one_line_errors(prog: str) -> Iterator[None]:
+    """End a step CLI on an expected error with one line: what failed and where the traceback
+    went (a file; printed too with SEGPIPE_TRACEBACK=1)."""
+    try:
+        yield
+    except EXPECTED_ERRORS as error:
+        detail = traceback.format_exc()
+        if os.environ.get("SEGPIPE_TRACEBACK") == "1":
+            sys.stderr.write(detail)
+        name = prog.replace("python -m ", "").replace(".", "-")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = os.path.join(tempfile.gettempdir(), f"segpipe-{name}-{stamp}-{os.getpid()}.log")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(detail)
+        summary = " ".join(str(error).split()) or type(error).__name__
+        raise SystemExit(f"{prog} failed: {summary} (traceback: {path})") from None

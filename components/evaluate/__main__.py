@@ -8,7 +8,12 @@ import json
 import sys
 import uuid
 
-from components.common.cli import add_config_flags, config_from_flags, setup_logging
+from components.common.cli import (
+    add_config_flags,
+    config_from_flags,
+    one_line_errors,
+    setup_logging,
+)
 from components.common.config import GatePolicy, PublishConfig
 
 
@@ -78,4 +83,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors("python -m components.evaluate"):
+        sys.exit(main())

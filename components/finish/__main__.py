@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.common.cli import setup_logging
+from components.common.cli import one_line_errors, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,4 +48,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors("python -m components.finish"):
+        sys.exit(main())

@@ -6,7 +6,12 @@ import argparse
 import json
 import sys
 
-from components.common.cli import add_config_flags, config_from_flags, setup_logging
+from components.common.cli import (
+    add_config_flags,
+    config_from_flags,
+    one_line_errors,
+    setup_logging,
+)
 from components.common.config import PreprocessConfig
 
 EXAMPLES = """examples:
@@ -54,4 +59,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors("python -m components.preprocess"):
+        sys.exit(main())

@@ -9,6 +9,27 @@ class UnusableLabels(RuntimeError):
     """The masks, as read with these settings, would train a model that misses a class."""
 
 
+class UnusableSplits(RuntimeError):
+    """A split training or evaluation needs came out empty."""
+
+
+def check_splits(stats: dict, config: PreprocessConfig) -> None:
+    """Refuse a data set whose train or val split is empty: training validates on val (and
+    evaluate scores it by default), so it would fail later, inside training."""
+    written = {name: split["examples"] for name, split in stats["splits"].items()}
+    empty = [name for name in ("train", "val") if not written.get(name)]
+    if not empty:
+        return
+    counts = ", ".join(f"{name} {count}" for name, count in written.items())
+    raise UnusableSplits(
+        f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty "
+        f"({counts} of {stats['inputs']} inputs, {stats['rejected']} rejected): with "
+        f"val_fraction={config.val_fraction} and test_fraction={config.test_fraction} (each "
+        "input's split is fixed by a hash of its id), or the layout's own split lists, no "
+        "input landed there. Add inputs, raise val_fraction, or list val inputs in the layout"
+    )
+
+
 def check_encoding(stats: dict, config: PreprocessConfig) -> None:
     """Refuse 0/255 (and 0/1/255, anti-aliased) masks read as class indices.
 

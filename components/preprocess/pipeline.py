@@ -18,7 +18,7 @@ from components.common.config import IGNORE_LABEL, PreprocessConfig
 from components.common.dataset import DatasetInfo, class_names_for, write_dataset_info
 from components.common.image_files import printable
 from components.common.sources import SourcePair, list_sources
-from components.preprocess.checks import check_classes, check_encoding
+from components.preprocess.checks import check_classes, check_encoding, check_splits
 from components.preprocess.examples import RejectedInput, encode_pair
 from components.preprocess.split import SPLITS, assign_split
 from components.preprocess.stats import (
@@ -242,7 +242,8 @@ def run_preprocess(
 ) -> PreprocessResult:
     """Run the Beam job over `data_dir` in `config.layout`; returns the stats it wrote.
 
-    After writing every output, raises UnusableLabels when the masks as read lose a class
+    After writing every output, raises UnusableSplits when the train or val split is empty,
+    UnusableLabels when the masks as read lose a class
     (0/255 masks read as class indices, a class with no train pixels) and TooManyRejects
     when rejects exceed the allowed fraction.
     """
@@ -274,5 +275,6 @@ def run_preprocess(
             f"by reason: {stats['rejects_by_reason']}; "
             f"details in {storage.join(output_dir, 'rejects.jsonl')}"
         )
+    check_splits(stats, config)
     check_classes(stats, config)
     return PreprocessResult(stats, markdown)

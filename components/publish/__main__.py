@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.common.cli import add_config_flags, config_from_flags, setup_logging
+from components.common.cli import (
+    add_config_flags,
+    config_from_flags,
+    one_line_errors,
+    setup_logging,
+)
 from components.common.config import PublishConfig
 
 
@@ -50,4 +55,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors("python -m components.publish"):
+        sys.exit(main())

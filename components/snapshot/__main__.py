@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.common.cli import add_config_flags, config_from_flags, setup_logging
+from components.common.cli import (
+    add_config_flags,
+    config_from_flags,
+    one_line_errors,
+    setup_logging,
+)
 from components.common.config import (
     PreprocessConfig,
     PublishConfig,
@@ -62,4 +67,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors("python -m components.snapshot"):
+        sys.exit(main())

@@ -7,7 +7,12 @@ import os
 import sys
 import uuid
 
-from components.common.cli import add_config_flags, config_from_flags, setup_logging
+from components.common.cli import (
+    add_config_flags,
+    config_from_flags,
+    one_line_errors,
+    setup_logging,
+)
 from components.common.config import PublishConfig, TrainConfig
 from components.train.cluster_env import jobset_tf_config
 from components.train.hardware import is_multi_worker
@@ -70,4 +75,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors("python -m components.train"):
+        sys.exit(main())
