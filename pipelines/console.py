@@ -265,6 +265,8 @@ def step_figures(step: str, outputs: dict, model_name: str, alias: str) -> str:
             text += f"; {meta['compared_with']}"
         if meta["status"] == UNCHANGED_OUTCOME:
             text += f"; {UNCHANGED_OUTCOME}"
+        if meta.get("warning"):
+            text += f"; WARNING: {meta['compared_with']}'s lineage unverified, retraining"
         return text
     if step == "preprocess":
         counts = _metadata(outputs, "counts")

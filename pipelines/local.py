@@ -13,7 +13,12 @@ from pathlib import Path
 from components.common import progress
 from components.common.config import PublishConfig
 from components.common.images import step_images
-from components.common.lineage import CHANGED_OUTCOME, DATA_CHANGES_TAG, UNCHANGED_OUTCOME
+from components.common.lineage import (
+    CHANGED_OUTCOME,
+    DATA_CHANGES_TAG,
+    LINEAGE_UNVERIFIED_TAG,
+    UNCHANGED_OUTCOME,
+)
 from components.common.tracking import (
     DEFAULT_STORE,
     PIPELINE_RUN_TAG,
@@ -44,6 +49,7 @@ class RunSummary:
     took_s: float = 0.0
     outcome: str = CHANGED_OUTCOME  # or "unchanged, nothing to do": the run ended there
     data_changes: str = ""  # the snapshot's headline: what changed since the champion's data
+    warning: str = ""  # the champion's lineage could not be verified: why (the run retrained)
 
     @property
     def unchanged(self) -> bool:
@@ -114,11 +120,12 @@ def summarize(
     parent = client.get_run(outputs["parent_run_id"])
     outcome = outputs["outcome"] or CHANGED_OUTCOME
     data_changes = parent.data.tags.get(DATA_CHANGES_TAG, "")
+    warning = parent.data.tags.get(LINEAGE_UNVERIFIED_TAG, "")
     link = runs_link(ui_url, parent.info.experiment_id, parent.info.run_id)
     if outcome == UNCHANGED_OUTCOME:  # the run ended after the snapshot
         return RunSummary(
             None, False, UNCHANGED_OUTCOME, "", None, uri, browse, link, outcome=outcome,
-            data_changes=data_changes,
+            data_changes=data_changes, warning=warning,
         )  # fmt: skip
     train_run_id = outputs["train_run_id"]
     train_run = client.get_run(train_run_id)
@@ -142,6 +149,7 @@ def summarize(
         link=link,
         outcome=outcome,
         data_changes=data_changes,
+        warning=warning,
     )
 
 

@@ -86,6 +86,8 @@ def _print_summary(summary) -> None:
     print()
     print(f"segpipe run finished in {duration(summary.took_s)}")
     print(f"  data:       {summary.data_changes}")
+    if summary.warning:
+        print(f"  WARNING:    {summary.warning}")
     if summary.unchanged:  # ended after the snapshot: nothing trained, no new version
         print(f"  status:     {summary.outcome}")
         print("  registered: nothing (no new version)")

@@ -183,3 +183,25 @@ def test_a_failed_step_is_ended_even_when_its_error_cannot_be_recorded(mlflow_st
 
     assert mlflow.active_run() is None
     assert _client(mlflow_store).get_run(run.info.run_id).info.status == "FAILED"
+
+
+def test_a_refused_publish_and_an_unverified_lineage_are_said_on_the_parent(mlflow_store):
+    from components.common.lineage import LINEAGE_UNVERIFIED_TAG, SKIPPED_TAG
+    from components.finish.closer import close_pipeline_run
+
+    client = _client(mlflow_store)
+    warning = "segpipe-unet version 2's lineage cannot be verified: edited; retraining"
+    _step("snapshot", "p20", tags={SKIPPED_TAG: "false", LINEAGE_UNVERIFIED_TAG: warning})
+    _step("evaluate", "p20", metrics={"mean_iou": 0.8}, tags=_evaluation_tags(True))
+    refusal = "refusing to publish: segpipe-unet@champion is version 3 now"
+    _step("publish", "p20", fail=refusal, tags={verdict.PUBLISH_REFUSED_TAG: refusal})
+
+    headline = close_pipeline_run("segpipe", "p20", "FAILED")
+
+    parent = client.get_run(headline.parent_run_id)
+    assert parent.data.tags[verdict.PUBLISH_REFUSED_TAG] == refusal
+    assert parent.data.tags[LINEAGE_UNVERIFIED_TAG] == warning
+    note = parent.data.tags["mlflow.note.content"]
+    assert f"**Warning**: {warning}" in note
+    assert f"**Refused, not published**: {refusal}" in note
+    assert "registered_version" not in parent.data.tags

@@ -304,7 +304,7 @@ def test_a_champion_without_a_manifest_is_never_unchanged(mlflow_store, data: Pa
         "champion",
     )
     assert not result.unchanged and not result.skipped and result.diff is None
-    assert "trained before snapshots" in result.baseline.note
+    assert "trained before snapshots" in result.baseline.note and result.lineage_warning
 
 
 def test_an_unreadable_champion_lineage_is_never_unchanged_and_the_report_says_why(
@@ -324,9 +324,16 @@ def test_an_unreadable_champion_lineage_is_never_unchanged_and_the_report_says_w
     client.set_model_version_tag("m", version, MANIFEST_SHA256_TAG, "0" * 64)  # not its manifest
     tampered = take_snapshot(str(data), str(tmp_path / "s2"), CONFIG, train, skip, "m", "champion")
     assert not tampered.unchanged and not tampered.skipped and tampered.diff is None
-    assert "the champion's manifest cannot be read" in tampered.baseline.note
-    assert f"Not compared with m version {version}" in tampered.report_markdown
+    assert "its manifest cannot be read or is not the recorded one" in tampered.baseline.note
+    warning = f"WARNING: m version {version}'s lineage cannot be verified"
+    assert warning in tampered.report_markdown
     assert "it is not the manifest that version was trained on" in tampered.report_markdown
+    assert "retraining rather than trusting it" in tampered.report_markdown
+    # loud where runs are listed: the snapshot run and its pipeline run carry the warning
+    snapshot_run = client.get_run(tampered.run_id)
+    assert snapshot_run.data.tags["segpipe.lineage_unverified"] == tampered.lineage_warning
+    parent = client.get_run(snapshot_run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["segpipe.lineage_unverified"] == tampered.lineage_warning
 
     recorded = client.get_run(client.get_model_version("m", version).run_id).data.tags
     client.set_model_version_tag("m", version, MANIFEST_SHA256_TAG, recorded[MANIFEST_SHA256_TAG])
@@ -334,7 +341,7 @@ def test_an_unreadable_champion_lineage_is_never_unchanged_and_the_report_says_w
     untold = take_snapshot(str(data), str(tmp_path / "s3"), CONFIG, train, skip, "m", "champion")
     assert not untold.skipped
     assert f"records no {TRAIN_SETTINGS_TAG}" in untold.baseline.note
-    assert "the run goes on" in untold.report_markdown
+    assert "WARNING" in untold.report_markdown and "retraining" in untold.report_markdown
 
 
 def test_a_registry_that_cannot_be_read_means_the_run_goes_on(

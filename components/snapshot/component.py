@@ -123,6 +123,7 @@ def snapshot(
             "status": UNCHANGED_OUTCOME if result.skipped else CHANGED_OUTCOME,
             "headline": headline(result, skip_unchanged),
             "compared_with": result.baseline.label(),
+            "warning": result.lineage_warning,
             "mlflow_run_id": result.run_id,
             "pipeline_run_id": pipeline_run_id,
             **({f"inputs_{k}": v for k, v in result.diff.counts().items()} if result.diff else {}),

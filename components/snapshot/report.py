@@ -26,6 +26,8 @@ def headline(result: Snapshot, skip_unchanged: bool) -> str:
         )
     if result.baseline.version is None and not result.baseline.unreadable:
         return f"No champion yet: {result.info.inputs} inputs, all new."
+    if result.lineage_warning:  # fail closed, loudly: nothing trustworthy to compare with
+        return f"WARNING: {result.lineage_warning}."
     if not result.baseline.data_fingerprint:  # fail closed: nothing to compare with
         return f"Not compared with {baseline}: {result.baseline.note}."
     what = []

@@ -13,6 +13,7 @@ from components.common.lineage import (
     DATA_CHANGES_TAG,
     DATA_FINGERPRINT_TAG,
     DIFF_FILE,
+    LINEAGE_UNVERIFIED_TAG,
     OUTCOME_TAG,
     SKIPPED_TAG,
     SNAPSHOT_FILE,
@@ -48,6 +49,7 @@ class Baseline:
     train_settings_sha256: str = ""
     note: str = ""  # why there is no diff (no champion, no manifest recorded, unreadable)
     unreadable: bool = False  # the registry could not be read: a champion may exist
+    unverified: bool = False  # a champion exists, but its lineage cannot be verified (note: why)
 
     def label(self) -> str:
         if self.unreadable:
@@ -73,6 +75,16 @@ class Snapshot:
     @property
     def unchanged(self) -> bool:
         return self.data_unchanged and self.settings_unchanged
+
+    @property
+    def lineage_warning(self) -> str:
+        """Why the champion's lineage could not be verified (the run retrains), or ""."""
+        if not self.baseline.unverified:
+            return ""
+        return (
+            f"{self.baseline.label()}'s lineage cannot be verified: {self.baseline.note}; "
+            "retraining rather than trusting it"
+        )
 
 
 def list_manifest(
@@ -144,6 +156,8 @@ def take_snapshot(
         _write_outputs(output_dir, result)
         _track(result, output_dir, settings.skip_unchanged)
     log.info("snapshot: %s", headline(result, settings.skip_unchanged))
+    if result.lineage_warning:
+        log.warning("snapshot: WARNING: %s", result.lineage_warning)
     return result
 
 
@@ -180,17 +194,14 @@ def _champion(model_name: str, alias: str) -> tuple[Baseline, list[ManifestRow] 
     number, tags = str(version.version), version.tags or {}
     missing = [tag for tag in (DATA_FINGERPRINT_TAG, TRAIN_SETTINGS_TAG) if not tags.get(tag)]
     if missing:
-        note = (
-            f"version {number} records no {' or '.join(missing)} (trained before snapshots): "
-            "whether anything changed cannot be told, so the run goes on"
-        )
-        return Baseline(model_name, number, note=note), None
+        recorded = " or ".join(missing)
+        note = f"version {number} records no {recorded} (edited, or trained before snapshots)"
+        return Baseline(model_name, number, note=note, unverified=True), None
     try:
         rows = version_data(client, model_name, number).rows
     except Exception as error:  # missing, unreadable or not the recorded one: all fail closed
-        log.warning("snapshot: the champion's manifest: %s", error)
-        note = f"the champion's manifest cannot be read ({error}), so the run goes on"
-        return Baseline(model_name, number, note=note), None
+        note = f"its manifest cannot be read or is not the recorded one ({error})"
+        return Baseline(model_name, number, note=note, unverified=True), None
     baseline = Baseline(
         model_name,
         number,
@@ -242,10 +253,13 @@ def _track(result: Snapshot, output_dir: str, skip_unchanged: bool) -> None:
         DATA_CHANGES_TAG: headline(result, skip_unchanged)[:5000],
         "segpipe.baseline": result.baseline.label(),
     }
+    if result.lineage_warning:
+        tags[LINEAGE_UNVERIFIED_TAG] = result.lineage_warning[:5000]
     mlflow.set_tags(tags)
-    if result.skipped:
-        client = MlflowClient()
-        parent = client.get_run(result.run_id).data.tags.get("mlflow.parentRunId")
-        if parent:  # the pipeline run says so too, where runs are listed
-            client.set_tag(parent, OUTCOME_TAG, UNCHANGED_OUTCOME)
-            client.set_tag(parent, SKIPPED_TAG, "true")
+    client = MlflowClient()
+    parent = client.get_run(result.run_id).data.tags.get("mlflow.parentRunId")
+    if parent and result.skipped:  # the pipeline run says so too, where runs are listed
+        client.set_tag(parent, OUTCOME_TAG, UNCHANGED_OUTCOME)
+        client.set_tag(parent, SKIPPED_TAG, "true")
+    if parent and result.lineage_warning:  # finish adds it to the parent's description
+        client.set_tag(parent, LINEAGE_UNVERIFIED_TAG, result.lineage_warning[:5000])
