@@ -257,7 +257,7 @@ def step_figures(step: str, outputs: dict, model_name: str, alias: str) -> str:
     values = outputs.get("parameterValues", {})
     if step == "snapshot":
         meta = _metadata(outputs, "snapshot")
-        text = f"{int(meta['inputs'])} inputs"
+        text = f"{int(meta['inputs'])} inputs, {int(meta.get('ignored', 0))} ignored"
         if "inputs_added" in meta:
             changes = ("added", "removed", "changed")
             text += "; " + ", ".join(f"{int(meta[f'inputs_{k}'])} {k}" for k in changes)
@@ -273,7 +273,8 @@ def step_figures(step: str, outputs: dict, model_name: str, alias: str) -> str:
         splits = ", ".join(
             f"{int(v)} {k.split('/', 1)[1]}" for k, v in counts.items() if k.startswith("examples/")
         )
-        text = f"{int(counts['inputs'])} inputs, {int(counts['rejected'])} rejected; {splits}"
+        text = f"{int(counts['inputs'])} inputs, {int(counts['rejected'])} rejected"
+        text += f", {int(counts.get('ignored', 0))} ignored; {splits}"
         if counts["rejected"]:
             dataset = outputs["artifacts"]["dataset"]["artifacts"][0]["uri"]
             text += f"; rejects: {dataset}/rejects.jsonl"

@@ -97,7 +97,7 @@ def test_a_line_as_each_step_starts_and_ends_with_its_figures(tmp_path):
 
     assert _lines(terminal) == [
         "preprocess  started",
-        "preprocess  done in 0s  240 inputs, 2 rejected; 160 train, 78 val; "
+        "preprocess  done in 0s  240 inputs, 2 rejected, 0 ignored; 160 train, 78 val; "
         f"rejects: {run}/preprocess/dataset/rejects.jsonl",
         "train       started",
         "train       done in 0s  20 epochs",
@@ -199,7 +199,7 @@ def test_the_snapshot_line_says_what_changed_and_an_unchanged_run_says_the_rest_
     ):
         reporter.feed(line)
     assert _lines(terminal)[1:] == [
-        "snapshot    done in 0s  34 inputs; 10 added, 0 removed, 1 changed",
+        "snapshot    done in 0s  34 inputs, 0 ignored; 10 added, 0 removed, 1 changed",
         "publish     skipped  the gate did not pass",
     ]
 
@@ -216,7 +216,7 @@ def test_the_snapshot_line_says_what_changed_and_an_unchanged_run_says_the_rest_
     ):
         reporter.feed(line)
     assert _lines(terminal)[1:3] == [
-        "snapshot    done in 0s  34 inputs; 0 added, 0 removed, 0 changed; "
+        "snapshot    done in 0s  34 inputs, 0 ignored; 0 added, 0 removed, 0 changed; "
         "unchanged, nothing to do",
         "the rest    skipped  unchanged, nothing to do: no training, no new version",
     ]

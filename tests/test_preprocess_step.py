@@ -284,3 +284,39 @@ def test_step_clis_end_an_expected_error_with_one_line_and_no_traceback(
     assert last.startswith(f"python -m components.{step} failed: ") and reason in last
     trace = last.rsplit("(traceback: ", 1)[1].rstrip(")")
     assert "Traceback (most recent call last)" in Path(trace).read_text()
+
+
+def test_every_file_under_the_data_root_is_an_input_a_reject_or_ignored_with_its_rule(
+    mlflow_store, tiny_data, tmp_path
+):
+    """Sub-folders of images/ are not read: their files are listed as ignored, with the rule,
+    beside hidden names and files outside images/ and masks/."""
+    from components.common.config import PreprocessConfig
+    from components.common.sources import list_sources
+    from components.common.unused_files import list_ignored
+    from components.snapshot.snapshot import list_data
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / "images" / "extra").mkdir()
+    shutil.copy(data / "images" / "sample_00000.png", data / "images" / "extra" / "more.png")
+    (data / "images" / ".DS_Store").write_bytes(b"finder")
+    (data / "README.txt").write_text("about the data")
+    output = tmp_path / "out"
+    stats = _run(data, output)
+    ignored = [json.loads(line) for line in (output / "ignored.jsonl").read_text().splitlines()]
+    rules = {Path(item["path"]).relative_to(data).as_posix(): item["rule"] for item in ignored}
+    assert set(rules) == {"images/extra/more.png", "images/.DS_Store", "README.txt"}
+    assert rules["images/extra/more.png"].startswith("in a sub-folder of images/")
+    assert rules["images/.DS_Store"].startswith("hidden name")
+    assert rules["README.txt"].startswith("outside images/ and masks/")
+    # nothing lost: every file is an input's image or mask, or ignored
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert len(files) == 2 * stats["inputs"] + len(ignored)
+    # the snapshot accounts for the same files the same way
+    config = PreprocessConfig(val_fraction=0.3)
+    rows, listed = list_data(str(data), config)
+    assert [i.path for i in listed] == [
+        i.path for i in list_ignored(str(data), config, list_sources(str(data), config))
+    ]
+    assert len(rows) == stats["inputs"] and len(listed) == 3

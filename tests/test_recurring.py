@@ -87,7 +87,9 @@ def test_a_schedule_skips_unchanged_data_reports_what_changed_and_stops_a_shifte
     assert "Unchanged since segpipe-unet version 1: nothing to do" in _line(second, "data")
     assert "registered: nothing (no new version)" in second
     snapshot_line = next(line for line in second.splitlines() if "  snapshot    done" in line)
-    assert snapshot_line.endswith("24 inputs; 0 added, 0 removed, 0 changed; " + UNCHANGED_OUTCOME)
+    assert snapshot_line.endswith(
+        "24 inputs, 0 ignored; 0 added, 0 removed, 0 changed; " + UNCHANGED_OUTCOME
+    )
     assert "the rest    skipped  unchanged, nothing to do: no training, no new version" in second
     assert "  train " not in second and "  preprocess " not in second
     assert versions() == ["1"]
@@ -104,7 +106,10 @@ def test_a_schedule_skips_unchanged_data_reports_what_changed_and_stops_a_shifte
     third = _run(data, tmp_path, capsys)
     assert "data changed (10 added, 0 removed, 0 changed, 24 unchanged)" in _line(third, "data")
     assert _line(third, "registered") == "  registered: version 2"
-    assert "  snapshot    done" in third and "34 inputs; 10 added, 0 removed, 0 changed" in third
+    assert (
+        "  snapshot    done" in third
+        and "34 inputs, 0 ignored; 10 added, 0 removed, 0 changed" in third
+    )
     assert main(["data-diff", "1", "2", "--json"]) == 0
     diff = capsys.readouterr().out
     assert '"added": 10' in diff and '"removed": 0' in diff and '"changed": 0' in diff

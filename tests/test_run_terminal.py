@@ -27,15 +27,15 @@ def test_a_run_shows_a_line_per_step_and_a_summary_and_logs_the_rest(local_runs)
     steps = _step_lines(first)
     done = {step: status for step, status in steps if status.startswith("done in")}
     assert set(done) == {"snapshot", "preprocess", "train", "evaluate", "publish", "finish"}
-    assert done["snapshot"].endswith("24 inputs; no champion")
-    assert re.search(r"24 inputs, 0 rejected; \d+ train, \d+ val", done["preprocess"])
+    assert done["snapshot"].endswith("24 inputs, 0 ignored; no champion")
+    assert re.search(r"24 inputs, 0 rejected, 0 ignored; \d+ train, \d+ val", done["preprocess"])
     assert re.search(r"2 epochs, best val mean IoU 0\.\d{4}$", done["train"])
     assert re.search(r"mean IoU 0\.\d{4}; gate PASSED: mean IoU", done["evaluate"])
     assert done["publish"].endswith("segpipe-unet version 1 is champion")
     assert [status for step, status in steps if step == "train"][1].startswith("[")  # the bar
     assert ("publish", "skipped  the gate did not pass") in _step_lines(second)
     second_done = {s: status for s, status in _step_lines(second) if status.startswith("done")}
-    assert second_done["snapshot"].endswith("24 inputs; 0 added, 0 removed, 0 changed")
+    assert second_done["snapshot"].endswith("24 inputs, 0 ignored; 0 added, 0 removed, 0 changed")
 
     (log_line,) = [line for line in first.splitlines() if line.startswith("  log:")]
     log = Path(log_line.split(":", 1)[1].strip())

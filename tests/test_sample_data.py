@@ -9,11 +9,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from components.common.sample_data import (
-    SAMPLE_RECORD,
-    ensure_sample_data,
-    sample_set_problem,
-)
+from components.common.sample_data import ensure_sample_data, sample_set_problem
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +45,7 @@ def test_an_altered_or_partial_set_is_replaced_before_use(tmp_path: Path):
     assert victim.exists() and sample_set_problem(str(target), 6, 0, 32) is None
     (target / "images" / "sample_00001.png").write_bytes(b"not what was written")
     assert "digest mismatch" in sample_set_problem(str(target), 6, 0, 32)
-    (target / SAMPLE_RECORD).unlink()  # an old, unrecorded set: never trusted
+    (tmp_path / "sample.json").unlink()  # an old, unrecorded set: never trusted
     assert "never finished" in sample_set_problem(str(target), 6, 0, 32)
     ensure_sample_data(str(target), count=6, size=32)
     assert sample_set_problem(str(target), 6, 0, 32) is None
@@ -60,4 +56,5 @@ def test_two_first_runs_at_once_write_one_complete_set(tmp_path: Path):
     with ProcessPoolExecutor(2) as pool:
         list(pool.map(ensure_sample_data, [target, target], [40, 40], [0, 0], [48, 48]))
     assert sample_set_problem(target, 40, 0, 48) is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample", "sample.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample", "sample.json", "sample.lock"]
+    assert sorted(p.name for p in Path(target).iterdir()) == ["images", "masks"]

@@ -173,7 +173,7 @@ def test_on_gcs_the_manifest_comes_from_one_listing_per_folder_with_checksums(
     requests = _Requests(monkeypatch)
     rows = list_manifest("gs://segpipe-test/raw", CONFIG)
     assert len(rows) == 12
-    assert sorted(requests.listings) == ["raw/images/", "raw/masks/"]  # once each, not twice
+    assert sorted(requests.listings) == ["raw/"]  # the data root once, not a folder twice
     assert requests.per_object == []  # no object read, no per-object request
     blob = gcs.bucket("segpipe-test").get_blob("raw/masks/sample_00003.png")
     row = {r.source_id: r for r in rows}["sample_00003"]
@@ -204,7 +204,7 @@ def test_on_gcs_list_files_are_checked_by_listing_not_one_request_per_object(
     rows = list_manifest("gs://segpipe-test/raw", config)
     assert {r.source_id: r.problem for r in rows}["gone"] == "missing_image"
     assert sum(r.problem == "" for r in rows) == 12
-    assert sorted(requests.listings) == ["raw/images/", "raw/masks/"]
+    assert sorted(requests.listings) == ["raw/"]
     assert requests.per_object == ["download_as_bytes raw/train.txt"]  # the list file itself
 
 

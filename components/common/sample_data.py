@@ -77,7 +77,9 @@ def write_sample_data(directory: str, count: int = 240, seed: int = 0, size: int
     return count
 
 
-SAMPLE_RECORD = "SAMPLE.json"  # count, seed, size and digest of a complete sample set
+# beside the set (not in it: every file under a data root is an input, a reject or ignored):
+# count, seed, size and digest of a complete set, written last
+RECORD_SUFFIX = ".json"
 
 
 def ensure_sample_data(directory: str, count: int = 240, seed: int = 0, size: int = 160) -> None:
@@ -94,17 +96,23 @@ def ensure_sample_data(directory: str, count: int = 240, seed: int = 0, size: in
         if sample_set_problem(directory, count, seed, size) is None:
             return
         for left in glob.glob(f"{glob.escape(directory)}.tmp-*"):  # by a killed writer
-            shutil.rmtree(left, ignore_errors=True)
+            if os.path.isdir(left):
+                shutil.rmtree(left, ignore_errors=True)
+            else:
+                os.remove(left)
         staging = f"{directory}.tmp-{os.getpid()}"
         write_sample_data(staging, count, seed, size)
         record = {"count": count, "seed": seed, "size": size, "sha256": _digest(staging)}
-        with open(os.path.join(staging, SAMPLE_RECORD), "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2)
+        if os.path.lexists(f"{directory}{RECORD_SUFFIX}"):
+            os.remove(f"{directory}{RECORD_SUFFIX}")
         if os.path.lexists(directory):  # partial or altered: never used
             stale = f"{directory}.stale-{os.getpid()}"
             os.replace(directory, stale)
             shutil.rmtree(stale, ignore_errors=True)
         os.replace(staging, directory)
+        with open(f"{staging}{RECORD_SUFFIX}", "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2)
+        os.replace(f"{staging}{RECORD_SUFFIX}", f"{directory}{RECORD_SUFFIX}")
         problem = sample_set_problem(directory, count, seed, size)
         if problem is not None:
             raise RuntimeError(
@@ -115,10 +123,10 @@ def ensure_sample_data(directory: str, count: int = 240, seed: int = 0, size: in
 def sample_set_problem(directory: str, count: int, seed: int, size: int) -> str | None:
     """Why `directory` is not the complete sample set asked for, or None when it is."""
     try:
-        with open(os.path.join(directory, SAMPLE_RECORD), encoding="utf-8") as handle:
+        with open(f"{directory}{RECORD_SUFFIX}", encoding="utf-8") as handle:
             record = json.load(handle)
     except (OSError, ValueError):
-        return f"no readable {SAMPLE_RECORD} (never finished)"
+        return f"no readable {os.path.basename(directory)}{RECORD_SUFFIX} (never finished)"
     wanted = {"count": count, "seed": seed, "size": size}
     if any(record.get(key) != value for key, value in wanted.items()):
         return f"it was written with {record}, not {wanted}"

@@ -40,7 +40,7 @@ def _stem(path: str) -> str:
     return posixpath.splitext(posixpath.basename(path))[0]
 
 
-def _resolve(data_dir: str, path: str) -> str:
+def resolve_path(data_dir: str, path: str) -> str:
     """`path` as given when absolute or a URL, else relative to `data_dir`."""
     if "://" in path or path.startswith("/"):
         return path
@@ -200,9 +200,9 @@ def list_paired_globs(
     `{stem}` is the image's name without extension; with `regex`, its named groups from the
     whole stem too (`img_(?P<id>\\d+)` on img_0001.tif, `masks/{id}_label.gif`).
     """
-    images = _list_images(_resolve(data_dir, image_glob))
+    images = _list_images(resolve_path(data_dir, image_glob))
     if not images.by_stem and not images.others:
-        raise FileNotFoundError(f"no images match {_resolve(data_dir, image_glob)}")
+        raise FileNotFoundError(f"no images match {resolve_path(data_dir, image_glob)}")
     pairs = []
     for stem, image in images.by_stem.items():
         mask = _mask_for(stem, mask_pattern, regex)
@@ -211,7 +211,7 @@ def list_paired_globs(
             problem = ("unmatched_name", detail + repr(regex.pattern if regex else ""))
             pairs.append(SourcePair(printable(stem), image, None, None, problem))
         else:
-            pairs.append(SourcePair(printable(stem), image, _resolve(data_dir, mask)))
+            pairs.append(SourcePair(printable(stem), image, resolve_path(data_dir, mask)))
     return _unique_ids(_drop_missing(pairs)) + images.others
 
 
@@ -232,7 +232,7 @@ def list_list_files(data_dir: str, spec: str, strip_prefix: str = "") -> list[So
     """Lines of `image mask` paths; a list file named for a split sets that split."""
     pairs = []
     for list_path, split in parse_list_files(spec):
-        resolved = _resolve(data_dir, list_path)
+        resolved = resolve_path(data_dir, list_path)
         for number, line in enumerate(storage.read_text(resolved).splitlines(), start=1):
             fields = line.split()
             if not fields:
@@ -240,7 +240,7 @@ def list_list_files(data_dir: str, spec: str, strip_prefix: str = "") -> list[So
             if len(fields) != 2:
                 raise ValueError(f"{resolved}:{number}: expected 'image mask', got {line!r}")
             image, mask = (
-                _resolve(data_dir, f.removeprefix(strip_prefix) if strip_prefix else f)
+                resolve_path(data_dir, f.removeprefix(strip_prefix) if strip_prefix else f)
                 for f in fields
             )
             pairs.append(SourcePair(_stem(image), image, mask, split))

@@ -83,9 +83,13 @@ def join(base: str, *parts: str) -> str:
 
 def write_json(path: str, payload: object) -> None:
     """Write `payload` as indented JSON to a local or gs:// path."""
-    text = json.dumps(payload, indent=2, sort_keys=True)
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True), "application/json")
+
+
+def write_text(path: str, text: str, content_type: str = "text/plain") -> None:
+    """Write `text` (UTF-8) to a local or gs:// path."""
     if _is_gcs(path):
-        _blob(path).upload_from_string(text.encode("utf-8"), content_type="application/json")
+        _blob(path).upload_from_string(text.encode("utf-8"), content_type=content_type)
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
@@ -130,6 +134,20 @@ def glob(pattern: str) -> list[str]:
 
 def _is_file(path: str) -> bool:
     return _blob(path).exists() if _is_gcs(path) else os.path.isfile(path)
+
+
+def files_under(folder: str) -> list[str]:
+    """Every file below a local or gs:// folder, at any depth, sorted (links not followed)."""
+    base = folder.rstrip("/")
+    if _is_gcs(base):
+        bucket, name = _split_gcs(base)
+        return sorted(
+            info.path for info in _gcs_listing(bucket, f"{name}/" if name else "").values()
+        )
+    found = []
+    for parent, _, names in os.walk(base):
+        found += [os.path.join(parent, name) for name in names]
+    return sorted(found)
 
 
 def _files_under(prefix: str) -> Iterator[str]:
@@ -188,8 +206,11 @@ def remember_listings() -> Iterator[None]:
 def _gcs_listing(bucket: str, prefix: str) -> dict[str, FileInfo]:
     """Every object under `prefix` (recursive) by name, from one paged listing: no downloads."""
     remembered = _LISTINGS.get()
-    if remembered is not None and (bucket, prefix) in remembered:
-        return remembered[(bucket, prefix)]
+    for (listed_bucket, listed), listing in (remembered or {}).items():
+        if listed_bucket == bucket and prefix.startswith(listed):  # a listing that covers it
+            if listed == prefix:
+                return listing
+            return {name: info for name, info in listing.items() if name.startswith(prefix)}
     client = _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"))
     listing = {}
     for blob in client.list_blobs(bucket, prefix=prefix, fields=_LIST_FIELDS):

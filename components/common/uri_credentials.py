@@ -43,6 +43,8 @@ def redact(uri: str) -> str:
         parsed = urllib.parse.urlsplit(uri)
     except ValueError:
         return "<unparseable URI>"
+    if not credential_parts(uri):
+        return uri
     netloc = parsed.netloc
     if parsed.username or parsed.password:
         host = netloc.rpartition("@")[2]

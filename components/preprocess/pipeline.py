@@ -17,7 +17,8 @@ from components.common import storage
 from components.common.config import IGNORE_LABEL, PreprocessConfig
 from components.common.dataset import DatasetInfo, class_names_for, write_dataset_info
 from components.common.image_files import printable
-from components.common.sources import SourcePair, list_sources
+from components.common.sources import SourcePair
+from components.common.unused_files import IGNORED_FILE, list_inputs, write_ignored
 from components.preprocess.checks import check_classes, check_encoding, check_splits
 from components.preprocess.examples import RejectedInput, encode_pair
 from components.preprocess.split import SPLITS, assign_split
@@ -42,10 +43,12 @@ class TooManyRejects(RuntimeError):
 class PreprocessResult:
     stats: dict  # as written to stats.json
     report_markdown: str  # as written to stats.md
+    ignored: int = 0  # files under the data root that are neither inputs nor rejects
 
     def counts(self) -> dict[str, int]:
-        """Inputs read, rejected, and examples written per split."""
+        """Inputs read, rejected, files ignored, and examples written per split."""
         counts = {"inputs": self.stats["inputs"], "rejected": self.stats["rejected"]}
+        counts["ignored"] = self.ignored
         counts.update({f"examples/{k}": v["examples"] for k, v in self.stats["splits"].items()})
         return counts
 
@@ -248,11 +251,19 @@ def run_preprocess(
     when rejects exceed the allowed fraction.
     """
     class_names = class_names_for(config.num_classes, config.class_names)
-    pairs = list_sources(data_dir, config)
-    log.info("preprocess: %d inputs from %s -> %s", len(pairs), data_dir, output_dir)
+    pairs, ignored = list_inputs(data_dir, config)
+    log.info(
+        "preprocess: %d inputs from %s -> %s (%d other files ignored: %s)",
+        len(pairs),
+        data_dir,
+        output_dir,
+        len(ignored),
+        storage.join(output_dir, IGNORED_FILE),
+    )
     options = pipeline_options(config, beam_args)
     with beam.Pipeline(runner=_runner(config), options=options) as root:
         build(root, pairs, output_dir, config, class_names)
+    write_ignored(storage.join(output_dir, IGNORED_FILE), ignored)
     stats = storage.read_json(storage.join(output_dir, "stats.json"))
     if stats["inputs"] != len(pairs):
         raise RuntimeError(f"{len(pairs)} inputs but {stats['inputs']} written or rejected")
@@ -277,4 +288,4 @@ def run_preprocess(
         )
     check_splits(stats, config)
     check_classes(stats, config)
-    return PreprocessResult(stats, markdown)
+    return PreprocessResult(stats, markdown, len(ignored))

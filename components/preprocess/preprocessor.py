@@ -9,6 +9,7 @@ from components.common import storage
 from components.common.config import PreprocessConfig
 from components.common.lineage import DATA_FINGERPRINT_TAG
 from components.common.tracking import step_run
+from components.common.unused_files import IGNORED_FILE
 from components.preprocess.pipeline import PreprocessResult, run_preprocess
 
 LINEAGE_FILE = "lineage.json"
@@ -26,6 +27,11 @@ def _log_outputs(output_dir: str) -> None:
     mlflow.log_text(storage.read_text(storage.join(output_dir, "stats.md")), "dataset/stats.md")
     rejects = storage.read_text(storage.join(output_dir, "rejects.jsonl"))
     mlflow.log_text(rejects, "dataset/rejects.jsonl")
+    ignored_path = storage.join(output_dir, IGNORED_FILE)
+    if storage.exists(ignored_path):
+        ignored = storage.read_text(ignored_path)
+        mlflow.log_text(ignored, f"dataset/{IGNORED_FILE}")
+        mlflow.log_metric("ignored", len(ignored.splitlines()))
 
 
 def preprocess(

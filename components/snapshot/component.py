@@ -120,6 +120,7 @@ def snapshot(
         {
             "data_fingerprint": result.info.data_fingerprint,
             "inputs": result.info.inputs,
+            "ignored": result.ignored,
             "status": UNCHANGED_OUTCOME if result.skipped else CHANGED_OUTCOME,
             "headline": headline(result, skip_unchanged),
             "compared_with": result.baseline.label(),

@@ -51,6 +51,8 @@ def render_report(result: Snapshot, skip_unchanged: bool) -> str:
         "|---|---|",
         f"| data | `{info.data_dir}` |",
         f"| inputs | {info.inputs}{rejected if result.rejected_at_listing else ''} |",
+        f"| ignored | {result.ignored} files that are neither inputs nor rejects "
+        "(ignored.jsonl: each with its rule) |",
         f"| listed in | {result.listing_seconds:.2f} s |",
         f"| data fingerprint | `{info.data_fingerprint}` |",
         f"| manifest sha256 | `{info.manifest_sha256}` |",

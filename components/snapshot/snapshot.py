@@ -34,6 +34,12 @@ from components.common.manifest import (
 )
 from components.common.manifest_diff import ManifestDiff, diff_manifests
 from components.common.sources import list_sources
+from components.common.unused_files import (
+    IGNORED_FILE,
+    IgnoredFile,
+    list_ignored,
+    write_ignored,
+)
 from components.snapshot.report import REPORT_FILE, headline, render_report
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,7 @@ class Snapshot:
 
     info: SnapshotInfo
     rejected_at_listing: int  # inputs the listing already knows preprocess will reject
+    ignored: int  # files under the data root that are neither inputs nor rejects (ignored.jsonl)
     listing_seconds: float
     baseline: Baseline
     diff: ManifestDiff | None  # None: no champion manifest to compare with
@@ -95,11 +102,22 @@ def list_manifest(
     gs:// folders are each listed once (sizes and checksums come with the listing); local files
     are stat'ed, or read and hashed with `hash_local_files`.
     """
+    return list_data(data_dir, preprocess, hash_local_files)[0]
+
+
+def list_data(
+    data_dir: str, preprocess: PreprocessConfig, hash_local_files: bool = False
+) -> tuple[list[ManifestRow], list[IgnoredFile]]:
+    """The manifest rows, and the other files under `data_dir` with the rule that left each
+    out: every file there is one or the other."""
     with storage.remember_listings():
+        if data_dir.startswith("gs://"):  # this one listing answers every later one
+            storage.files_under(data_dir)
         pairs = list_sources(data_dir, preprocess)
         paths = {p for pair in pairs for p in (pair.image_path, pair.mask_path) if p}
         files = storage.describe(paths)
-    return build_rows(pairs, files, hash_local_files)
+        ignored = list_ignored(data_dir, preprocess, pairs)
+    return build_rows(pairs, files, hash_local_files), ignored
 
 
 def take_snapshot(
@@ -119,7 +137,7 @@ def take_snapshot(
     from components.common.tracking import step_run
 
     started = time.monotonic()
-    rows = list_manifest(data_dir, preprocess, settings.hash_local_files)
+    rows, ignored = list_data(data_dir, preprocess, settings.hash_local_files)
     listing_seconds = time.monotonic() - started
     if not rows:
         raise FileNotFoundError(f"{data_dir}: the {preprocess.layout} layout finds no inputs")
@@ -132,6 +150,7 @@ def take_snapshot(
         train_settings_sha256=training_settings_sha256(train),
     )
     os.makedirs(output_dir, exist_ok=True)
+    write_ignored(os.path.join(output_dir, IGNORED_FILE), ignored)
     write_manifest(os.path.join(output_dir, MANIFEST_FILE), rows, _fingerprints(info))
     with step_run("snapshot", experiment, pipeline_run_id, data_dir=data_dir) as run:
         baseline, old_rows = _champion(model_name, alias)
@@ -143,6 +162,7 @@ def take_snapshot(
         result = Snapshot(
             info=info,
             rejected_at_listing=sum(1 for row in rows if row.problem),
+            ignored=len(ignored),
             listing_seconds=listing_seconds,
             baseline=baseline,
             diff=diff,
@@ -216,6 +236,7 @@ def _document(result: Snapshot) -> dict[str, object]:
     return {
         **asdict(result.info),
         "rejected_at_listing": result.rejected_at_listing,
+        "ignored": result.ignored,
         "listing_seconds": round(result.listing_seconds, 3),
         "baseline": asdict(result.baseline),
         "diff": result.diff.counts() if result.diff else None,
@@ -242,6 +263,8 @@ def _track(result: Snapshot, output_dir: str, skip_unchanged: bool) -> None:
     log_training_data(output_dir, context="snapshot")
     mlflow.log_artifact(os.path.join(output_dir, REPORT_FILE), "dataset")
     metrics = {"inputs": result.info.inputs, "listing_seconds": result.listing_seconds}
+    metrics["ignored"] = result.ignored
+    mlflow.log_artifact(os.path.join(output_dir, IGNORED_FILE), "dataset")
     if result.diff:
         metrics.update({f"inputs_{k}": v for k, v in result.diff.counts().items()})
     mlflow.log_metrics(metrics)
