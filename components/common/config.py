@@ -272,6 +272,10 @@ class TrainConfig:
         at_least=0,
         below=2**32,
     )
+    deterministic: bool = setting(
+        False,
+        "op determinism and ordered input: two runs with one seed give identical metrics (slower)",
+    )
     architecture: str = setting("unet", "model architecture", choices=ARCHITECTURES)
     backbone: str = setting("mobilenetv2", "deeplabv3plus: its encoder", choices=BACKBONES)
     backbone_weights: str = setting(

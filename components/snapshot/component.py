@@ -47,6 +47,7 @@ def snapshot(
     input_height: int,
     input_width: int,
     seed: int,
+    deterministic: bool,
     architecture: str,
     backbone: str,
     backbone_weights: str,

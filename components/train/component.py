@@ -20,6 +20,7 @@ def train(
     input_height: int,
     input_width: int,
     seed: int,
+    deterministic: bool,
     architecture: str,
     backbone: str,
     backbone_weights: str,

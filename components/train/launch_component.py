@@ -19,6 +19,7 @@ def launch_train(
     input_height: int,
     input_width: int,
     seed: int,
+    deterministic: bool,
     architecture: str,
     backbone: str,
     backbone_weights: str,

@@ -128,6 +128,8 @@ def train(
     stats_path = storage.join(dataset_dir, "stats.json")
     stats = storage.read_json(stats_path)
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:  # with the seed above: the same ops give the same results
+        tf.config.experimental.enable_op_determinism()
     # TPUs need static shapes and full batches; XLA compiles once with static shapes
     full_batches = isinstance(strategy, tf.distribute.TPUStrategy)
     steps_per_epoch = train_steps(stats, config.batch_size, full_batches, stats_path)
@@ -320,6 +322,7 @@ def _datasets(inputs: _Inputs, config: TrainConfig, strategy):
             class_weights=loss_class_weights(inputs.stats, config),
             cache=config.train_cache,
             shard=(worker.index, worker.count),
+            deterministic=config.deterministic,
             **static,
         ).repeat()
 
