@@ -56,8 +56,16 @@ class Server:
     def kill(self) -> None:
         """An outage: the whole server gone at once, no clean shutdown."""
         if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGCONT)  # a frozen one too
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def freeze(self) -> None:
+        """A hung server: its processes stopped (SIGSTOP), connections accepted, no replies."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
 
     def log(self) -> str:
         return (self.root / "server.log").read_text(errors="replace")[-3000:]
@@ -268,3 +276,48 @@ def test_a_failing_train_step_leaves_its_runs_failed(server, tiny_shards, tmp_pa
         train(str(broken), str(tmp_path / "model"), TrainConfig(epochs=1), "segpipe", "outage")
     train_run, parent = _runs(server.uri)
     assert train_run.info.status == "FAILED" and parent.info.status == "FAILED"
+
+
+def _epoch_times(process, checkpoint_dir: Path, epochs: int, timeout_s: float) -> list[float]:
+    """When each of `epochs` more epochs was checkpointed (monotonic seconds)."""
+    times, done = [], _checkpointed_epochs(checkpoint_dir)
+    for target in range(done + 1, done + epochs + 1):
+        _wait_for_epochs(process, checkpoint_dir, target, timeout_s)
+        times.append(time.monotonic())
+    return times
+
+
+@pytest.mark.slow
+def test_a_hung_server_never_holds_up_an_epoch_and_the_run_ends_within_the_window(
+    server, tiny_shards, tmp_path
+):
+    """SIGSTOP on a real `mlflow server`: it accepts connections and never replies. Epochs go on
+    at the healthy pace (metrics wait in a thread of their own), and the task fails once the
+    server has not answered for tracking_outage_s, plus at most a request timeout or two."""
+    window, epochs = 20, 9
+    checkpoint_dir = tmp_path / "checkpoints"
+    training = _start_training(_train_command(tiny_shards, tmp_path, epochs, window), tmp_path)
+    try:
+        healthy = _epoch_times(training, checkpoint_dir, 4, 180)
+        server.freeze()
+        frozen_at = time.monotonic()
+        frozen = _epoch_times(training, checkpoint_dir, epochs - 4, 120)
+        training.wait(timeout=window + 90)
+        ended = time.monotonic() - frozen_at
+    finally:
+        server.kill()
+        training.kill()
+    log = (tmp_path / "train.log").read_text()
+    healthy_epoch = (healthy[-1] - healthy[0]) / (len(healthy) - 1)
+    frozen_epoch = (frozen[-1] - frozen_at) / len(frozen)
+    print(
+        f"\nepoch: {healthy_epoch:.2f} s healthy, {frozen_epoch:.2f} s frozen; "
+        f"ended {ended:.1f} s after the freeze (tracking_outage_s={window})"
+    )
+    # before: each epoch waited out a request timeout and its retries (5 s x 3 here)
+    assert frozen_epoch < 3 * healthy_epoch + 1.0, (healthy_epoch, frozen_epoch)
+    assert training.returncode != 0
+    assert f"longer than tracking_outage_s={window}" in log, log[-3000:]
+    assert window < ended < window + 15, ended  # the window, a request timeout, marking FAILED
+    kept = json.loads((checkpoint_dir / "pending_metrics.json").read_text())
+    assert max(m["step"] for m in kept["metrics"] if m["key"] == "loss") == epochs

@@ -19,7 +19,13 @@ from components.common.pipeline_runs import (
     ensure_parent,
     read_lineage,
 )
-from components.common.tracking_outage import OutageWindow, bounded_requests, connect, is_outage
+from components.common.tracking_outage import (
+    OutageWindow,
+    TrackingOutage,
+    bounded_requests,
+    connect,
+    is_outage,
+)
 from components.common.uri_credentials import redact, scrub
 
 DEFAULT_STORE = "sqlite:///mlflow.db"
@@ -234,16 +240,23 @@ def _mark_failed(client, run_id: str, parent_id: str | None, cause: BaseExceptio
     one short try each, never raising."""
     import mlflow
 
-    with bounded_requests(timeout_s=5, max_retries=1):
+    answered = True
+    # a server already known to be down (or hung) gets a second, not five, to answer
+    timeout_s = 1 if isinstance(cause, TrackingOutage) else 5
+    with bounded_requests(timeout_s=timeout_s, max_retries=0):
         try:
             mlflow.set_tag(ERROR_TAG, f"{type(cause).__name__}: {error_summary(cause)}"[:5000])
         except Exception as error:
+            answered = False
             log.error("could not record the error on MLflow run %s: %s", run_id, error)
         try:  # always tried: it leaves no active run behind (MLflow ends one at exit, slowly)
             mlflow.end_run("FAILED")
         except Exception as error:
+            answered = False
             log.error("could not mark MLflow run %s FAILED (it stays RUNNING): %s", run_id, error)
-        if parent_id:
+        if parent_id and not answered:  # a dead or hung server: no third wait
+            log.error("could not mark MLflow run %s FAILED (it stays RUNNING)", parent_id)
+        elif parent_id:
             try:
                 client.set_terminated(parent_id, "FAILED")
             except Exception as error:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -96,14 +97,21 @@ class OutageWindow:
         self.uri = uri
         self._down_since: float | None = None
         self._last_error = ""
+        self._in_flight: dict[int, float] = {}  # thread -> when its call started
 
     @property
     def down_for(self) -> float:
-        """Seconds since the first failed call of the current outage (0 when up)."""
-        return 0.0 if self._down_since is None else time.monotonic() - self._down_since
+        """Seconds the server has not answered: since the start of the first failed call of
+        the current outage, or of a call still waiting for longer than a connect may take
+        (a hung server accepts connections and never replies). 0 when up."""
+        now = time.monotonic()
+        starts = [t for t in self._in_flight.values() if now - t > PROBE_TIMEOUT_S]
+        if self._down_since is not None:
+            starts.append(self._down_since)
+        return now - min(starts) if starts else 0.0
 
     def expired(self) -> bool:
-        return self._down_since is not None and self.down_for > self.window_s
+        return self.down_for > self.window_s
 
     def attempt(self, action: str, call: Callable[[], object]) -> bool:
         """One try of `call`: False (and the outage noted) when the server is unreachable."""
@@ -127,6 +135,8 @@ class OutageWindow:
         While an outage lasts, a quick connect comes first, so a server that is still down
         costs seconds, not MLflow's request timeouts and retries.
         """
+        thread, started = threading.get_ident(), time.monotonic()
+        self._in_flight[thread] = started
         try:
             if self._down_since is not None:
                 _probe(self.uri)
@@ -134,8 +144,10 @@ class OutageWindow:
         except Exception as error:
             if not isinstance(error, _Unreachable) and not is_outage(error):
                 raise
-            self._failed(action, error)
+            self._failed(action, error, started)
             return False, None
+        finally:
+            self._in_flight.pop(thread, None)
         self._recovered()
         return True, result
 
@@ -151,10 +163,10 @@ class OutageWindow:
             f"last error: {self._last_error}"
         )
 
-    def _failed(self, action: str, error: Exception) -> None:
+    def _failed(self, action: str, error: Exception, started: float) -> None:
         self._last_error = scrub(str(error), self.uri)[:300]
         if self._down_since is None:
-            self._down_since = time.monotonic()
+            self._down_since = started  # it has not answered since the failed call began
             log.warning(
                 "MLflow tracking server at %s unreachable while %s; going on and trying again "
                 "for up to %g s: %s",

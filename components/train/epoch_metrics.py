@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 
 import keras
@@ -25,13 +26,18 @@ def pending_path(checkpoint_dir: str) -> str:
 
 
 class PendingMetrics:
-    """Metrics not yet logged to run `run_id`, kept in `path` (if any) while there are some."""
+    """Metrics not yet logged to run `run_id`, kept in `path` (if any) while there are some.
+
+    Thread-safe: the epoch loop adds while a sender thread logs.
+    """
 
     def __init__(self, run_id: str, path: str = ""):
         self.run_id = run_id
         self.path = path
         self.metrics: list[dict] = []
         self._on_disk = False
+        self._data = threading.Lock()  # held briefly: the epoch loop never waits on a request
+        self._sending = threading.Lock()  # held for a whole log request: one sender at a time
 
     @classmethod
     def load(cls, run_id: str, path: str) -> PendingMetrics:
@@ -47,35 +53,51 @@ class PendingMetrics:
         return pending
 
     def add(self, step: int, values: dict[str, float]) -> None:
+        """Keep one epoch's values (saved next to the checkpoint) until they are logged."""
         timestamp = int(time.time() * 1000)
-        self.metrics += [
-            {"key": k, "value": v, "step": step, "timestamp": timestamp} for k, v in values.items()
-        ]
+        with self._data:
+            self.metrics += [
+                {"key": k, "value": v, "step": step, "timestamp": timestamp}
+                for k, v in values.items()
+            ]
+            self._save()
+
+    def waiting(self) -> int:
+        with self._data:
+            return len(self.metrics)
 
     def flush(self, outage: OutageWindow) -> bool:
-        """Log them all, one try; what is left is saved to `path`. True when none is left."""
-        if self.metrics and outage.attempt("logging metrics", self._log):
-            self.metrics = []
-        self._save()
-        return not self.metrics
+        """Log them all, one try; what is left stays saved in `path`. True when none is left."""
+        with self._sending:
+            batch = self._batch()
+            if batch and outage.attempt("logging metrics", lambda: self._log(batch)):
+                self._logged(batch)
+        return not self.waiting()
 
     def flush_within(self, outage: OutageWindow, action: str) -> None:
         """Log them all, retrying while the server is down; TrackingOutage after the window."""
-        if not self.metrics:
-            return
-        try:
-            outage.retry(action, self._log)
-            self.metrics = []
-        finally:
+        with self._sending:
+            batch = self._batch()
+            if batch:
+                outage.retry(action, lambda: self._log(batch))
+                self._logged(batch)
+
+    def _batch(self) -> list[dict]:
+        with self._data:
+            return list(self.metrics)
+
+    def _logged(self, batch: list[dict]) -> None:
+        with self._data:
+            self.metrics = self.metrics[len(batch) :]  # only the epoch loop appends
             self._save()
 
-    def _log(self) -> None:
+    def _log(self, batch: list[dict]) -> None:
         from mlflow.entities import Metric
         from mlflow.tracking import MlflowClient
 
         # the same key, step, timestamp and value twice is stored once: a retry after a lost
         # reply duplicates nothing
-        MlflowClient().log_batch(self.run_id, metrics=[Metric(**m) for m in self.metrics])
+        MlflowClient().log_batch(self.run_id, metrics=[Metric(**m) for m in batch])
 
     def _save(self) -> None:
         if self.path and (self.metrics or self._on_disk):
@@ -83,26 +105,62 @@ class PendingMetrics:
             self._on_disk = True
 
 
-class EpochMetricsLogger(keras.callbacks.Callback):
-    """Logs every epoch's Keras metrics to MLflow, or keeps them while the server is down;
-    stops on a NaN loss."""
+class MetricsSender:
+    """Logs pending metrics from a thread of its own, so that a slow or hung tracking server
+    never holds up an epoch; the outage window still counts how long it has not answered."""
 
     def __init__(self, pending: PendingMetrics, outage: OutageWindow):
-        super().__init__()
         self.pending = pending
         self.outage = outage
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="segpipe-metrics", daemon=True)
+
+    def start(self) -> MetricsSender:
+        self._thread.start()
+        return self
+
+    def send(self) -> None:
+        """Log what is pending soon, without waiting for it."""
+        self._wake.set()
+
+    def stop(self, wait_s: float) -> None:
+        """Stop sending; waits at most `wait_s` for a request in flight (it goes on alone)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=wait_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                if not self.pending.flush(self.outage):
+                    log.warning(
+                        "train: %d metric values kept until MLflow answers",
+                        self.pending.waiting(),
+                    )
+            except Exception as error:  # not an outage: said once, kept for the final flush
+                log.error("train: logging metrics failed: %s", error)
+
+
+class EpochMetricsLogger(keras.callbacks.Callback):
+    """Hands every epoch's Keras metrics to the sender (kept while the server is down);
+    stops on a NaN loss."""
+
+    def __init__(self, pending: PendingMetrics, sender: MetricsSender):
+        super().__init__()
+        self.pending = pending
+        self.sender = sender
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         if not math.isfinite(logs.get("loss", 0.0)):
             raise FloatingPointError(f"training loss became {logs['loss']} at epoch {epoch + 1}")
         self.pending.add(epoch + 1, {RENAMED.get(k, k): float(v) for k, v in logs.items()})
-        if not self.pending.flush(self.outage):
-            log.warning(
-                "train: epoch %d's metrics kept until MLflow answers (%d values waiting)",
-                epoch + 1,
-                len(self.pending.metrics),
-            )
+        self.sender.send()
 
 
 class EpochProgress(keras.callbacks.Callback):

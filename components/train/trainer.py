@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import logging
 import math
+import threading
 from collections.abc import Callable
 
 import keras
@@ -30,6 +31,7 @@ from components.train.epoch_metrics import (
     EpochMetricsLogger,
     EpochProgress,
     FailOnLongOutage,
+    MetricsSender,
     PendingMetrics,
     pending_path,
 )
@@ -41,6 +43,7 @@ from components.train.optimization import make_optimizer
 from components.train.warm_start import warm_start
 
 log = logging.getLogger(__name__)
+STOP_WAIT_S = 30  # for the system metrics monitor's last flush to a server that answers
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -63,12 +66,13 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 @contextlib.contextmanager
-def _system_metrics(enabled: bool, run_id: str, resumed: bool):
+def _system_metrics(enabled: bool, run_id: str, resumed: bool, outage: OutageWindow):
     """CPU, memory and GPU use logged to `run_id` by MLflow's monitor thread while inside.
 
     Started here rather than by `mlflow.start_run`, so it stops with this block even when
     the server cannot be told that the run ended. The monitor gives up quietly when the
-    server is unreachable; training goes on without it.
+    server is unreachable; training goes on without it. Stopping it waits for its last flush
+    a second at most while `outage` says the server is down (the flush goes on alone).
     """
     if enabled and importlib.util.find_spec("psutil") is None:
         log.warning("train: psutil is not installed; no system metrics")
@@ -87,7 +91,9 @@ def _system_metrics(enabled: bool, run_id: str, resumed: bool):
         yield
     finally:
         if monitor:
-            monitor.finish()
+            stopping = threading.Thread(target=monitor.finish, daemon=True)
+            stopping.start()
+            stopping.join(timeout=1 if outage.down_for else STOP_WAIT_S)
 
 
 def _early_stopping(patience: int) -> keras.callbacks.EarlyStopping:
@@ -143,8 +149,11 @@ def train(
         return find_step_run_id(experiment, pipeline_run_id, "train")
     resumed_run_id = checkpoints.saved_run_id(checkpoint_dir)
     outage = OutageWindow(config.tracking_outage_s, tracking_uri())
+    request_s = request_timeout_s(config.tracking_outage_s)
     with (
-        bounded_requests(request_timeout_s(config.tracking_outage_s)),
+        # no retries inside a request: the outage window retries, and a hung server costs
+        # one timeout a try
+        bounded_requests(request_s, max_retries=0),
         step_run(
             "train",
             experiment,
@@ -153,7 +162,7 @@ def train(
             outage=outage,
             dataset_dir=dataset_dir,
         ) as run,
-        _system_metrics(config.system_metrics, run.info.run_id, bool(resumed_run_id)),
+        _system_metrics(config.system_metrics, run.info.run_id, bool(resumed_run_id), outage),
     ):
         run_id = run.info.run_id
         pending = PendingMetrics.load(run_id, pending_path(checkpoint_dir))
@@ -179,11 +188,16 @@ def train(
 
         train_data, val_data = _datasets(inputs, config, strategy)
         model = _compiled_model(inputs, config, strategy, warm_start_and_tag)
-        tracking = [EpochMetricsLogger(pending, outage), EpochProgress(config.epochs)]
+        # epochs never wait on the tracking server: a thread of its own logs their metrics
+        sender = MetricsSender(pending, outage).start()
+        tracking = [EpochMetricsLogger(pending, sender), EpochProgress(config.epochs)]
         callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None, tracking)
         # last: a tracking outage past the window fails the task only once the epoch is saved
         callbacks.append(FailOnLongOutage(outage, checkpoint_dir))
-        _fit(model, train_data, val_data, inputs.steps_per_epoch, config, callbacks)
+        try:
+            _fit(model, train_data, val_data, inputs.steps_per_epoch, config, callbacks)
+        finally:
+            sender.stop(wait_s=request_s)
         pending.flush_within(outage, "logging the last epochs' metrics")
         export_model(model, model_dir, info)
         write_mlmodel(model_dir, run_id, info)  # logged with it: an MLflow model with a signature
