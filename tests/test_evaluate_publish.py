@@ -474,3 +474,43 @@ def test_predict_from_a_folder_and_from_the_registry(
     nothing = ["--input", str(tmp_path / "nothing-*.png"), "--output", str(registry)]
     assert segpipe(["predict", "--model", reference, *nothing]) == 1
     assert "segpipe predict failed: no image files" in capsys.readouterr().err
+
+
+def test_a_two_run_race_ends_with_one_champion_one_export_and_a_visibly_refused_loser(
+    client, trained, tiny_shards, tmp_path, capsys
+):
+    """Two pipeline runs judged their models against the same (empty) champion; the first to
+    publish wins. The loser is refused in its terminal, its MLflow runs, the export folder
+    and its model card."""
+    from components.finish.closer import close_pipeline_run
+
+    (first_dir, first_run), (second_dir, second_run) = trained
+    for model_dir, run in (("a", first_dir), ("b", second_dir)):
+        code, _ = _evaluate(
+            tiny_shards, run, tmp_path, capsys, "--min-mean-iou", "0",
+            "--pipeline-run-id", f"race-{model_dir}", "--model-name", "race",
+        )  # fmt: skip
+        assert code == 0
+    assert _publish(first_dir, first_run, tmp_path, "race-a", tiny_shards, "race") == 0
+    capsys.readouterr()
+    assert _publish(second_dir, second_run, tmp_path, "race-b", tiny_shards, "race") == 3
+    said = capsys.readouterr().err
+    assert "refusing to publish: race@champion is version 1 now" in said
+
+    assert client.get_model_version_by_alias("race", "champion").version == "1"
+    exports = tmp_path / "exports"
+    assert sorted(p.name for p in (exports / "race").iterdir()) == ["1"]
+    assert [p.parent.name for p in exports.rglob("_SUCCESS")] == ["1"]
+    assert not list((exports / ".staging").iterdir())
+    experiment = client.get_experiment_by_name("segpipe").experiment_id
+    (loser,) = client.search_runs(
+        [experiment],
+        "tags.`segpipe.pipeline_run_id` = 'race-b' and tags.`segpipe.step` = 'publish'",
+    )
+    assert loser.info.status == "FAILED"
+    assert "version 1 now" in loser.data.tags["publish.refused"]
+    card = client.download_artifacts(loser.info.run_id, "MODEL_CARD.md", str(tmp_path))
+    assert "REFUSED, not published" in Path(card).read_text()
+    headline = close_pipeline_run("segpipe", "race-b", "FAILED")
+    note = client.get_run(headline.parent_run_id).data.tags["mlflow.note.content"]
+    assert "**Refused, not published**: refusing to publish" in note

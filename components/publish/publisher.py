@@ -123,13 +123,14 @@ def publish(
             )
         except PublishRefused as refusal:
             mlflow.set_tag(verdict.PUBLISH_REFUSED_TAG, str(refusal)[:5000])
+            card = _refused_card(client, config, evaluation, train_run_id, refusal)
+            mlflow.log_text(card, MODEL_CARD_FILE)
             raise
 
 
 def _register_export_promote(
     client, model_dir: str, train_run, evaluation, config, fingerprint, data_summary
 ) -> Publication:
-    import mlflow
 
     train_run_id = train_run.info.run_id
     pipeline_run_id = evaluation.data.tags[PIPELINE_RUN_TAG]
@@ -186,10 +187,6 @@ def _register_export_promote(
     except PublishRefused as refusal:
         discard(staged)
         client.set_model_version_tag(config.model_name, number, REFUSED_TAG, str(refusal)[:5000])
-        refused = render_model_card(
-            config.model_name, number, decision=f"REFUSED, not published: {refusal}", **card_fields
-        )
-        mlflow.log_text(refused, MODEL_CARD_FILE)
         raise
     if current is not None:
         client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
@@ -204,6 +201,29 @@ def _register_export_promote(
         path,
     )
     return _published(number, path, card)
+
+
+def _refused_card(client, config, evaluation, train_run_id: str, refusal) -> str:
+    """The model card of a refused model: what is known of it, and why it was not published."""
+    versions = client.search_model_versions(
+        filter_string=f"name = '{config.model_name}' and run_id = '{train_run_id}'"
+    )
+    number = str(versions[0].version) if versions else "(not registered)"
+    try:
+        params = client.get_run(train_run_id).data.params
+    except Exception:  # the refusal may be that the train run cannot be read
+        params = {}
+    return render_model_card(
+        config.model_name,
+        number,
+        train_run_id=train_run_id,
+        pipeline_run_id=evaluation.data.tags.get(PIPELINE_RUN_TAG, ""),
+        dataset_sha256=None,
+        dataset_summary={},
+        params=params,
+        metrics={k: v for k, v in evaluation.data.metrics.items() if k != "gate_passed"},
+        decision=f"REFUSED, not published: {refusal}",
+    )
 
 
 def _published(number: str, path: str, card: str) -> Publication:
