@@ -131,11 +131,15 @@ screenshots: $(INSTALLED) ## Refresh docs/mlflow-*.png from the browser test (ne
 clean: ## Remove local run outputs (keeps .venv)
 	rm -rf local_outputs exports segpipe-data mlartifacts mlflow.db mlflow-server pipeline.yaml .pytest_cache
 
+.PHONY: bench-train
+bench-train: $(INSTALLED) ## Where training time goes: peak GFLOP/s, the train step, real CamVid epochs
+	$(BIN)/python tests/benchmarks/bench_train.py --epochs 2
+
 .PHONY: bench
 bench: $(INSTALLED) ## Run the benchmarks on ../shared/data (slow; prints ratios)
 	$(BIN)/python tests/benchmarks/bench_preprocess.py
 	$(BIN)/python tests/benchmarks/bench_large_image.py
 	$(BIN)/python tests/benchmarks/bench_metrics.py
-	$(BIN)/python tests/benchmarks/bench_train.py
+	$(BIN)/python tests/benchmarks/bench_train.py --skip-epochs
 	$(BIN)/python tests/benchmarks/bench_snapshot.py
 	$(BIN)/python tests/benchmarks/bench_refusals.py

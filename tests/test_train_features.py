@@ -14,7 +14,7 @@ from components.train.hardware import (
     DeviceFacts,
     choose_precision,
     choose_strategy_kind,
-    cpu_has_amx_bf16,
+    cpu_has_bf16,
     is_multi_worker,
 )
 
@@ -25,7 +25,7 @@ from components.train.hardware import (
     ("facts", "kind", "auto"),
     [
         (DeviceFacts(), "default", "float32"),
-        (DeviceFacts(cpu_has_amx_bf16=True), "default", "mixed_bfloat16"),
+        (DeviceFacts(cpu_has_bf16=True), "default", "mixed_bfloat16"),
         (DeviceFacts(num_gpus=1), "default", "mixed_float16"),
         (DeviceFacts(num_gpus=4), "mirrored", "mixed_float16"),
         (DeviceFacts(tpu_found=True, num_gpus=0), "tpu", "mixed_bfloat16"),
@@ -48,8 +48,10 @@ def test_tf_config_and_cpuinfo_parsing():
     assert is_multi_worker(two)
     assert not is_multi_worker('{"cluster": {"worker": ["a:1"]}}')
     assert not is_multi_worker(None) and not is_multi_worker("")
-    assert cpu_has_amx_bf16("processor: 0\nflags\t\t: fpu sse amx_bf16 amx_tile\n")
-    assert not cpu_has_amx_bf16("flags\t\t: fpu sse avx512_bf16\n")
+    assert cpu_has_bf16("processor: 0\nflags\t\t: fpu sse amx_bf16 amx_tile\n")
+    assert cpu_has_bf16("flags\t\t: fpu sse avx512f avx512_bf16\n")  # AMD Zen 4: no AMX
+    assert not cpu_has_bf16("flags\t\t: fpu sse avx512f avx2\n")
+    assert not cpu_has_bf16("bugs\t\t: avx512_bf16\n")  # only the flags line counts
 
 
 def test_checkpoint_dir_is_stable_per_pipeline_run():
@@ -436,3 +438,31 @@ def test_every_train_setting_reaches_the_train_task_with_a_durable_checkpoint_de
     assert inputs["pipeline_run_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
     assert inputs["pipeline_root"] == {"runtimeValue": {"constant": "{{$.pipeline_root}}"}}
     assert task["retryPolicy"]["maxRetryCount"] == 3
+
+
+def test_flip_tta_export_averages_each_image_with_its_mirror(tmp_path):
+    """The exported `segment` with flip_tta: argmax of (logits + mirrored logits of the
+    mirror) / 2, at the caller's size; read back from the model info as well."""
+    import keras
+    import numpy as np
+
+    from components.common.dataset import DatasetInfo
+    from components.common.saved_model import load_signatures, read_model_info, segmenter
+    from components.train.export import export_model
+    from components.train.model import build_unet
+
+    keras.utils.set_random_seed(3)
+    model = build_unet(3, 32, 32, base_width=4, depth=2)
+    info = DatasetInfo(3, ("a", "b", "c"), 32, 32, 255, False)
+    export_model(model, str(tmp_path / "plain"), info)
+    export_model(model, str(tmp_path / "tta"), info, flip_tta=True)
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    logits = model(images.astype("float32"), training=False).numpy()
+    mirrored = model(images[:, :, ::-1].astype("float32"), training=False).numpy()[:, :, ::-1]
+    expected = ((logits + mirrored) / 2).argmax(-1)
+    with_tta = segmenter(load_signatures(str(tmp_path / "tta")))(images).numpy()
+    plain = segmenter(load_signatures(str(tmp_path / "plain")))(images).numpy()
+    assert (with_tta == expected).mean() > 0.999  # resize rounding at the same size aside
+    assert (plain == logits.argmax(-1)).mean() > 0.999
+    assert (with_tta != plain).any()  # the mirror changed some pixels of this random model
+    assert read_model_info(str(tmp_path / "tta"))["flip_tta"] is True

@@ -321,10 +321,15 @@ class TrainConfig:
     )
     precision: str = setting(
         "auto",
-        "auto: float16 on GPU, bfloat16 on TPU and AMX CPUs, else float32",
+        "auto: float16 on GPU, bfloat16 on TPU and bf16 CPUs (AMX, AVX-512 BF16), else float32",
         choices=PRECISIONS,
     )
     jit_compile: bool = setting(False, "compile the model with XLA")
+    flip_tta: bool = setting(
+        False,
+        "test-time augmentation in the export: average the logits of each image and its "
+        "mirror (evaluate, predict and serving alike; twice the inference cost)",
+    )
     system_metrics: bool = setting(True, "log CPU/GPU/memory use to the MLflow run (psutil)")
     tracking_outage_s: int = setting(
         300, "seconds training goes on while MLflow is unreachable, then fails", at_least=0

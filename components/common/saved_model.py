@@ -24,9 +24,12 @@ def write_model_info(
     image_height: int,
     image_width: int,
     grayscale: bool,
+    flip_tta: bool = False,
 ) -> None:
-    """The model info file: classes, the model's input size, and whether it sees grey images."""
+    """The model info file: classes, the model's input size, whether it sees grey images, and
+    whether its signatures average each image with its mirror."""
     info = {
+        "flip_tta": flip_tta,
         "num_classes": num_classes,
         "class_names": list(class_names),
         "image_height": image_height,

@@ -42,6 +42,7 @@ def train(
     warm_start: bool,
     precision: str,
     jit_compile: bool,
+    flip_tta: bool,
     system_metrics: bool,
     tracking_outage_s: int,
     model_name: str,

@@ -20,10 +20,13 @@ from components.train.data import resize_image
 from components.train.warm_start import LAYER_WEIGHTS_FILE, save_layer_weights
 
 
-def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None:
+def export_model(
+    model: keras.Model, export_dir: str, info: DatasetInfo, flip_tta: bool = False
+) -> None:
     """Write a SavedModel with `serving_default` (encoded image bytes) and `segment` (uint8 batch).
 
-    Both resize to the model's input size and return the class map at the caller's size.
+    Both resize to the model's input size and return the class map at the caller's size;
+    with `flip_tta`, from the mean of the logits of each image and its left-right mirror.
     `segment` takes pixels as the shards hold them: for a grayscale data set, grey in all
     three channels; `serving_default` makes colour images grey itself. The layer weights go
     alongside, for warm starts of later models.
@@ -35,7 +38,11 @@ def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None
         size = tf.shape(images)[1:3]
         # the training resize: any other would show the model inputs it never learned from
         resized = resize_image(tf.cast(images, tf.float32), (height, width))
-        logits = tf.image.resize(model(resized, training=False), size, method="bilinear")
+        logits = model(resized, training=False)
+        if flip_tta:  # the mirror's logits, mirrored back
+            mirrored = model(tf.reverse(resized, axis=[2]), training=False)
+            logits = (logits + tf.reverse(mirrored, axis=[2])) / 2.0
+        logits = tf.image.resize(logits, size, method="bilinear")
         return {CLASS_IDS: tf.cast(tf.argmax(logits, axis=-1), tf.uint8)}
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name=IMAGE_BYTES)])
@@ -59,4 +66,5 @@ def export_model(model: keras.Model, export_dir: str, info: DatasetInfo) -> None
         image_height=height,
         image_width=width,
         grayscale=info.grayscale,
+        flip_tta=flip_tta,
     )

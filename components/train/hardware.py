@@ -19,7 +19,7 @@ class DeviceFacts:
     tpu_found: bool = False
     num_gpus: int = 0
     multi_worker: bool = False  # TF_CONFIG names a cluster with more than one worker
-    cpu_has_amx_bf16: bool = False
+    cpu_has_bf16: bool = False  # bfloat16 units: AMX tiles or AVX-512 BF16 (Zen 4, Cooper Lake)
 
 
 def choose_strategy_kind(facts: DeviceFacts) -> str:
@@ -34,7 +34,8 @@ def choose_strategy_kind(facts: DeviceFacts) -> str:
 
 
 def choose_precision(requested: str, facts: DeviceFacts) -> str:
-    """The Keras dtype policy: 'auto' is float16 on GPUs, bfloat16 on TPUs and AMX CPUs."""
+    """The Keras dtype policy: 'auto' is float16 on GPUs, bfloat16 on TPUs and on CPUs with
+    bfloat16 units (AMX or AVX-512 BF16), float32 elsewhere."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     if requested != "auto":
@@ -43,7 +44,7 @@ def choose_precision(requested: str, facts: DeviceFacts) -> str:
         return "mixed_bfloat16"
     if facts.num_gpus:
         return "mixed_float16"
-    if facts.cpu_has_amx_bf16:
+    if facts.cpu_has_bf16:
         return "mixed_bfloat16"
     return "float32"
 
@@ -56,10 +57,14 @@ def is_multi_worker(tf_config: str | None) -> bool:
     return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) > 1
 
 
-def cpu_has_amx_bf16(cpuinfo: str) -> bool:
-    """Whether /proc/cpuinfo text lists the `amx_bf16` flag."""
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_has_bf16(cpuinfo: str) -> bool:
+    """Whether /proc/cpuinfo text lists a bfloat16 unit's flag (`amx_bf16`, `avx512_bf16`)."""
     return any(
-        line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo.splitlines()
+        line.startswith("flags") and any(flag in line.split() for flag in BF16_FLAGS)
+        for line in cpuinfo.splitlines()
     )
 
 
@@ -79,14 +84,14 @@ def detect() -> tuple[DeviceFacts, object | None]:
     resolver = _find_tpu()
     try:
         with open("/proc/cpuinfo") as handle:
-            amx = cpu_has_amx_bf16(handle.read())
+            bf16 = cpu_has_bf16(handle.read())
     except OSError:  # not Linux
-        amx = False
+        bf16 = False
     facts = DeviceFacts(
         tpu_found=resolver is not None,
         num_gpus=len(tf.config.list_physical_devices("GPU")),
         multi_worker=is_multi_worker(os.environ.get("TF_CONFIG")),
-        cpu_has_amx_bf16=amx,
+        cpu_has_bf16=bf16,
     )
     return facts, resolver
 

@@ -41,6 +41,7 @@ def launch_train(
     warm_start: bool,
     precision: str,
     jit_compile: bool,
+    flip_tta: bool,
     system_metrics: bool,
     tracking_outage_s: int,
     model_name: str,

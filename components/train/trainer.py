@@ -35,6 +35,7 @@ from components.train.epoch_metrics import (
     PendingMetrics,
     pending_path,
 )
+from components.train.epoch_timing import EpochClock
 from components.train.export import export_model
 from components.train.losses import CrossEntropyDice
 from components.train.mlflow_model import write_mlmodel
@@ -190,16 +191,24 @@ def train(
         model = _compiled_model(inputs, config, strategy, warm_start_and_tag)
         # epochs never wait on the tracking server: a thread of its own logs their metrics
         sender = MetricsSender(pending, outage).start()
+
+        def report_times(epoch: int, times: dict[str, float]) -> None:
+            log.info("train: epoch %d times %s", epoch, {k: round(v, 3) for k, v in times.items()})
+            pending.add(epoch, {f"time/{k}": v for k, v in times.items()})
+            sender.send()
+
+        clock = EpochClock(report_times)
         tracking = [EpochMetricsLogger(pending, sender), EpochProgress(config.epochs)]
         callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None, tracking)
         # last: a tracking outage past the window fails the task only once the epoch is saved
         callbacks.append(FailOnLongOutage(outage, checkpoint_dir))
+        callbacks = [clock.first, *callbacks, clock.last]  # around the others: what they take
         try:
             _fit(model, train_data, val_data, inputs.steps_per_epoch, config, callbacks)
         finally:
             sender.stop(wait_s=request_s)
         pending.flush_within(outage, "logging the last epochs' metrics")
-        export_model(model, model_dir, info)
+        export_model(model, model_dir, info, config.flip_tta)
         write_mlmodel(model_dir, run_id, info)  # logged with it: an MLflow model with a signature
         # every worker is done with its checkpoint once all are here
         distributed.barrier(strategy, "the end of training")

@@ -1,104 +1,213 @@
-"""Training throughput on this CPU: input pipeline vs train step, float32 vs mixed_bfloat16.
+"""Where training time goes on this machine, against what the machine can do.
 
-Run: .venv/bin/python tests/benchmarks/bench_train.py [--size 256 --batch 8 --steps 12]
-On the synthetic sample data preprocessed to size x size: (1) the tf.data training input
-(decode, scale/crop, flip, class weights) alone; (2) the U-Net train step alone, fed one
-batch from memory; (3) a real epoch slice fed by the input pipeline, whose slowdown over (2)
-is the input-bound fraction. (2) runs in float32 and mixed_bfloat16. Same batch, same size.
+Run: make bench-train  (or .venv/bin/python tests/benchmarks/bench_train.py --epochs 2)
+
+1. Peak: a 3x3 convolution and a matmul, float32 and bfloat16, in GFLOP/s (best of several).
+2. The train step of a preset's U-Net (camvid: width 32, depth 4, 192x256, batch 8) on one
+   batch held in memory, per precision, with and without XLA: images/s, GFLOP/s from the
+   model's counted FLOPs (forward x 3), and its share of the bf16 convolution peak.
+3. Real epochs of `train()` on the preset's data (../shared/data/camvid, preprocessed once
+   into build/bench/; the sample data where it is absent): per epoch, the train steps, the
+   input wait (their time beyond the step alone), validation, and the epoch-end callbacks
+   (metrics, checkpoints), from the times the trainer logs (`time/*` metrics).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-def _preprocess(root: str, size: int) -> str:
-    from components.common.config import PreprocessConfig
-    from components.common.sample_data import write_sample_data
-    from components.preprocess.pipeline import run_preprocess
-
-    write_sample_data(f"{root}/raw", count=160, size=size)
-    config = PreprocessConfig(
-        image_height=size, image_width=size, num_shards=4, direct_running_mode="in_memory"
-    )
-    run_preprocess(f"{root}/raw", f"{root}/shards", config)
-    return f"{root}/shards"
+REPO = Path(__file__).resolve().parents[2]
+CAMVID = REPO.parent / "shared" / "data" / "camvid"
+CACHE = REPO / "build" / "bench"
 
 
-def _input(shards: str, batch: int):
-    from components.common.dataset import read_dataset_info
-    from components.common.storage import read_json
-    from components.train.data import Augmentation, make_dataset
-
-    info = read_dataset_info(shards)
-    weights = read_json(f"{shards}/stats.json")["class_weights"]
-    return make_dataset(
-        info.shard_pattern(shards, "train"),
-        batch,
-        True,
-        augmentation=Augmentation(scale_min=0.75, scale_max=1.5),
-        class_weights=weights,
-        image_size=(info.image_height, info.image_width),
-    ).repeat()
+def _best_rate(run, flops: float, repeats: int = 5) -> float:
+    """GFLOP/s of `run()` (which does `flops`), best of `repeats` after a warm-up."""
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
 
 
-def _images_per_second(iterator, batch: int, steps: int, step=lambda item: None) -> float:
-    step(next(iterator))  # warm-up: tracing, first reads
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(next(iterator))
-    return steps * batch / (time.perf_counter() - start)
+def peaks() -> dict[str, float]:
+    """Convolution and matmul GFLOP/s in float32 and bfloat16."""
+    import tensorflow as tf
+
+    rates = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        images = tf.cast(tf.random.normal([8, 96, 128, 64]), dtype)
+        kernel = tf.cast(tf.random.normal([3, 3, 64, 64]), dtype)
+        conv = tf.function(tf.nn.conv2d)
+        conv_flops = 2 * 8 * 96 * 128 * 64 * 64 * 9
+        rates[f"conv {dtype.name}"] = _best_rate(
+            lambda c=conv, x=images, k=kernel: c(x, k, 1, "SAME").numpy(), conv_flops
+        )
+        square = tf.cast(tf.random.normal([2048, 2048]), dtype)
+        matmul = tf.function(tf.matmul)
+        rates[f"matmul {dtype.name}"] = _best_rate(
+            lambda m=matmul, a=square: m(a, a).numpy(), 2 * 2048**3
+        )
+    return rates
 
 
-def _train_step(policy: str, size: int, batch: int):
-    """A compiled U-Net train step under `policy`."""
+def forward_flops(model) -> float:
+    """Multiply-adds x 2 of the model's convolutions (the rest is a few percent)."""
     import keras
 
-    from components.train.losses import CrossEntropyDice
-    from components.train.model import build_unet
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, c_in = layer.input.shape
+            k = layer.kernel_size[0] * layer.kernel_size[1]
+            total += 2 * h * w * c_in * k * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            k = layer.kernel_size[0] * layer.kernel_size[1]
+            total += 2 * h * w * c_out * k * layer.input.shape[-1]
+    return total
 
-    keras.mixed_precision.set_global_policy(policy)
-    model = build_unet(4, size, size, base_width=16, depth=4)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=CrossEntropyDice(4, 255, 0.0))
-    keras.mixed_precision.set_global_policy("float32")
-    return lambda item: model.train_on_batch(*item)  # (images, masks, pixel weights)
+
+def train_steps(config, num_classes: int, steps: int) -> list[dict]:
+    """The train step on one in-memory batch, per precision and XLA setting."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from components.train.losses import CrossEntropyDice
+    from components.train.model import build_model
+
+    height, width, batch = config.input_height, config.input_width, config.batch_size
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 255, (batch, height, width, 3)), tf.float32)
+    masks = tf.constant(rng.integers(0, num_classes, (batch, height, width, 1)), tf.int32)
+    weights = tf.ones((batch, height, width), tf.float32)
+    results = []
+    for policy in ("float32", "mixed_bfloat16"):
+        for jit in (False, True):
+            keras.mixed_precision.set_global_policy(policy)
+            model = build_model(config, num_classes, height, width)
+            model.compile(
+                optimizer=keras.optimizers.Adam(1e-3),
+                loss=CrossEntropyDice(num_classes, 255, config.dice_weight),
+                jit_compile=jit,
+            )
+            keras.mixed_precision.set_global_policy("float32")
+            flops = 3 * forward_flops(model) * batch
+            model.train_on_batch(images, masks, weights)  # trace and compile
+            model.train_on_batch(images, masks, weights)
+            start = time.perf_counter()
+            for _ in range(steps):
+                model.train_on_batch(images, masks, weights)
+            step_s = (time.perf_counter() - start) / steps
+            results.append(
+                {"policy": policy, "xla": jit, "step_s": step_s, "gflops": flops / step_s / 1e9}
+            )
+    return results
+
+
+def _shards(preset: dict, data: Path) -> Path:
+    """The preset's shards of `data`, made once under build/bench/."""
+    from components.common.config import PreprocessConfig
+    from components.preprocess.pipeline import run_preprocess
+
+    fields = {f.name for f in dataclasses.fields(PreprocessConfig)}
+    config = PreprocessConfig(**{k: v for k, v in preset.items() if k in fields})
+    target = CACHE / f"{data.name}-{config.image_height}x{config.image_width}"
+    if not (target / "dataset.json").exists():
+        run_preprocess(str(data), str(target), config)
+    return target
+
+
+def epochs(preset: dict, data: Path, count: int) -> tuple[list[dict[str, float]], str]:
+    """`count` real epochs of train() on the preset: the per-epoch times it logged, and the
+    precision it chose."""
+    from mlflow.tracking import MlflowClient
+
+    from components.common.config import TrainConfig
+    from components.train.trainer import train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{**{k: v for k, v in preset.items() if k in fields}, "epochs": count})
+    shards = _shards(preset, data)
+    with tempfile.TemporaryDirectory() as root:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
+        run_id = train(
+            str(shards), f"{root}/model", config, "bench", "bench", checkpoint_dir=f"{root}/ckpt"
+        )
+        client = MlflowClient()
+        keys = ("epoch_s", "train_s", "val_s", "callbacks_s")
+        history = {k: client.get_metric_history(run_id, f"time/{k}") for k in keys}
+        precision = client.get_run(run_id).data.tags["segpipe.precision"]
+    rows = zip(*history.values(), strict=True)
+    return [{k: m.value for k, m in zip(keys, row, strict=True)} for row in rows], precision
 
 
 def main() -> int:
-    import tensorflow as tf
+    import json
+
+    from components.common.presets import preset_parameters
+    from components.common.storage import read_json
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--preset", default="camvid")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--skip-epochs", action="store_true", help="parts 1 and 2 only")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as root:
-        shards = _preprocess(root, args.size)
-        data = _input(shards, args.batch)
-        input_rate = _images_per_second(iter(data), args.batch, args.steps * 4)
-        one_batch = next(iter(data))
-        in_memory = tf.data.Dataset.from_tensors(one_batch).repeat()
-        rates = {}
-        for policy in ("float32", "mixed_bfloat16"):
-            step = _train_step(policy, args.size, args.batch)
-            rates[policy] = _images_per_second(iter(in_memory), args.batch, args.steps, step)
-        fed = _images_per_second(
-            iter(data), args.batch, args.steps, _train_step("float32", args.size, args.batch)
+    preset = preset_parameters(args.preset)
+    from components.common.config import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in preset.items() if k in fields})
+    num_classes = int(preset.get("num_classes", 4))
+
+    peak = peaks()
+    print(f"{os.cpu_count()} cores; peak GFLOP/s (best of 5):")
+    for name, rate in peak.items():
+        print(f"  {name:<16} {rate:8.1f}")
+    steps = train_steps(config, num_classes, args.steps)
+    shape = f"{config.input_height}x{config.input_width}, batch {config.batch_size}"
+    print(f"train step, {config.architecture} w{config.unet_width} d{config.unet_depth}, {shape}:")
+    for row in steps:
+        share = row["gflops"] / peak["conv bfloat16"]
+        print(
+            f"  {row['policy']:<15} xla={str(row['xla']):<5} {row['step_s'] * 1000:7.1f} ms/step "
+            f"{config.batch_size / row['step_s']:6.1f} img/s {row['gflops']:7.1f} GFLOP/s "
+            f"({share:.0%} of bf16 conv peak)"
         )
-    step_rate = rates["float32"]
-    print(f"U-Net w16 d4, {args.size}x{args.size}, batch {args.batch}, {os.cpu_count()} cores")
-    print(f"input pipeline alone:        {input_rate:7.1f} img/s")
-    print(f"train step alone, float32:   {step_rate:7.1f} img/s")
-    print(f"train step, mixed_bfloat16:  {rates['mixed_bfloat16']:7.1f} img/s")
-    print(f"train fed by the input:      {fed:7.1f} img/s")
-    print(f"input / step ratio: {input_rate / step_rate:.2f} (target >= 2)")
-    print(f"bf16 / fp32 step ratio: {rates['mixed_bfloat16'] / step_rate:.2f}")
-    print(f"input-bound fraction of an epoch: {max(0.0, 1 - fed / step_rate):.1%}")
+    if args.skip_epochs:
+        return 0
+    data = CAMVID if args.preset == "camvid" and CAMVID.is_dir() else None
+    if data is None:
+        raise SystemExit(f"{CAMVID} is absent: run with --skip-epochs")
+    times, precision = epochs(preset, data, args.epochs)
+    stats = read_json(str(_shards(preset, data) / "stats.json"))
+    train_examples = stats["splits"]["train"]["examples"]
+    batches = -(-train_examples // config.batch_size)
+    alone = {(r["policy"], r["xla"]): r["step_s"] for r in steps}
+    step_s = alone[(precision, config.jit_compile)]
+    print(f"epochs of train() ({train_examples} train examples, {batches} steps, {precision}):")
+    for number, epoch in enumerate(times, start=1):
+        compute = min(epoch["train_s"], batches * step_s)
+        wait = epoch["train_s"] - compute
+        other = epoch["val_s"] + epoch["callbacks_s"]
+        share = (wait + other) / epoch["epoch_s"]
+        print(
+            f"  epoch {number}: {epoch['epoch_s']:6.1f} s = steps {compute:5.1f} + input wait "
+            f"{wait:5.1f} + validation {epoch['val_s']:5.1f} + callbacks "
+            f"{epoch['callbacks_s']:4.1f}  (not a train step: {share:.0%})"
+        )
+    print(json.dumps({"peak": peak, "steps": steps, "epochs": times}))
     return 0
 
 
