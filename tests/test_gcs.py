@@ -19,6 +19,7 @@ def test_preprocess_reads_and_writes_gs_paths(gcs, mlflow_store, tiny_data: Path
 
     args = ["--data", "gs://segpipe-test/raw", "--output", "gs://segpipe-test/out"]
     args += ["--image-height", "32", "--image-width", "32", "--num-shards", "2"]
+    args += ["--val-fraction", "0.3"]  # tiny_data's 24 ids all hash to train at 0.2
     assert main([*args, "--direct-running-mode", "in_memory"]) == 0
 
     stats = json.loads(bucket.blob("out/stats.json").download_as_text())
@@ -26,3 +27,4 @@ def test_preprocess_reads_and_writes_gs_paths(gcs, mlflow_store, tiny_data: Path
     names = {blob.name for blob in gcs.list_blobs("segpipe-test", prefix="out/")}
     assert "out/train/train-00000-of-00002.tfrecord" in names
     assert {"out/dataset.json", "out/stats.parquet", "out/stats.md", "out/rejects.jsonl"} <= names
+    assert bucket.blob("out/ignored.jsonl").download_as_text() == ""  # every file an input
