@@ -6,13 +6,14 @@ import keras
 from keras import layers
 
 from components.common.config import ARCHITECTURES
+from components.train.fused_batch_norm import FusedBatchNormalization
 
 
 def _conv_block(x, filters: int, name: str):
     for i in (1, 2):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
         # momentum 0.9: moving statistics settle within the few hundred steps small runs take
-        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{i}")(x)
+        x = FusedBatchNormalization(momentum=0.9, name=f"{name}_bn{i}")(x)
         x = layers.ReLU(name=f"{name}_relu{i}")(x)
     return x
 
@@ -49,7 +50,7 @@ def _conv_bn_relu(x, filters: int, kernel: int, name: str, dilation: int = 1):
     x = layers.Conv2D(
         filters, kernel, padding="same", dilation_rate=dilation, use_bias=False, name=name
     )(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
