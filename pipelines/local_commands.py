@@ -117,7 +117,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         try:
             result = predict(
-                args.model, args.input, args.output, args.max_pixels, reporter.terminal
+                args.model,
+                args.input,
+                args.output,
+                args.max_pixels,
+                reporter.terminal,
+                batch_size=args.batch_size,
             )
         except (LookupError, ValueError, RuntimeError, OSError) as error:
             failure = " ".join(str(error).split())
@@ -230,6 +235,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAX_PIXELS,
         help="skip images with more pixels (width x height), before decoding them "
         f"(default: {DEFAULT_MAX_PIXELS})",
+    )
+    pred.add_argument(
+        "--batch-size",
+        type=int,
+        default=4,
+        help="images of one size segmented together (default: 4)",
     )
     pred.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's own output as it comes"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -34,6 +35,8 @@ from components.common.saved_model import (
     read_model_info,
     segmenter,
 )
+
+BATCH_SIZE = 4  # images of one size through the model together
 
 
 @dataclass(frozen=True)
@@ -174,15 +177,88 @@ def _read(path: str, max_pixels: int):
 
 
 def _segmenter(model_dir: str):
-    """A function uint8 HxWx3 pixels -> uint8 HxW class ids, from the export's signatures."""
+    """A function: uint8 [N, H, W, 3] pixels (one size) -> uint8 [N, H, W] class ids."""
     import tensorflow as tf
 
     signatures = load_signatures(model_dir)
     if SEGMENT_SIGNATURE in signatures:
         segment = segmenter(signatures)
-        return lambda pixels: segment(tf.constant(pixels[np.newaxis]))[0]
-    serve = signatures[SERVING_SIGNATURE]  # older exports: PNG bytes, which it decodes
-    return lambda pixels: serve(**{IMAGE_BYTES: tf.constant(png_bytes(pixels))})[CLASS_IDS]
+        return lambda batch: np.asarray(segment(tf.constant(batch)))
+    serve = signatures[SERVING_SIGNATURE]  # older exports: PNG bytes, one image a call
+
+    def one_by_one(batch):
+        return np.stack(
+            [
+                np.asarray(serve(**{IMAGE_BYTES: tf.constant(png_bytes(pixels))})[CLASS_IDS])
+                for pixels in batch
+            ]
+        )
+
+    return one_by_one
+
+
+@dataclass
+class _Loaded:
+    """An input decoded for the model (`seen`) and for the overlay (`colour`), or why not."""
+
+    item: InputImage
+    colour: np.ndarray | None = None
+    seen: np.ndarray | None = None
+    skipped: str = ""
+
+
+def _load(item: InputImage, max_pixels: int, grayscale: bool) -> _Loaded:
+    try:
+        image = _read(item.path, max_pixels)
+    except (UnreadableImage, ImageTooLarge) as error:
+        return _Loaded(item, skipped=str(error))
+    colour = np.asarray(to_display_image(image, grayscale=False))
+    seen = colour
+    if grayscale:  # as the shards: one grey channel, read back as three
+        seen = np.asarray(to_display_image(image, grayscale=True).convert("RGB"))
+    return _Loaded(item, colour, seen)
+
+
+def _write(loaded: _Loaded, class_ids: np.ndarray, output_dir: str, classes: int) -> Prediction:
+    name = loaded.item.name
+    mask_path = os.path.join(output_dir, f"{name}_mask.png")
+    overlay_path = os.path.join(output_dir, f"{name}_overlay.png")
+    os.makedirs(os.path.dirname(mask_path), exist_ok=True)
+    with open(mask_path, "wb") as handle:
+        handle.write(png_bytes(class_ids.astype(np.uint8)))
+    with open(overlay_path, "wb") as handle:
+        handle.write(png_bytes(blend(loaded.colour, class_ids, classes)))
+    return Prediction(loaded.item.path, mask_path, overlay_path)
+
+
+def _ahead(pool: ThreadPoolExecutor, work, items, depth: int):
+    """`work(item)` for each item, run in `pool` at most `depth` ahead of the consumer."""
+    pending: deque[Future] = deque()
+    for item in items:
+        pending.append(pool.submit(work, item))
+        if len(pending) > depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _batches(loaded, batch_size: int):
+    """Consecutive decoded inputs of one size, up to `batch_size` together; skips alone."""
+    batch: list[_Loaded] = []
+    for one in loaded:
+        if one.skipped or (batch and one.seen.shape != batch[0].seen.shape):
+            if batch:
+                yield batch
+            batch = []
+        if one.skipped:
+            yield [one]
+            continue
+        batch.append(one)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def predict(
@@ -191,45 +267,49 @@ def predict(
     output_dir: str,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress_stream: TextIO | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> PredictResult:
     """Segment each input; write `<name>_mask.png` and `<name>_overlay.png` under `output_dir`.
 
     Images are decoded as preprocess decodes them (any format it reads, EXIF orientation,
     16-bit, alpha; grey when the model was trained on grey). An input over `max_pixels`,
     or unreadable, is skipped with the reason; the others are still written. A progress bar
-    goes to `progress_stream` (default: stderr).
+    goes to `progress_stream` (default: stderr). Decoding and writing run in threads beside
+    the model, a few images ahead (memory stays bounded); images of one size go through the
+    model `batch_size` at a time.
     """
     if max_pixels < 1:
         raise ValueError(f"max_pixels={max_pixels} must be 1 or more")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be 1 or more")
     found = find_inputs(inputs, exclude=output_dir)  # before TensorFlow: a typo fails fast
     model_dir = resolve_model(model)
     info = _model_info(model_dir)
     segment = _segmenter(model_dir)
-    written, skipped = [], []
+    classes, grayscale = int(info["num_classes"]), bool(info.get("grayscale"))
+    written: list[Future] = []
+    writing: deque[Future] = deque()  # not known to be done yet
+    skipped = []
     bar = Bar(progress_stream or sys.stderr, len(found), "images")
-    for done, item in enumerate(found, start=1):
-        bar.update(done - 1, prefix="predict  ")
-        try:
-            image = _read(item.path, max_pixels)
-        except (UnreadableImage, ImageTooLarge) as error:
-            skipped.append(Skipped(item.path, str(error)))
-            continue
-        colour = np.asarray(to_display_image(image, grayscale=False))
-        seen = colour
-        if info.get("grayscale"):  # as the shards: one grey channel, read back as three
-            seen = np.asarray(to_display_image(image, grayscale=True).convert("RGB"))
-        del image
-        class_ids = np.asarray(segment(seen)).astype(np.uint8)
-        del seen
-        mask_path = os.path.join(output_dir, f"{item.name}_mask.png")
-        overlay_path = os.path.join(output_dir, f"{item.name}_overlay.png")
-        os.makedirs(os.path.dirname(mask_path), exist_ok=True)
-        with open(mask_path, "wb") as handle:
-            handle.write(png_bytes(class_ids))
-        with open(overlay_path, "wb") as handle:
-            overlay = blend(colour, class_ids, int(info["num_classes"]))
-            handle.write(png_bytes(overlay))
-        written.append(Prediction(item.path, mask_path, overlay_path))
+    done = 0
+    with ThreadPoolExecutor(2) as readers, ThreadPoolExecutor(2) as writers:
+        loaded = _ahead(
+            readers, lambda item: _load(item, max_pixels, grayscale), found, 2 * batch_size
+        )
+        for batch in _batches(loaded, batch_size):
+            bar.update(done, prefix="predict  ")
+            done += len(batch)
+            if batch[0].skipped:
+                skipped.append(Skipped(batch[0].item.path, batch[0].skipped))
+                continue
+            class_ids = segment(np.stack([one.seen for one in batch]))
+            for one, ids in zip(batch, class_ids, strict=True):
+                one.seen = None
+                written.append(writers.submit(_write, one, ids, output_dir, classes))
+                writing.append(written[-1])
+            while len(writing) > 2 * batch_size:  # writing fell behind: let it catch up
+                writing.popleft().result()
+    results = [future.result() for future in written]
     bar.update(len(found), prefix="predict  ")
     bar.clear()
-    return PredictResult(written, skipped)
+    return PredictResult(results, skipped)

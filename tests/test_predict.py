@@ -174,3 +174,29 @@ def test_the_terminal_shows_a_bar_and_the_outcome_tensorflows_notices_go_to_a_lo
     )
     assert Path(log_line.removeprefix("  log: ")).is_file()
     assert "Traceback" not in failed.stdout + failed.stderr
+
+
+def test_batches_of_one_size_give_the_masks_of_one_image_at_a_time(red_model, tmp_path):
+    """Images of mixed sizes, with an unreadable one among them: batched and pipelined, each
+    mask is the one a batch of one gives, and every input is written or skipped."""
+    from pipelines.predict import predict
+
+    rng = np.random.default_rng(1)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sizes = [(24, 32), (24, 32), (24, 32), (40, 16), (24, 32), (24, 32), (40, 16)]
+    for index, (height, width) in enumerate(sizes):
+        pixels = rng.integers(0, 100, (height, width, 3), dtype=np.uint8)
+        pixels[:, : width // 2, 0] = 255  # the left half red
+        Image.fromarray(pixels).save(photos / f"p{index}.png")
+    (photos / "p3b.png").write_bytes(b"not a png")
+    one = predict(str(red_model), str(photos), str(tmp_path / "one"), batch_size=1)
+    many = predict(str(red_model), str(photos), str(tmp_path / "many"), batch_size=2)
+    assert [p.source for p in many.written] == [p.source for p in one.written]
+    assert len(many.written) == len(sizes) and [s.source for s in many.skipped] == [
+        str(photos / "p3b.png")
+    ]
+    for first, second in zip(one.written, many.written, strict=True):
+        assert (_mask(Path(first.mask_path)) == _mask(Path(second.mask_path))).all()
+        red = np.asarray(Image.open(first.source))[..., 0] > 127.5
+        assert (_mask(Path(second.mask_path)) == red).mean() > 0.8  # blurred at the edge
