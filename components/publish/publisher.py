@@ -131,7 +131,6 @@ def publish(
 def _register_export_promote(
     client, model_dir: str, train_run, evaluation, config, fingerprint, data_summary
 ) -> Publication:
-
     train_run_id = train_run.info.run_id
     pipeline_run_id = evaluation.data.tags[PIPELINE_RUN_TAG]
     metrics = {
