@@ -135,6 +135,10 @@ clean: ## Remove local run outputs (keeps .venv)
 bench-train: $(INSTALLED) ## Where training time goes: peak GFLOP/s, the train step, real CamVid epochs
 	$(BIN)/python tests/benchmarks/bench_train.py --epochs 2
 
+.PHONY: bench-camvid
+bench-camvid: $(INSTALLED) ## One segpipe run --preset camvid (~35 min): docs/results-camvid.md, beside published results
+	$(BIN)/python tests/benchmarks/bench_camvid.py
+
 .PHONY: bench
 bench: $(INSTALLED) ## Run the benchmarks on ../shared/data (slow; prints ratios)
 	$(BIN)/python tests/benchmarks/bench_preprocess.py

@@ -1,0 +1,137 @@
+"""`segpipe predict` throughput on CamVid's test images, and agreement with float32.
+
+Run: .venv/bin/python tests/benchmarks/bench_predict.py --workdir DIR
+  DIR holds a finished `segpipe run --preset camvid` (make bench-camvid's build/bench/camvid-run).
+Times predict on the 233 test images at 360x480 with the champion's export, one image at a
+time (`--batch-size 1`) and batched (default 4), and the same export rebuilt in float32 from
+its layer weights: the share of pixels whose class the bfloat16 model gives as float32 does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+CAMVID_TEST = REPO.parent / "shared" / "data" / "camvid" / "test"
+
+
+def _export(workdir: Path) -> tuple[Path, dict]:
+    """The newest export under workdir/exports and its train run's params."""
+    from mlflow.tracking import MlflowClient
+
+    exports = sorted((workdir / "exports").glob("*/*/_SUCCESS"), key=lambda p: p.stat().st_mtime)
+    folder = exports[-1].parent
+    client = MlflowClient(f"sqlite:///{(workdir / 'mlflow.db').resolve()}")
+    name, version = folder.parent.name, folder.name
+    run_id = client.get_model_version(name, version).run_id
+    return folder, client.get_run(run_id).data.params
+
+
+def _float32_export(folder: Path, params: dict, target: Path) -> Path:
+    """The same weights in a float32 model, exported the same way."""
+    import keras
+
+    from components.common.config import TrainConfig
+    from components.common.dataset import DatasetInfo
+    from components.common.saved_model import read_model_info
+    from components.train.export import export_model
+    from components.train.model import build_model
+    from components.train.warm_start import LAYER_WEIGHTS_FILE, copy_matching_weights
+
+    info = read_model_info(str(folder))
+    fields = {f for f in TrainConfig.__dataclass_fields__}
+    kinds = {f: type(TrainConfig.__dataclass_fields__[f].default) for f in fields}
+    values = {
+        k: (v == "True") if kinds[k] is bool else kinds[k](v)
+        for k, v in params.items()
+        if k in fields
+    }
+    config = TrainConfig(**values)
+    keras.mixed_precision.set_global_policy("float32")
+    model = build_model(config, info["num_classes"], info["image_height"], info["image_width"])
+    _, left = copy_matching_weights(model, str(folder / LAYER_WEIGHTS_FILE))
+    assert not left, f"weights not copied: {left}"
+    dataset = DatasetInfo(
+        info["num_classes"], tuple(info["class_names"]), 0, 0, 255, info["grayscale"]
+    )
+    export_model(model, str(target), dataset, info.get("flip_tta", False))
+    return target
+
+
+def _timed_predict(model: Path, output: Path, batch_size: int, predict=None) -> float:
+    if predict is None:
+        from pipelines.predict import predict
+    extra = {"batch_size": batch_size} if batch_size else {}
+    started = time.perf_counter()
+    result = predict(str(model), str(CAMVID_TEST), str(output), **extra)
+    assert not result.skipped and len(result.written) == 233
+    return len(result.written) / (time.perf_counter() - started)
+
+
+def _predict_at(commit: str, root: Path):
+    """`predict` as pipelines/predict.py was at `commit` (the code before a change)."""
+    import importlib.util
+    import subprocess
+
+    source = subprocess.run(
+        ["git", "show", f"{commit}:pipelines/predict.py"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = root / f"predict_{commit}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"predict_{commit}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.predict
+
+
+def _agreement(first: Path, second: Path) -> float:
+    from PIL import Image
+
+    same = total = 0
+    for mask in sorted(first.glob("*_mask.png")):
+        a = np.asarray(Image.open(mask))
+        b = np.asarray(Image.open(second / mask.name))
+        same += int((a == b).sum())
+        total += a.size
+    return same / total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workdir", default=str(REPO / "build" / "bench" / "camvid-run"))
+    parser.add_argument(
+        "--baseline", default="ef33e52", help="a commit whose predict to time too (one by one)"
+    )
+    args = parser.parse_args()
+    folder, params = _export(Path(args.workdir))
+    with tempfile.TemporaryDirectory() as root:
+        out = Path(root)
+        old = _predict_at(args.baseline, out)
+        rates = {f"{args.baseline}": _timed_predict(folder, out / "old", 0, old)}
+        rates.update({f"batch {n}": _timed_predict(folder, out / f"b{n}", n) for n in (1, 4)})
+        float32 = _float32_export(folder, params, out / "float32")
+        rates["float32, batch 4"] = _timed_predict(float32, out / "f32", 4)
+        agreement = _agreement(out / "b4", out / "f32")
+        batches_agree = _agreement(out / "b1", out / "b4")
+        old_agree = _agreement(out / "old", out / "b4")
+    print(f"export {folder} ({params.get('precision')} requested)")
+    print(f"predict, 233 CamVid test images at 360x480, images/s: {json.dumps(rates)}")
+    print(
+        f"pixels equal: float32 {agreement:.4%}, batch 1 {batches_agree:.4%}, "
+        f"{args.baseline} {old_agree:.4%} (each against batch 4)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
