@@ -320,3 +320,14 @@ def test_every_file_under_the_data_root_is_an_input_a_reject_or_ignored_with_its
         i.path for i in list_ignored(str(data), config, list_sources(str(data), config))
     ]
     assert len(rows) == stats["inputs"] and len(listed) == 3
+
+
+def test_a_relative_data_root_counts_nothing_as_ignored(tiny_data, tmp_path, monkeypatch):
+    from components.common.config import PreprocessConfig
+    from components.common.unused_files import list_inputs
+
+    shutil.copytree(tiny_data, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("data", "./data", "./data/", "data/../data"):
+        pairs, ignored = list_inputs(spelling, PreprocessConfig())
+        assert len(pairs) == 24 and ignored == [], spelling

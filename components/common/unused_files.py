@@ -4,6 +4,7 @@ left it out: so every file there is accounted for."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 from components.common import storage
@@ -41,15 +42,20 @@ def list_ignored(data_dir: str, config, pairs) -> list[IgnoredFile]:
     `config` is the PreprocessConfig whose layout read `pairs`.
     """
     used = {path for pair in pairs for path in (pair.image_path, pair.mask_path) if path}
-    used |= set(_layout_files(data_dir, config))
+    used = {_same_form(path) for path in used | set(_layout_files(data_dir, config))}
     root = data_dir.rstrip("/")
     ignored = []
     for path in storage.files_under(root):
-        if path in used:
+        if _same_form(path) in used:
             continue
         relative = path[len(root) :].lstrip("/")
         ignored.append(IgnoredFile(path, _rule(relative, config)))
     return ignored
+
+
+def _same_form(path: str) -> str:
+    """Local paths as one spelling (`./data/x` and `data/x` are one file); gs:// as given."""
+    return path if "://" in path else os.path.normpath(path)
 
 
 def _layout_files(data_dir: str, config) -> list[str]:
