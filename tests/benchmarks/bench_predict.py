@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,6 +91,7 @@ def _predict_at(commit: str, root: Path):
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(f"predict_{commit}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module.predict
 
