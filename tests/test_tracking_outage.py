@@ -247,7 +247,11 @@ def test_an_outage_longer_than_the_window_fails_after_a_checkpoint_and_the_retry
     server.start()
     train_run, parent = _runs(server.uri)
     run_id = train_run.info.run_id
-    assert not kept_steps & set(_logged_steps(server.uri, run_id, "loss"))
+    # no epoch lost: each one reached the server or waits in the file. Metrics are sent by a
+    # thread of their own, so one in flight when the server died can be in both (its reply
+    # was lost); the retry logs it again and the server stores it once (checked below)
+    logged_before = set(_logged_steps(server.uri, run_id, "loss"))
+    assert set(range(1, done + 1)) <= kept_steps | logged_before
 
     # the task's retry: resumes after the checkpoint and logs what the first attempt kept
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
