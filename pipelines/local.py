@@ -19,6 +19,7 @@ from components.common.lineage import (
     LINEAGE_UNVERIFIED_TAG,
     UNCHANGED_OUTCOME,
 )
+from components.common.registry import run_versions
 from components.common.tracking import (
     DEFAULT_STORE,
     PIPELINE_RUN_TAG,
@@ -135,9 +136,7 @@ def summarize(
         filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'"
         f" and tags.`{STEP_TAG}` = 'evaluate'",
     )
-    versions = client.search_model_versions(
-        filter_string=f"name = '{model_name}' and run_id = '{train_run_id}'"
-    )
+    versions = run_versions(client, model_name, train_run_id)
     return RunSummary(
         mean_iou=evaluation.data.metrics["mean_iou"],
         passed=evaluation.data.tags["gate.passed"] == "true",

@@ -161,12 +161,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
+    from components.common.tracking import error_summary
     from components.publish.publisher import promote
 
     try:
         replaced = promote(args.model, args.version, args.reason, args.force, args.alias)
     except (LookupError, RuntimeError, ValueError, MlflowException) as error:
-        raise SystemExit(f"segpipe promote: {' '.join(str(error).split())}") from error
+        raise SystemExit(f"segpipe promote: {error_summary(error)}") from error
     was = f"version {replaced}" if replaced else "unchanged"
     print(f"{args.model}@{args.alias}: version {args.version} ({was} before); reason recorded")
     return 0

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from components.common.config import help_of, setting_types, settings_of
+from components.common.tracking import error_summary
 
 T = TypeVar("T")
 
@@ -90,5 +91,4 @@ def one_line_errors(prog: str) -> Iterator[None]:
         path = os.path.join(tempfile.gettempdir(), f"segpipe-{name}-{stamp}-{os.getpid()}.log")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(detail)
-        summary = " ".join(str(error).split()) or type(error).__name__
-        raise SystemExit(f"{prog} failed: {summary} (traceback: {path})") from None
+        raise SystemExit(f"{prog} failed: {error_summary(error)} (traceback: {path})") from None

@@ -196,6 +196,9 @@ def remember_listings() -> Iterator[None]:
     For a step that lists a data set and then describes the same files (the snapshot), so a
     bucket of 100k objects is paged through once, not twice.
     """
+    if _LISTINGS.get() is not None:  # inside another: one memory for the whole outer block
+        yield
+        return
     token = _LISTINGS.set({})
     try:
         yield
@@ -211,7 +214,7 @@ def _gcs_listing(bucket: str, prefix: str) -> dict[str, FileInfo]:
             if listed == prefix:
                 return listing
             return {name: info for name, info in listing.items() if name.startswith(prefix)}
-    client = _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"))
+    client = gcs_client()
     listing = {}
     for blob in client.list_blobs(bucket, prefix=prefix, fields=_LIST_FIELDS):
         if blob.name.endswith("/"):  # a folder placeholder, not a file

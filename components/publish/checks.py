@@ -6,7 +6,7 @@ import tempfile
 
 from components.common import verdict
 from components.common.digest import folder_sha256
-from components.common.registry import alias_version
+from components.common.registry import alias_version, run_versions
 from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG, tracking_uri
 
 ROLLED_BACK_TAG = "segpipe.rolled_back"  # on a version `segpipe rollback` took the alias from
@@ -21,10 +21,7 @@ def check_not_rolled_back(client, config, train_run_id: str) -> None:
 
     A retried or resubmitted pipeline run would otherwise make it champion again.
     """
-    versions = client.search_model_versions(
-        filter_string=f"name = '{config.model_name}' and run_id = '{train_run_id}'"
-    )
-    for version in versions:
+    for version in run_versions(client, config.model_name, train_run_id):
         if (version.tags or {}).get(ROLLED_BACK_TAG) != "true":
             continue
         current = alias_version(client, config.model_name, config.alias)

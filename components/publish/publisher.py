@@ -12,7 +12,7 @@ from components.common import verdict
 from components.common.config import PublishConfig
 from components.common.digest import folder_sha256
 from components.common.lineage import LINEAGE_TAGS
-from components.common.registry import alias_version
+from components.common.registry import alias_version, run_versions
 from components.common.tracking import (
     PIPELINE_RUN_TAG,
     check_reachable,
@@ -57,9 +57,7 @@ def _version_for_run(client, model_name: str, train_run_id: str, source: str):
     """The registered version of `train_run_id`, created on first call only (idempotent)."""
     if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
         client.create_registered_model(model_name)
-    existing = client.search_model_versions(
-        filter_string=f"name = '{model_name}' and run_id = '{train_run_id}'"
-    )
+    existing = run_versions(client, model_name, train_run_id)
     if existing:
         return existing[0]
     return client.create_model_version(model_name, source=source, run_id=train_run_id)
@@ -204,9 +202,7 @@ def _register_export_promote(
 
 def _refused_card(client, config, evaluation, train_run_id: str, refusal) -> str:
     """The model card of a refused model: what is known of it, and why it was not published."""
-    versions = client.search_model_versions(
-        filter_string=f"name = '{config.model_name}' and run_id = '{train_run_id}'"
-    )
+    versions = run_versions(client, config.model_name, train_run_id)
     number = str(versions[0].version) if versions else "(not registered)"
     try:
         params = client.get_run(train_run_id).data.params

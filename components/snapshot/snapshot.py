@@ -33,11 +33,10 @@ from components.common.manifest import (
     write_manifest,
 )
 from components.common.manifest_diff import ManifestDiff, diff_manifests
-from components.common.sources import list_sources
 from components.common.unused_files import (
     IGNORED_FILE,
     IgnoredFile,
-    list_ignored,
+    list_inputs,
     write_ignored,
 )
 from components.snapshot.report import REPORT_FILE, headline, render_report
@@ -110,13 +109,10 @@ def list_data(
 ) -> tuple[list[ManifestRow], list[IgnoredFile]]:
     """The manifest rows, and the other files under `data_dir` with the rule that left each
     out: every file there is one or the other."""
-    with storage.remember_listings():
-        if data_dir.startswith("gs://"):  # this one listing answers every later one
-            storage.files_under(data_dir)
-        pairs = list_sources(data_dir, preprocess)
+    with storage.remember_listings():  # describe reuses the listings of list_inputs
+        pairs, ignored = list_inputs(data_dir, preprocess)
         paths = {p for pair in pairs for p in (pair.image_path, pair.mask_path) if p}
         files = storage.describe(paths)
-        ignored = list_ignored(data_dir, preprocess, pairs)
     return build_rows(pairs, files, hash_local_files), ignored
 
 
