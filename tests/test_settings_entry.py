@@ -116,7 +116,11 @@ def test_cluster_config_checks(settings, message):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"image_height": 100}, r"model input 100x128 must have sides divisible by 2\*\*unet_"),
+        ({"crop_height": 64}, "set both crop_height and crop_width or neither, got 64x0"),
+        (
+            {"crop_height": 64, "crop_width": 64, "architecture": "deeplabv3plus"},
+            "crop_height/crop_width need architecture unet",
+        ),
         (
             {"architecture": "deeplabv3plus", "input_height": 200, "input_width": 256},
             "model input 200x256 must have sides divisible by 16 for deeplabv3plus",

@@ -258,7 +258,7 @@ class TrainConfig:
     learning_rate: float = setting(2e-3, "peak learning rate of the schedule", above=0)
     unet_width: int = setting(16, "unet: filters of the first level, doubled per level", at_least=1)
     unet_depth: int = setting(
-        3, "unet: down-sampling levels (input sides divisible by 2**depth)", at_least=1
+        3, "unet: down-sampling levels (sides padded to a multiple of 2**depth)", at_least=1
     )
     input_height: int = setting(
         0,
@@ -307,6 +307,18 @@ class TrainConfig:
     color_jitter: float = setting(
         0.0, "largest brightness/contrast/saturation change (0: none)", at_least=0, below=1
     )
+    crop_height: int = setting(
+        0,
+        "unet: train on random crops this high of the input-size images, scaled by scale_min.."
+        "scale_max; the model is scored whole at the input size (0: train on whole images)",
+        at_least=0,
+    )
+    crop_width: int = setting(0, "unet: width of those crops (set both or neither)", at_least=0)
+    validate_every: int = setting(
+        1,
+        "validate every N epochs (Keras validation_freq); the last epoch if N divides epochs",
+        at_least=1,
+    )
     early_stopping_patience: int = setting(
         0, "stop after this many epochs without a better val mean IoU; 0: never", at_least=0
     )
@@ -349,14 +361,22 @@ class TrainConfig:
             )
         if self.input_height or self.input_width:
             check_input_size(self, self.input_height, self.input_width)
+        if bool(self.crop_height) != bool(self.crop_width):
+            raise ValueError(
+                f"set both crop_height and crop_width or neither, got "
+                f"{self.crop_height}x{self.crop_width}"
+            )
+        if self.crop_height and self.architecture != "unet":
+            raise ValueError(
+                f"crop_height/crop_width need architecture unet, got {self.architecture}"
+            )
 
 
 def check_input_size(config: TrainConfig, height: int, width: int) -> None:
     """Refuse a model input size the architecture cannot take (a side of 0: not known yet)."""
     if config.architecture == "unet":
-        multiple, why = 2**config.unet_depth, f"2**unet_depth={2**config.unet_depth}"
-    else:
-        multiple, why = DEEPLAB_STRIDE, f"{DEEPLAB_STRIDE} for deeplabv3plus"
+        return  # any size: the U-Net pads to a multiple of 2**depth and crops its logits back
+    multiple, why = DEEPLAB_STRIDE, f"{DEEPLAB_STRIDE} for deeplabv3plus"
     if any(size % multiple for size in (height, width) if size):
         raise ValueError(
             f"model input {height}x{width} must have sides divisible by {why} "

@@ -22,6 +22,7 @@ class Augmentation:
     scale_max: float = 1.0
     color_jitter: float = 0.0
     ignore_label: int = IGNORE_LABEL  # fills mask pixels that scaling leaves uncovered
+    crop: tuple[int, int] | None = None  # (height, width) of random crops; None: whole images
 
     def __post_init__(self) -> None:
         if not 0 < self.scale_min <= self.scale_max:
@@ -46,31 +47,39 @@ def _flip(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor
     )
 
 
-def _scale_crop(image, mask, seed, scale_min: float, scale_max: float, ignore_label: int):
-    """Rescale by a random factor, then crop (or pad, the mask with the ignore label) back."""
+def _scale_crop(image, mask, seed, options: Augmentation):
+    """A random window of the image scaled by a random factor, at the output size.
+
+    The output is `options.crop` (or the image's own size): a window of output/scale source
+    pixels at a random place, resized to the output. A window larger than the image hangs
+    over its edges, and what it covers beyond them is black in the image and the ignore
+    label in the mask. One crop_and_resize per tensor, whatever the scale.
+    """
     height, width = tf.shape(image)[0], tf.shape(image)[1]  # decoded PNGs: no static shape
-    scale_seed, pad_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    scale = tf.random.stateless_uniform([], scale_seed, scale_min, scale_max)
-    size = tf.cast(tf.round(tf.cast(tf.stack([height, width]), tf.float32) * scale), tf.int32)
-    image = tf.image.resize(image, size, method="bilinear")
-    mask = tf.image.resize(mask, size, method="nearest")
-    padded = tf.maximum(size, tf.stack([height, width]))
-    # a shrunk image lands anywhere in the frame, not always top-left
-    room = padded - size
-    offset = tf.cast(
-        tf.random.stateless_uniform([2], pad_seed) * tf.cast(room + 1, tf.float32), tf.int32
-    )
-    offset = tf.minimum(offset, room)
-    image = tf.image.pad_to_bounding_box(image, offset[0], offset[1], padded[0], padded[1])
-    # pad_to_bounding_box fills with 0: shift so the fill comes out as the ignore label
-    mask = tf.image.pad_to_bounding_box(
-        mask - ignore_label, offset[0], offset[1], padded[0], padded[1]
-    )
-    mask = mask + ignore_label
-    # one crop window for both, so image and mask stay aligned
-    stacked = tf.concat([image, tf.cast(mask, tf.float32)], axis=-1)
-    stacked = tf.image.stateless_random_crop(stacked, tf.stack([height, width, 4]), seed=crop_seed)
-    return stacked[..., :3], tf.cast(stacked[..., 3:], tf.int32)
+    source = tf.cast(tf.stack([height, width]), tf.float32)
+    output = tf.stack([height, width]) if options.crop is None else tf.constant(options.crop)
+    scale_seed, place_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    scale = tf.random.stateless_uniform([], scale_seed, options.scale_min, options.scale_max)
+    window = tf.cast(output, tf.float32) / scale
+    # anywhere inside the image, or (a window larger than it) anywhere that covers it
+    start = tf.random.stateless_uniform([2], place_seed) * (source - window)
+    # crop_and_resize samples from corner to corner: put the first and last samples at the
+    # centres of the output's pixels, as tf.image.resize does
+    step = window / tf.cast(output, tf.float32)
+    first = start + step / 2 - 0.5
+    last = start + window - step / 2 - 0.5
+    box = tf.stack([first[0], first[1], last[0], last[1]]) / tf.tile(tf.maximum(source - 1, 1), [2])
+    boxes, index = box[tf.newaxis], tf.zeros([1], tf.int32)
+    image = tf.image.crop_and_resize(image[tf.newaxis], boxes, index, output)[0]
+    mask = tf.image.crop_and_resize(
+        tf.cast(mask[tf.newaxis], tf.float32),
+        boxes,
+        index,
+        output,
+        method="nearest",
+        extrapolation_value=float(options.ignore_label),
+    )[0]
+    return image, tf.cast(mask, tf.int32)
 
 
 def _jitter(image, seed, amount: float):
@@ -85,10 +94,8 @@ def _jitter(image, seed, amount: float):
 def augment(image, mask, seed, options: Augmentation):
     """One example's augmentation, a pure function of `seed` (a shape [2] int tensor)."""
     scale_seed, flip_seed, jitter_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    if options.scale_min != 1.0 or options.scale_max != 1.0:
-        image, mask = _scale_crop(
-            image, mask, scale_seed, options.scale_min, options.scale_max, options.ignore_label
-        )
+    if options.scale_min != 1.0 or options.scale_max != 1.0 or options.crop is not None:
+        image, mask = _scale_crop(image, mask, scale_seed, options)
     if options.flip:
         image, mask = _flip(image, mask, flip_seed)
     if options.color_jitter > 0:
@@ -122,8 +129,9 @@ def make_dataset(
 
     Training data is shuffled and augmented with per-example seeds drawn from `seed`, so
     `deterministic=True` (ordered reads) gives the same batches every time. `image_size`
-    resizes to the model's input where the shards differ and makes the shapes static, and
-    `drop_remainder` the batch size (TPUs and XLA want both). Decoded training examples are
+    resizes to the model's input where the shards differ and makes the shapes static (training
+    batches with `augmentation.crop` have the crop's), and `drop_remainder` the batch size
+    (TPUs and XLA want both). Decoded training examples are
     kept after the first epoch per `cache`: "memory", "none" (decode every epoch: data sets
     larger than memory), or a local file prefix (tf.data's file cache). `shard` = (index,
     count) reads only every count-th file from the index-th: one worker's share.
@@ -171,8 +179,10 @@ def make_dataset(
                 num_parallel_calls=AUTOTUNE,
                 deterministic=ordered,
             )
-    if image_size is not None:
-        dataset = dataset.map(lambda *pair: _with_shape(image_size, *pair))
+    cropped = training and augmentation is not None and augmentation.crop is not None
+    shape = augmentation.crop if cropped else image_size
+    if shape is not None:
+        dataset = dataset.map(lambda *pair: _with_shape(shape, *pair))
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
     if not training:
         # Keras makes a new validation iterator every epoch; tearing one down waits for

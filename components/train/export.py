@@ -21,17 +21,24 @@ from components.train.warm_start import LAYER_WEIGHTS_FILE, save_layer_weights
 
 
 def export_model(
-    model: keras.Model, export_dir: str, info: DatasetInfo, flip_tta: bool = False
+    model: keras.Model,
+    export_dir: str,
+    info: DatasetInfo,
+    flip_tta: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> None:
     """Write a SavedModel with `serving_default` (encoded image bytes) and `segment` (uint8 batch).
 
-    Both resize to the model's input size and return the class map at the caller's size;
-    with `flip_tta`, from the mean of the logits of each image and its left-right mirror.
+    Both resize to the model's input size (`size` for a model that takes any) and return the
+    class map at the caller's size; with `flip_tta`, from the mean of the logits of each
+    image and its left-right mirror.
     `segment` takes pixels as the shards hold them: for a grayscale data set, grey in all
     three channels; `serving_default` makes colour images grey itself. The layer weights go
     alongside, for warm starts of later models.
     """
-    height, width = model.input_shape[1:3]
+    height, width = size or model.input_shape[1:3]
+    if height is None or width is None:
+        raise ValueError(f"{model.name} takes images of any size: say the size to resize to")
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES)])
     def segment(images):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from components.common.config import ARCHITECTURES
@@ -18,12 +19,55 @@ def _conv_block(x, filters: int, name: str):
     return x
 
 
-def build_unet(num_classes: int, height: int, width: int, base_width: int = 16, depth: int = 3):
-    """U-Net taking float images in 0..255 and returning per-pixel logits at input size."""
-    if height % 2**depth or width % 2**depth:
-        raise ValueError(f"input {height}x{width} must be divisible by 2**depth = {2**depth}")
+@keras.saving.register_keras_serializable(package="segpipe")
+class PadToMultiple(layers.Layer):
+    """Zero-pads height and width (bottom, right) up to a multiple of `multiple`."""
+
+    def __init__(self, multiple: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = multiple
+
+    def call(self, images):
+        shape = tf.shape(images)
+        extra = (-shape[1:3]) % self.multiple
+        return tf.pad(images, [[0, 0], [0, extra[0]], [0, extra[1]], [0, 0]])
+
+    def compute_output_shape(self, input_shape):
+        def padded(size):
+            return None if size is None else -(-size // self.multiple) * self.multiple
+
+        return (input_shape[0], padded(input_shape[1]), padded(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="segpipe")
+class CropToInput(layers.Layer):
+    """The top-left height x width of the first input, those of the second."""
+
+    def call(self, inputs):
+        padded, reference = inputs
+        shape = tf.shape(reference)
+        return padded[:, : shape[1], : shape[2], :]
+
+    def compute_output_shape(self, input_shapes):
+        padded, reference = input_shapes
+        return (padded[0], reference[1], reference[2], padded[3])
+
+
+def build_unet(
+    num_classes: int, height: int | None, width: int | None, base_width: int = 16, depth: int = 3
+):
+    """U-Net taking float images in 0..255 and returning per-pixel logits at input size.
+
+    Sides that 2**depth does not divide are zero-padded inside the model and the logits
+    cropped back; `height` and `width` None take any size (training on crops, scoring whole).
+    """
     inputs = keras.Input((height, width, 3), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if height is None or width is None or height % 2**depth or width % 2**depth:
+        x = PadToMultiple(2**depth, name="pad")(x)
     skips = []
     for level in range(depth):
         x = _conv_block(x, base_width * 2**level, f"down{level}")
@@ -36,6 +80,8 @@ def build_unet(num_classes: int, height: int, width: int, base_width: int = 16, 
         x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         x = _conv_block(x, filters, f"dec{level}")
     logits = layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    if height is None or width is None or height % 2**depth or width % 2**depth:
+        logits = CropToInput(dtype="float32", name="crop")([logits, inputs])
     return keras.Model(inputs, logits, name=f"unet_w{base_width}_d{depth}")
 
 
@@ -107,8 +153,11 @@ def build_deeplabv3plus(
 
 
 def build_model(config, num_classes: int, height: int, width: int):
-    """The model `config.architecture` (a TrainConfig) names."""
+    """The model `config.architecture` (a TrainConfig) names; a U-Net trained on crops takes
+    images of any size."""
     if config.architecture == "unet":
+        if config.crop_height:
+            height = width = None
         return build_unet(num_classes, height, width, config.unet_width, config.unet_depth)
     if config.architecture == "deeplabv3plus":
         return build_deeplabv3plus(

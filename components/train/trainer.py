@@ -208,7 +208,7 @@ def train(
         finally:
             sender.stop(wait_s=request_s)
         pending.flush_within(outage, "logging the last epochs' metrics")
-        export_model(model, model_dir, info, config.flip_tta)
+        export_model(model, model_dir, info, config.flip_tta, input_size(config, info))
         write_mlmodel(model_dir, run_id, info)  # logged with it: an MLflow model with a signature
         # every worker is done with its checkpoint once all are here
         distributed.barrier(strategy, "the end of training")
@@ -293,6 +293,7 @@ def _fit(model, train_data, val_data, steps_per_epoch: int, config: TrainConfig,
         steps_per_epoch=steps_per_epoch,
         validation_data=val_data,
         epochs=config.epochs,
+        validation_freq=config.validate_every,
         shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
         callbacks=callbacks,
         verbose=2,
@@ -331,6 +332,7 @@ def _datasets(inputs: _Inputs, config: TrainConfig, strategy):
         scale_max=config.scale_max,
         color_jitter=config.color_jitter,
         ignore_label=info.ignore_label,
+        crop=(config.crop_height, config.crop_width) if config.crop_height else None,
     )
 
     def train_batches() -> tf.data.Dataset:

@@ -22,23 +22,36 @@ REPO = Path(__file__).resolve().parents[2]
 CAMVID_TEST = REPO.parent / "shared" / "data" / "camvid" / "test"
 
 
-def _export(workdir: Path) -> tuple[Path, dict]:
-    """The newest export under workdir/exports and its train run's params."""
+def newest_export(workdir: Path) -> tuple[Path, dict, dict]:
+    """The newest export under workdir/exports, its train run's params and tags."""
     from mlflow.tracking import MlflowClient
 
     exports = sorted((workdir / "exports").glob("*/*/_SUCCESS"), key=lambda p: p.stat().st_mtime)
     folder = exports[-1].parent
     client = MlflowClient(f"sqlite:///{(workdir / 'mlflow.db').resolve()}")
     name, version = folder.parent.name, folder.name
-    run_id = client.get_model_version(name, version).run_id
-    return folder, client.get_run(run_id).data.params
+    run = client.get_run(client.get_model_version(name, version).run_id)
+    return folder, run.data.params, run.data.tags
+
+
+def train_config(params: dict):
+    """The TrainConfig a train run logged as its params."""
+    from components.common.config import TrainConfig
+
+    fields = TrainConfig.__dataclass_fields__
+    kinds = {name: type(field.default) for name, field in fields.items()}
+    values = {
+        k: (v == "True") if kinds[k] is bool else kinds[k](v)
+        for k, v in params.items()
+        if k in fields
+    }
+    return TrainConfig(**values)
 
 
 def _float32_export(folder: Path, params: dict, target: Path) -> Path:
     """The same weights in a float32 model, exported the same way."""
     import keras
 
-    from components.common.config import TrainConfig
     from components.common.dataset import DatasetInfo
     from components.common.saved_model import read_model_info
     from components.train.export import export_model
@@ -46,22 +59,15 @@ def _float32_export(folder: Path, params: dict, target: Path) -> Path:
     from components.train.warm_start import LAYER_WEIGHTS_FILE, copy_matching_weights
 
     info = read_model_info(str(folder))
-    fields = {f for f in TrainConfig.__dataclass_fields__}
-    kinds = {f: type(TrainConfig.__dataclass_fields__[f].default) for f in fields}
-    values = {
-        k: (v == "True") if kinds[k] is bool else kinds[k](v)
-        for k, v in params.items()
-        if k in fields
-    }
-    config = TrainConfig(**values)
     keras.mixed_precision.set_global_policy("float32")
-    model = build_model(config, info["num_classes"], info["image_height"], info["image_width"])
+    size = (info["image_height"], info["image_width"])
+    model = build_model(train_config(params), info["num_classes"], *size)
     _, left = copy_matching_weights(model, str(folder / LAYER_WEIGHTS_FILE))
     assert not left, f"weights not copied: {left}"
     dataset = DatasetInfo(
         info["num_classes"], tuple(info["class_names"]), 0, 0, 255, info["grayscale"]
     )
-    export_model(model, str(target), dataset, info.get("flip_tta", False))
+    export_model(model, str(target), dataset, info.get("flip_tta", False), size)
     return target
 
 
@@ -115,7 +121,7 @@ def main() -> int:
         "--baseline", default="ef33e52", help="a commit whose predict to time too (one by one)"
     )
     args = parser.parse_args()
-    folder, params = _export(Path(args.workdir))
+    folder, params, _ = newest_export(Path(args.workdir))
     with tempfile.TemporaryDirectory() as root:
         out = Path(root)
         old = _predict_at(args.baseline, out)

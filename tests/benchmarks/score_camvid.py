@@ -1,0 +1,108 @@
+"""Score a finished CamVid run independently: `segpipe predict` on a split's images, then
+mean IoU against CamVid's own label PNGs at the full 360x480 (void, 11, ignored).
+
+Run: .venv/bin/python tests/benchmarks/score_camvid.py --workdir DIR --split val [--flip-tta]
+  DIR holds a finished `segpipe run --preset camvid` (its newest export is scored).
+  --flip-tta  re-exports the same weights with horizontal-flip test-time augmentation
+              first (in the run's precision), to measure what it adds.
+Choose settings on val; score test once, for the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+CAMVID = REPO.parent / "shared" / "data" / "camvid"
+VOID = 11
+
+
+def confusion(predicted_dir: Path, split: str, classes: int) -> np.ndarray:
+    """classes x classes pixel counts (row: label, column: prediction), void left out."""
+    from PIL import Image
+
+    counts = np.zeros((classes, classes), np.int64)
+    labels = sorted((CAMVID / f"{split}annot").glob("*.png"))
+    assert labels, f"no labels under {CAMVID / f'{split}annot'}"
+    for label_path in labels:
+        label = np.asarray(Image.open(label_path)).astype(np.int64)
+        mask = np.asarray(Image.open(predicted_dir / f"{label_path.stem}_mask.png"))
+        assert mask.shape == label.shape, f"{label_path.name}: {mask.shape} vs {label.shape}"
+        keep = label != VOID
+        counts += np.bincount(
+            label[keep] * classes + mask[keep].astype(np.int64), minlength=classes * classes
+        ).reshape(classes, classes)
+    return counts
+
+
+def scores(counts: np.ndarray, names: list[str]) -> dict:
+    true_positive = np.diag(counts).astype(float)
+    union = counts.sum(0) + counts.sum(1) - true_positive
+    iou = true_positive / np.maximum(union, 1)
+    return {
+        "mean_iou": float(iou.mean()),
+        "pixel_accuracy": float(true_positive.sum() / counts.sum()),
+        "mean_class_accuracy": float((true_positive / np.maximum(counts.sum(1), 1)).mean()),
+        "iou": {name: round(float(value), 4) for name, value in zip(names, iou, strict=True)},
+    }
+
+
+def flip_tta_export(folder: Path, params: dict, precision: str, target: Path) -> Path:
+    """The same weights, exported again with flip test-time augmentation."""
+    import keras
+
+    from components.common.dataset import DatasetInfo
+    from components.common.saved_model import read_model_info
+    from components.train.export import export_model
+    from components.train.model import build_model
+    from components.train.warm_start import LAYER_WEIGHTS_FILE, copy_matching_weights
+    from tests.benchmarks.bench_predict import train_config
+
+    info = read_model_info(str(folder))
+    keras.mixed_precision.set_global_policy(precision)
+    size = (info["image_height"], info["image_width"])
+    model = build_model(train_config(params), info["num_classes"], *size)
+    _, left = copy_matching_weights(model, str(folder / LAYER_WEIGHTS_FILE))
+    assert not left, f"weights not copied: {left}"
+    dataset = DatasetInfo(
+        info["num_classes"], tuple(info["class_names"]), 0, 0, 255, info["grayscale"]
+    )
+    export_model(model, str(target), dataset, flip_tta=True, size=size)
+    return target
+
+
+def main() -> int:
+    from components.common.saved_model import read_model_info
+    from pipelines.predict import predict
+    from tests.benchmarks.bench_predict import newest_export
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--split", choices=("val", "test"), required=True)
+    parser.add_argument("--flip-tta", action="store_true")
+    args = parser.parse_args()
+    folder, params, tags = newest_export(Path(args.workdir))
+    with tempfile.TemporaryDirectory() as scratch:
+        model = folder
+        if args.flip_tta:
+            precision = tags.get("segpipe.precision", "float32")
+            model = flip_tta_export(folder, params, precision, Path(scratch) / "tta")
+        predicted = Path(scratch) / "masks"
+        result = predict(str(model), str(CAMVID / args.split), str(predicted))
+        assert not result.skipped, result.skipped
+        names = read_model_info(str(folder))["class_names"]
+        figures = scores(confusion(predicted, args.split, len(names)), names)
+    figures |= {"split": args.split, "flip_tta": args.flip_tta, "export": str(folder)}
+    print(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
