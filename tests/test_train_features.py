@@ -469,3 +469,101 @@ def test_flip_tta_export_averages_each_image_with_its_mirror(tmp_path):
     assert (plain == logits.argmax(-1)).mean() > 0.999
     assert (with_tta != plain).any()  # the mirror changed some pixels of this random model
     assert read_model_info(str(tmp_path / "tta"))["flip_tta"] is True
+
+
+# ---- crops, any-size U-Net, refit on train + val ----------------------------------------------
+
+
+def test_crops_are_aligned_windows_at_the_crop_size():
+    import tensorflow as tf
+
+    from components.train.data import Augmentation, augment
+
+    image, mask = _column_pair(64)
+    options = Augmentation(flip=False, crop=(16, 24), ignore_label=255)
+    seen = set()
+    for i in range(6):
+        out_image, out_mask = augment(image, mask, tf.constant([5, i], tf.int64), options)
+        assert out_image.shape == (16, 24, 3) and out_mask.shape == (16, 24, 1)
+        # at scale 1 the window starts between source columns: the image interpolates, the
+        # mask takes the nearest column's label
+        columns = (out_image.numpy()[..., 0] - 1) / 8
+        clear = np.abs(columns - np.floor(columns) - 0.5) > 0.01
+        expected = np.round(columns) // 8
+        np.testing.assert_array_equal(out_mask.numpy()[..., 0][clear], expected[clear])
+        seen.add(float(columns[0, 0]))
+    assert len(seen) > 1  # the window moves
+
+
+def test_unet_takes_any_size_and_returns_logits_at_it():
+    import tensorflow as tf
+
+    from components.train.model import build_unet
+
+    free = build_unet(3, None, None, base_width=4, depth=3)
+    for height, width in ((20, 30), (24, 32), (9, 17)):
+        logits = free(tf.zeros([2, height, width, 3]))
+        assert logits.shape == (2, height, width, 3)
+    fixed = build_unet(3, 20, 28, base_width=4, depth=3)  # not multiples of 8: padded inside
+    assert fixed.output_shape == (None, 20, 28, 3)
+    assert "pad" not in [layer.name for layer in build_unet(3, 24, 32, 4, 3).layers]
+
+
+def test_a_model_of_any_size_exports_at_the_input_size_it_was_given(tmp_path):
+    import tensorflow as tf
+
+    from components.common.dataset import DatasetInfo
+    from components.common.saved_model import load_segmenter, read_model_info
+    from components.train.export import export_model
+    from components.train.model import build_unet
+
+    model = build_unet(2, None, None, base_width=4, depth=2)
+    info = DatasetInfo(2, ("a", "b"), 12, 20, 255)
+    with pytest.raises(ValueError, match="takes images of any size"):
+        export_model(model, str(tmp_path / "no-size"), info)
+    export_model(model, str(tmp_path / "model"), info, size=(12, 20))
+    assert (read_model_info(str(tmp_path / "model"))["image_height"], 12) == (12, 12)
+    class_ids = load_segmenter(str(tmp_path / "model"))(tf.zeros([1, 30, 50, 3], tf.uint8))
+    assert class_ids.shape == (1, 30, 50)
+
+
+def test_refit_counts_both_splits_and_refuses_what_it_cannot_check():
+    from components.common.config import PipelineConfig
+    from components.train.trainer import train_steps, training_splits
+
+    stats = {"splits": {"train": {"examples": 10}, "val": {"examples": 6}}}
+    refit = TrainConfig(train_on_val=True)
+    assert training_splits(refit) == ("train", "val")
+    assert train_steps(stats, 4, False, "s.json", training_splits(refit)) == 4
+    assert train_steps(stats, 4, False, "s.json") == 3
+    with pytest.raises(ValueError, match="early_stopping_patience must be 0"):
+        TrainConfig(train_on_val=True, early_stopping_patience=2)
+    with pytest.raises(ValueError, match="set eval_split=test"):
+        PipelineConfig().with_parameters({"train_on_val": True, "test_fraction": 0.2})
+
+
+@pytest.mark.slow
+def test_training_on_crops_and_refitting_on_train_and_val(mlflow_store, tiny_shards, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from components.common.saved_model import read_model_info
+    from components.train.trainer import train
+
+    config = TrainConfig(
+        epochs=2,
+        batch_size=4,
+        unet_width=4,
+        unet_depth=2,
+        crop_height=16,
+        crop_width=24,
+        scale_min=0.5,
+        scale_max=2.0,
+        train_on_val=True,
+        system_metrics=False,
+    )
+    run_id = train(str(tiny_shards), str(tmp_path / "model"), config, pipeline_run_id="refit")
+    client = MlflowClient(mlflow_store)
+    assert len(client.get_metric_history(run_id, "loss")) == 2
+    assert not client.get_metric_history(run_id, "val_mean_iou")  # nothing held out
+    info = read_model_info(str(tmp_path / "model"))
+    assert (info["image_height"], info["image_width"]) == (32, 32)  # scored whole, not cropped

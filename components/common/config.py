@@ -319,6 +319,11 @@ class TrainConfig:
         "validate every N epochs (Keras validation_freq); the last epoch if N divides epochs",
         at_least=1,
     )
+    train_on_val: bool = setting(
+        False,
+        "refit: train on train + val together, without validation (fix epochs with a val run "
+        "first; evaluate must then score test)",
+    )
     early_stopping_patience: int = setting(
         0, "stop after this many epochs without a better val mean IoU; 0: never", at_least=0
     )
@@ -365,6 +370,10 @@ class TrainConfig:
             raise ValueError(
                 f"set both crop_height and crop_width or neither, got "
                 f"{self.crop_height}x{self.crop_width}"
+            )
+        if self.train_on_val and self.early_stopping_patience:
+            raise ValueError(
+                "train_on_val leaves nothing to validate on: early_stopping_patience must be 0"
             )
         if self.crop_height and self.architecture != "unet":
             raise ValueError(
@@ -529,6 +538,11 @@ class PipelineConfig:
         check_input_size(
             train, train.input_height or prep.image_height, train.input_width or prep.image_width
         )
+        if train.train_on_val and self.gate.eval_split == "val":
+            raise ValueError(
+                "train_on_val trains on the val split, so evaluate cannot score it: "
+                "set eval_split=test"
+            )
         hashed = prep.layout in ("paired-folders", "paired-globs")  # no split of their own
         if hashed and self.gate.eval_split == "test" and prep.test_fraction == 0:
             raise ValueError(

@@ -66,6 +66,7 @@ def snapshot(
     crop_height: int,
     crop_width: int,
     validate_every: int,
+    train_on_val: bool,
     early_stopping_patience: int,
     checkpoint_root: str,
     checkpoint_every_steps: int,

@@ -39,6 +39,7 @@ def train(
     crop_height: int,
     crop_width: int,
     validate_every: int,
+    train_on_val: bool,
     early_stopping_patience: int,
     checkpoint_root: str,
     checkpoint_every_steps: int,

@@ -113,7 +113,7 @@ def pixel_weights(mask, class_weights: Sequence[float], ignore_label: int):
 
 
 def make_dataset(
-    file_pattern: str,
+    file_pattern: str | Sequence[str],
     batch_size: int,
     training: bool,
     seed: int = 0,
@@ -125,7 +125,8 @@ def make_dataset(
     cache: str = "memory",
     shard: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
-    """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1[, float32 weights HxW]).
+    """Batches of (float32 image 0..255 HxWx3, int32 mask HxWx1[, float32 weights HxW]) from
+    the shards `file_pattern` (or each of several patterns) matches.
 
     Training data is shuffled and augmented with per-example seeds drawn from `seed`, so
     `deterministic=True` (ordered reads) gives the same batches every time. `image_size`
@@ -136,9 +137,10 @@ def make_dataset(
     larger than memory), or a local file prefix (tf.data's file cache). `shard` = (index,
     count) reads only every count-th file from the index-th: one worker's share.
     """
-    files = tf.io.gfile.glob(file_pattern)
+    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    files = [name for pattern in patterns for name in tf.io.gfile.glob(pattern)]
     if not files:
-        raise FileNotFoundError(f"no TFRecord shards match {file_pattern}")
+        raise FileNotFoundError(f"no TFRecord shards match {', '.join(patterns)}")
     index, count = shard
     if len(files) < count:
         raise ValueError(

@@ -38,6 +38,7 @@ def launch_train(
     crop_height: int,
     crop_width: int,
     validate_every: int,
+    train_on_val: bool,
     early_stopping_patience: int,
     checkpoint_root: str,
     checkpoint_every_steps: int,

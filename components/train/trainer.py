@@ -8,7 +8,7 @@ import importlib.util
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import mlflow
@@ -139,7 +139,9 @@ def train(
         tf.config.experimental.enable_op_determinism()
     # TPUs need static shapes and full batches; XLA compiles once with static shapes
     full_batches = isinstance(strategy, tf.distribute.TPUStrategy)
-    steps_per_epoch = train_steps(stats, config.batch_size, full_batches, stats_path)
+    steps_per_epoch = train_steps(
+        stats, config.batch_size, full_batches, stats_path, training_splits(config)
+    )
     checkpoint_dir = checkpoint_dir or checkpoints.checkpoint_dir_for(
         config.checkpoint_root, pipeline_run_id, pipeline_root
     )
@@ -219,14 +221,26 @@ def train(
     return run_id
 
 
-def train_steps(stats: dict, batch_size: int, full_batches: bool, stats_path: str) -> int:
-    """Train steps per epoch; an error when the train split has no (full) batch."""
-    examples = stats["splits"]["train"]["examples"]
+def training_splits(config: TrainConfig) -> tuple[str, ...]:
+    """The splits the model learns from: train, and val too for a refit (`train_on_val`)."""
+    return ("train", "val") if config.train_on_val else ("train",)
+
+
+def train_steps(
+    stats: dict,
+    batch_size: int,
+    full_batches: bool,
+    stats_path: str,
+    splits: Sequence[str] = ("train",),
+) -> int:
+    """Train steps per epoch over `splits`; an error when they hold no (full) batch."""
+    examples = sum(stats["splits"][split]["examples"] for split in splits)
     steps = _batches(examples, batch_size, full_batches)
     if steps < 1:
         detail = f"fewer than one full batch of {batch_size}" if examples else "nothing"
         raise ValueError(
-            f"{stats_path}: the train split has {examples} examples, {detail} to train on; "
+            f"{stats_path}: the {' + '.join(splits)} split has {examples} examples, {detail} "
+            "to train on; "
             "check val_fraction and test_fraction, or the split lists, in preprocess"
         )
     return steps
@@ -339,7 +353,7 @@ def _datasets(inputs: _Inputs, config: TrainConfig, strategy):
         # one endless iterator: a new one per epoch costs seconds of idle teardown
         # (tf.data's autotune thread) on every epoch of a long run
         return make_dataset(
-            info.shard_pattern(dataset_dir, "train"),
+            [info.shard_pattern(dataset_dir, split) for split in training_splits(config)],
             batch_size,
             True,
             config.seed,
@@ -351,6 +365,9 @@ def _datasets(inputs: _Inputs, config: TrainConfig, strategy):
             **static,
         ).repeat()
 
+    if config.train_on_val:
+        log.info("train: a refit on train + val: no validation")
+        return _distributed(strategy, train_batches), None
     val_examples = inputs.stats["splits"]["val"]["examples"]
     val_batches = _batches(val_examples, batch_size, inputs.full_batches)
 
