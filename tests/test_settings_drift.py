@@ -1,5 +1,6 @@
-"""Drift: every setting of each config class is a component input, a typed pipeline input wired
-to that step, described in the KFP UI, and reaches the step's config with its value."""
+"""Drift: every field of each dataclass a step takes (its settings, the run context) is an input
+of its component, typed, a pipeline input wired to that step, described in the KFP UI, and
+reaches the step's config with its value."""
 
 from __future__ import annotations
 
@@ -7,41 +8,37 @@ import dataclasses
 import inspect
 import sys
 import types
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
 
-from components.common.config import (
-    ClusterConfig,
-    GatePolicy,
-    PipelineConfig,
-    PreprocessConfig,
-    PublishConfig,
-    SnapshotConfig,
-    TrainConfig,
-    config_from_inputs,
-    setting_types,
-    settings_of,
-)
+from components.common.config import ClusterConfig, PipelineConfig, RunContext, settings_of
+from components.common.step_component import expanded_types
 from pipelines.cli import main
 
-# (config class, the compiled task, the component function, the core function it calls)
+# (the compiled task, the step function, the core function it calls)
 STEPS = [
-    (SnapshotConfig, "snapshot", "components.snapshot.component.snapshot",
+    ("snapshot", "components.snapshot.component.snapshot",
      "components.snapshot.snapshot.take_snapshot"),
-    (PreprocessConfig, "preprocess", "components.preprocess.component.preprocess",
+    ("preprocess", "components.preprocess.component.preprocess",
      "components.preprocess.preprocessor.preprocess"),
-    (TrainConfig, "train", "components.train.component.train",
-     "components.train.trainer.train"),
-    (TrainConfig, "launch-train", "components.train.launch_component.launch_train",
+    ("train", "components.train.component.train", "components.train.trainer.train"),
+    ("launch-train", "components.train.launch_component.launch_train",
      "components.train.launcher.launch"),
-    (GatePolicy, "evaluate", "components.evaluate.component.evaluate",
+    ("evaluate", "components.evaluate.component.evaluate",
      "components.evaluate.evaluator.evaluate"),
-    (PublishConfig, "publish", "components.publish.component.publish",
+    ("publish", "components.publish.component.publish",
      "components.publish.publisher.publish"),
 ]  # fmt: skip
-STEP_IDS = [task for _, task, _, _ in STEPS]
+STEP_IDS = [task for task, _, _ in STEPS]
+KFP_TYPES = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": bool}
+
+
+def _field_types(kind: type) -> dict[str, type]:
+    hints = typing.get_type_hints(kind)
+    return {f.name: hints[f.name] for f in dataclasses.fields(kind)}
 
 
 @pytest.fixture(scope="module")
@@ -66,28 +63,35 @@ def _function(dotted: str):
     return getattr(importlib.import_module(module), name)
 
 
-@pytest.mark.parametrize(("config_type", "step", "module", "core"), STEPS, ids=STEP_IDS)
-def test_every_setting_is_an_input_of_its_component_with_its_type(config_type, step, module, core):
-    parameters = inspect.signature(_function(module)).parameters
-    for name, kind in setting_types(config_type).items():
-        assert name in parameters, f"{config_type.__name__}.{name}: not an input of {module}"
-        assert parameters[name].annotation is kind, f"{name}: typed {parameters[name].annotation}"
-        assert parameters[name].default is inspect.Parameter.empty, f"{name}: a default here"
-
-
-@pytest.mark.parametrize(("config_type", "step", "module", "core"), STEPS, ids=STEP_IDS)
-def test_every_setting_is_a_typed_pipeline_input_wired_to_its_step(
-    compiled, config_type, step, module, core
+@pytest.mark.parametrize(("step", "function", "core"), STEPS, ids=STEP_IDS)
+def test_every_field_is_a_typed_input_of_its_component_and_a_pipeline_input_wired_to_it(
+    compiled, step, function, core
 ):
-    inputs = compiled["root"]["inputDefinitions"]["parameters"]
+    component = compiled["components"][f"comp-{step}"]["inputDefinitions"]["parameters"]
+    pipeline_inputs = compiled["root"]["inputDefinitions"]["parameters"]
     task = _tasks(compiled)[step]["inputs"]["parameters"]
-    kinds = {str: "STRING", int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", bool: "BOOLEAN"}
-    for setting in settings_of(config_type):
-        name, kind = setting.name, setting_types(config_type)[setting.name]
-        assert inputs[name]["parameterType"] == kinds[kind], name
-        assert inputs[name]["defaultValue"] == setting.default, name
-        # every step sits in the exit handler's sub-DAG: pipeline inputs arrive as channels
-        assert task[name] == {"componentInputParameter": f"pipelinechannel--{name}"}, name
+    kinds = expanded_types(_function(function))
+    assert kinds, f"{function} takes no settings"
+    for kind in kinds.values():
+        for name, field_type in _field_types(kind).items():
+            assert name in component, f"{kind.__name__}.{name}: not an input of {step}"
+            assert KFP_TYPES[component[name]["parameterType"]] is field_type, name
+            assert "defaultValue" not in component[name], f"{name}: a default in {step}"
+            if name == "pipeline_run_id":  # the KFP run id, not a pipeline input
+                continue
+            assert KFP_TYPES[pipeline_inputs[name]["parameterType"]] is field_type, name
+            # every step sits in the exit handler's sub-DAG: pipeline inputs arrive as channels
+            assert task[name] == {"componentInputParameter": f"pipelinechannel--{name}"}, name
+
+
+def test_every_setting_is_taken_by_some_step():
+    taken = {
+        field.name
+        for _, function, _ in STEPS
+        for kind in expanded_types(_function(function)).values()
+        for field in dataclasses.fields(kind)
+    }
+    assert set(PipelineConfig().parameters()) <= taken
 
 
 def test_cluster_settings_are_pipeline_inputs_and_used_by_the_cluster_pipeline(compiled, tmp_path):
@@ -120,19 +124,23 @@ def test_every_input_of_the_pipeline_and_of_each_step_has_a_description(compiled
     assert "one of adam, sgd, rmsprop" in optimizer
 
 
-def _sentinels(config_type: type) -> dict[str, object]:
-    """A distinct value per setting, none of them the default."""
+def _sentinels(kinds: list[type]) -> dict[str, object]:
+    """A distinct value per field of `kinds`, none of them its default."""
     values: dict[str, object] = {}
-    for index, setting in enumerate(settings_of(config_type)):
-        kind = setting_types(config_type)[setting.name]
-        if kind is bool:
-            values[setting.name] = not setting.default
-        elif kind is int:
-            values[setting.name] = 1000 + index
-        elif kind is float:
-            values[setting.name] = 1000.5 + index
-        else:
-            values[setting.name] = f"sentinel-{setting.name}"
+    for kind in kinds:
+        for field in dataclasses.fields(kind):
+            field_type = _field_types(kind)[field.name]
+            index = len(values)
+            if field.name in values:
+                continue
+            if field_type is bool:
+                values[field.name] = not field.default
+            elif field_type is int:
+                values[field.name] = 1000 + index
+            elif field_type is float:
+                values[field.name] = 1000.5 + index
+            else:
+                values[field.name] = f"sentinel-{field.name}"
     return values
 
 
@@ -151,15 +159,17 @@ class _Artifact:
         self.metadata["confusionMatrix"] = {"categories": categories, "matrix": matrix}
 
 
-@pytest.mark.parametrize(("config_type", "step", "module", "core"), STEPS, ids=STEP_IDS)
-def test_every_setting_reaches_the_steps_config_with_its_value(
-    config_type, step, module, core, tmp_path, monkeypatch
-):
-    """The component as KFP runs it, with a stand-in core function catching the config."""
+@pytest.mark.parametrize(("step", "function", "core"), STEPS, ids=STEP_IDS)
+def test_every_field_reaches_the_step_with_its_value(step, function, core, tmp_path, monkeypatch):
+    """The component's function as KFP runs it in the task, with a stand-in core function
+    catching what the step passes on."""
+    from components.common.step_component import step_component
+
     caught = []
+    kinds = list(expanded_types(_function(function)).values())
 
     def catch(*args, **kwargs):
-        caught.extend(a for a in (*args, *kwargs.values()) if isinstance(a, config_type))
+        caught.extend((*args, *kwargs.values()))
         raise _Caught  # what the component does with the result is not this test's
 
     core_module, _, core_function = core.rpartition(".")
@@ -174,17 +184,14 @@ def test_every_setting_reaches_the_steps_config_with_its_value(
     figures = types.ModuleType("components.train.epoch_metrics")
     figures.training_figures = lambda run_id: {}
     monkeypatch.setitem(sys.modules, "components.train.epoch_metrics", figures)
-    # sentinel values need not pass the checks: this test is about the wiring
-    monkeypatch.setattr(config_type, "__post_init__", lambda self: None)
-    function = _function(module)
-    sentinels = _sentinels(config_type)
-    defaults = PipelineConfig().parameters()  # other steps' settings (the snapshot reads some)
+    for kind in kinds:  # sentinel values need not pass the checks: this test is the wiring
+        monkeypatch.setattr(kind, "__post_init__", lambda self: None, raising=False)
+    kfp_function = step_component(_function(function), "image:1").python_func
+    sentinels = _sentinels(kinds)
     arguments = {}
-    for name, parameter in inspect.signature(function).parameters.items():
+    for name, parameter in inspect.signature(kfp_function).parameters.items():
         if name in sentinels:
             arguments[name] = sentinels[name]
-        elif name in defaults:
-            arguments[name] = defaults[name]
         elif parameter.annotation is str:
             arguments[name] = f"other-{name}" if name != "node_selector" else "a=b"
         elif parameter.annotation is int:
@@ -192,17 +199,30 @@ def test_every_setting_reaches_the_steps_config_with_its_value(
         else:  # an artifact
             arguments[name] = _Artifact(tmp_path / name)
     with pytest.raises(_Caught):
-        function(**arguments)
-    (config,) = caught
-    assert dataclasses.asdict(config) == sentinels
+        kfp_function(**arguments)
+    # each settings dataclass reaches the core function whole; the run context whole or as
+    # its values
+    configs = [c for c in caught if type(c) in kinds]
+    for config in configs:
+        for name, value in dataclasses.asdict(config).items():
+            assert value == sentinels[name], f"{type(config).__name__}.{name}"
+    settings = [k for k in kinds if k is not RunContext]
+    assert sorted(k.__name__ for k in settings) <= sorted(type(c).__name__ for c in configs)
+    if RunContext in kinds and not any(type(c) is RunContext for c in configs):
+        arrived = [*caught, *(v for c in configs for v in dataclasses.asdict(c).values())]
+        for field in dataclasses.fields(RunContext):
+            assert sentinels[field.name] in arrived, f"RunContext.{field.name} did not arrive"
 
 
-def test_config_from_inputs_refuses_inputs_missing_a_setting():
+def test_a_task_missing_a_field_is_an_error():
+    from components.common.config import TrainConfig
+    from components.common.step_component import from_inputs
+
     inputs = dataclasses.asdict(TrainConfig())
-    assert config_from_inputs(TrainConfig, {**inputs, "dataset": object()}) == TrainConfig()
+    assert from_inputs(TrainConfig, {**inputs, "dataset": object()}) == TrainConfig()
     del inputs["flip"], inputs["seed"]
-    with pytest.raises(TypeError, match="TrainConfig settings missing .*: seed, flip"):
-        config_from_inputs(TrainConfig, inputs)
+    with pytest.raises(TypeError, match=r"TrainConfig fields missing .*\['seed', 'flip'\]"):
+        from_inputs(TrainConfig, inputs)
 
 
 def test_a_step_input_no_pipeline_input_or_argument_feeds_is_an_error():

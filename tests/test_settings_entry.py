@@ -187,7 +187,9 @@ def test_segpipe_params_shows_a_presets_values_as_overrides(capsys, monkeypatch)
     assert "* set by --preset camvid" in out
     lines = {line[2:].split()[0]: line for line in out.splitlines() if line[:2] in ("  ", "* ")}
     assert lines["epochs"].startswith("* epochs ")
-    assert lines["epochs"][2:].split()[:3] == ["epochs", "int", "50"]
+    from components.common.presets import PRESETS
+
+    assert lines["epochs"][2:].split()[:3] == ["epochs", "int", str(PRESETS["camvid"]["epochs"])]
     assert "passes over the train split [>= 1] (default 20)" in lines["epochs"]
     assert lines["seed"].split()[:3] == ["seed", "int", "42"]  # not set by the preset
 

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
-import types
-from collections.abc import Callable
-
 from components.common.config import help_of, pipeline_settings
 
 
-def with_setting_docs(func: Callable) -> Callable:
-    """A copy of component function `func` whose docstring's `Args:` also lists every setting
-    among its inputs, with the setting's help (kfp reads Google-style `Args:` into each
-    input's description). The copy keeps `func`'s code, so kfp ships the same source."""
+def setting_docs(doc: str, names: list[str]) -> str:
+    """`doc` with its `Args:` also listing the settings `names` not already there, each with
+    its help (kfp reads Google-style `Args:` into each input's description)."""
     settings = {f.name: f for _, f in pipeline_settings()}
-    doc = inspect.cleandoc(func.__doc__ or "")
     documented = set(_documented(doc))
     lines = [
         f"    {name}: {help_of(settings[name])}"
-        for name in inspect.signature(func).parameters
+        for name in names
         if name in settings and name not in documented
     ]
-    copy = types.FunctionType(
-        func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__
-    )
-    copy.__kwdefaults__ = func.__kwdefaults__
-    copy.__annotations__ = dict(func.__annotations__)
-    copy.__module__, copy.__qualname__ = func.__module__, func.__qualname__
-    copy.__doc__ = _add_args(doc, lines)
-    return copy
+    return _add_args(doc, lines)
 
 
 def _documented(doc: str) -> list[str]:

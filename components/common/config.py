@@ -16,7 +16,7 @@ import string
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 IGNORE_LABEL = 255  # class value stored in shards for "no label"; skipped by loss and metrics
 ANY_CLASS = "*"  # allow_absent_classes: every class may be absent
@@ -35,6 +35,9 @@ SPLITS = ("train", "val", "test")
 ARCHITECTURES = ("unet", "deeplabv3plus")
 BACKBONES = ("mobilenetv2", "resnet50")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+DEFAULT_EXPERIMENT = "segpipe"  # the MLflow experiment, unless a run names another
+DEFAULT_MODEL_NAME = "segpipe-unet"
+DEFAULT_ALIAS = "champion"  # the registry alias of the model in production
 LR_SCHEDULES = ("cosine", "polynomial", "constant")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DEEPLAB_STRIDE = 16  # DeepLabV3+'s output stride: its input sides must be multiples of it
@@ -50,8 +53,6 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _CPU = re.compile(r"([0-9]*[.])?[0-9]+m?")
 _MEMORY = re.compile(r"[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?")
 _RESOURCE_NAME = re.compile(r"([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-
-T = TypeVar("T")
 
 
 def setting(
@@ -447,17 +448,29 @@ class SnapshotConfig:
 
 
 @dataclass(frozen=True)
+class RunContext:
+    """Where one pipeline run's steps record, and the model they compare with and publish: the
+    values that travel together through the steps, as one. The MLflow tracking URI is not
+    among them: it comes from the environment (MLFLOW_TRACKING_URI), as credentials do."""
+
+    experiment: str = DEFAULT_EXPERIMENT
+    pipeline_run_id: str = ""  # the KFP run id: names the MLflow parent run; empty outside one
+    model_name: str = DEFAULT_MODEL_NAME
+    alias: str = DEFAULT_ALIAS
+
+
+@dataclass(frozen=True)
 class PublishConfig:
     """Where a passed model goes."""
 
     model_name: str = setting(
-        "segpipe-unet", "registered model; train warm-starts from and evaluate compares with it"
+        DEFAULT_MODEL_NAME, "registered model; train warm-starts from and evaluate compares with it"
     )
     export_root: str = setting(
         "exports", "where versions are exported (local or gs://; on a cluster, a bucket)"
     )
     alias: str = setting(
-        "champion", "registry alias publish moves to a passed model; evaluate compares with it"
+        DEFAULT_ALIAS, "registry alias publish moves to a passed model; evaluate compares with it"
     )
 
     def __post_init__(self) -> None:
@@ -527,7 +540,7 @@ class PipelineConfig:
     gate: GatePolicy = field(default_factory=GatePolicy)
     publish: PublishConfig = field(default_factory=PublishConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    experiment: str = setting("segpipe", "MLflow experiment of the runs")
+    experiment: str = setting(DEFAULT_EXPERIMENT, "MLflow experiment of the runs")
 
     def __post_init__(self) -> None:
         """Rules across steps: what one step's setting means for another's."""
@@ -692,14 +705,13 @@ def _in_range(value: float, meta: Mapping[str, Any]) -> bool:
     return all(bound is None or holds(bound) for bound, holds in checks)
 
 
-def config_from_inputs(config_type: type[T], inputs: Mapping[str, Any]) -> T:
-    """`config_type` built from a component's inputs (its `locals()`): every setting must be an
-    input, so none can fall back to its default on the way."""
-    names = [f.name for f in settings_of(config_type)]
-    missing = [name for name in names if name not in inputs]
-    if missing:
-        raise TypeError(
-            f"{config_type.__name__} settings missing from the component's inputs: "
-            f"{', '.join(missing)}"
-        )
-    return config_type(**{name: inputs[name] for name in names})
+# The dataclasses a step function may take whole: its task gets one input per field.
+TASK_INPUT_TYPES = (
+    SnapshotConfig,
+    PreprocessConfig,
+    TrainConfig,
+    GatePolicy,
+    PublishConfig,
+    ClusterConfig,
+    RunContext,
+)

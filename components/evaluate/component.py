@@ -1,12 +1,12 @@
 """KFP wrapper of the evaluate step."""
 
-from kfp import dsl
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from components.common.component_docs import with_setting_docs
+from components.common.config import GatePolicy, RunContext
+from components.common.step_component import step_component
 
 
-# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
+# The settings arrive as dataclasses; step_component gives kfp one input per field.
 def evaluate(
     dataset: Input[Dataset],
     model: Input[Model],
@@ -15,17 +15,9 @@ def evaluate(
     report: Output[HTML],
     per_image: Output[Dataset],
     confusion: Output[ClassificationMetrics],
-    min_mean_iou: float,
-    eval_split: str,
-    max_drop: float,
-    max_class_drop: float,
-    allow_absent_classes: str,
-    max_class_shift: float,
-    model_name: str,
-    alias: str,
+    policy: GatePolicy,
+    run: RunContext,
     train_run_id: str,
-    experiment: str,
-    pipeline_run_id: str,
 ) -> bool:
     """Score the candidate and the champion on the same shards; returns whether the gate passed.
 
@@ -45,21 +37,19 @@ def evaluate(
         train_run_id: the MLflow run that trained the candidate, recorded for publish.
         pipeline_run_id: the KFP run id; names the MLflow parent run.
     """
-    from components.common.config import GatePolicy, config_from_inputs
     from components.evaluate.evaluator import evaluate as run_evaluation
 
-    policy = config_from_inputs(GatePolicy, locals())
     result = run_evaluation(
         dataset.path,
         model.path,
         policy,
-        model_name,
-        experiment,
-        pipeline_run_id,
+        run.model_name,
+        run.experiment,
+        run.pipeline_run_id,
         report_path=report.path,
         images_path=per_image.path,
         train_run_id=train_run_id,
-        alias=alias,
+        alias=run.alias,
         snapshot_dir=snapshot.path,
     )
     for key, value in result.metrics.items():
@@ -72,4 +62,4 @@ def evaluate(
 
 def evaluate_component(image: str):
     """The evaluate component running in `image`."""
-    return dsl.component(base_image=image, install_kfp_package=False)(with_setting_docs(evaluate))
+    return step_component(evaluate, image)

@@ -2,16 +2,15 @@
 
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import Markdown, Output, PipelineTaskFinalStatus
 
-from components.common.component_docs import with_setting_docs
+from components.common.step_component import step_component
 
 
-# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
+# The settings arrive as dataclasses; step_component gives kfp one input per field.
 def finish(
-    experiment: str,
     data_dir: str,
+    experiment: str,
     pipeline_run_id: str,
     kfp_run_name: str,
     pipeline_root: str,
@@ -53,4 +52,4 @@ def finish(
 
 def finish_component(image: str):
     """The finish component running in `image`."""
-    return dsl.component(base_image=image, install_kfp_package=False)(with_setting_docs(finish))
+    return step_component(finish, image)

@@ -1,58 +1,19 @@
 """KFP wrapper of the train step."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components.common.component_docs import with_setting_docs
+from components.common.config import RunContext, TrainConfig
+from components.common.step_component import step_component
 
 
-# Args: lists the other inputs; with_setting_docs adds each setting's help from config.py.
+# The settings arrive as `config` and `run`; step_component gives kfp one input per field.
 def train(
     dataset: Input[Dataset],
     snapshot: Input[Dataset],
     model: Output[Model],
     figures: Output[Metrics],
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    unet_width: int,
-    unet_depth: int,
-    input_height: int,
-    input_width: int,
-    seed: int,
-    deterministic: bool,
-    architecture: str,
-    backbone: str,
-    backbone_weights: str,
-    optimizer: str,
-    lr_schedule: str,
-    momentum: float,
-    warmup_epochs: int,
-    class_weights: bool,
-    class_weight_power: float,
-    dice_weight: float,
-    train_cache: str,
-    flip: bool,
-    scale_min: float,
-    scale_max: float,
-    color_jitter: float,
-    crop_height: int,
-    crop_width: int,
-    validate_every: int,
-    train_on_val: bool,
-    early_stopping_patience: int,
-    checkpoint_root: str,
-    checkpoint_every_steps: int,
-    warm_start: bool,
-    precision: str,
-    jit_compile: bool,
-    flip_tta: bool,
-    system_metrics: bool,
-    tracking_outage_s: int,
-    model_name: str,
-    alias: str,
-    experiment: str,
-    pipeline_run_id: str,
+    config: TrainConfig,
+    run: RunContext,
     pipeline_root: str = "",
     train_workers: int = 1,
 ) -> str:
@@ -70,19 +31,17 @@ def train(
         train_workers: how many replicas run this task (a Vertex AI CustomJob); TF_CONFIG
             must agree. A Kubeflow TrainJob runs the launch_train component instead.
     """
-    from components.common.config import TrainConfig, config_from_inputs
     from components.train.epoch_metrics import training_figures
     from components.train.trainer import train as run_training
 
-    config = config_from_inputs(TrainConfig, locals())
     run_id = run_training(
         dataset.path,
         model.path,
         config,
-        experiment,
-        pipeline_run_id,
-        model_name=model_name,
-        alias=alias,
+        run.experiment,
+        run.pipeline_run_id,
+        model_name=run.model_name,
+        alias=run.alias,
         pipeline_root=pipeline_root,
         workers=train_workers,
         snapshot_dir=snapshot.path,
@@ -94,4 +53,4 @@ def train(
 
 def train_component(image: str):
     """The train component running in `image`."""
-    return dsl.component(base_image=image, install_kfp_package=False)(with_setting_docs(train))
+    return step_component(train, image)
