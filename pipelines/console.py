@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from components.common import progress
+from components.common.errors import error_class, is_expected
 from components.common.lineage import UNCHANGED_OUTCOME
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -46,21 +47,6 @@ EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*): (?P<message>.*)$")
 TASK_INDENT = " " * 4  # kfp.local's indentation of a task's output
 END = "@@segpipe-end@@"
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"  # kfp.local's own format
-# errors segpipe raises on purpose, with a message meant for the user: no "see the traceback"
-EXPECTED_ERRORS = {
-    "ValueError",
-    "RuntimeError",
-    "FileNotFoundError",
-    "FloatingPointError",
-    "TooManyRejects",
-    "UnusableLabels",
-    "UnusableSplits",
-    "NoTrackingStore",
-    "TrainJobFailed",
-    "PublishRefused",
-    "TrackingOutage",
-    "SystemExit",
-}
 
 
 @dataclass
@@ -82,10 +68,16 @@ class Failure:
     reason: str
 
 
-def describe_error(error_type: str, message: str) -> str:
-    """One line for a failed step: the message, and for an unexpected error its type too."""
+def describe_error(error_type: str, message: str, expected: bool | None = None) -> str:
+    """One line for a failed step: the message, and for an unexpected error its type too.
+
+    `expected` comes from the step, which knows the error's class; without it (a traceback's
+    last line only) the class is looked up among those already loaded here."""
     short = error_type.rsplit(".", 1)[-1]
-    if short in EXPECTED_ERRORS:
+    if expected is None:
+        kind = error_class(error_type)
+        expected = kind is not None and is_expected(kind)
+    if expected:
         return message or short
     return f"{short}: {message} (unexpected: the traceback is in the log)"
 
@@ -194,7 +186,9 @@ class Reporter:
 
     def _event(self, step: Step, event: dict) -> None:
         if event.get("event") == "failed":
-            step.reason = describe_error(str(event.get("error")), str(event.get("message")))
+            step.reason = describe_error(
+                str(event.get("error")), str(event.get("message")), event.get("expected")
+            )
         elif event.get("event") == "epoch":
             self._epoch(step, int(event["epoch"]), int(event["epochs"]), event)
 

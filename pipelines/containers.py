@@ -18,6 +18,7 @@ from pathlib import Path
 
 from components.common import progress
 from components.common.config import PublishConfig
+from components.common.errors import StepFailed
 from components.common.images import Images, step_images
 from pipelines.local import RunSummary, run_reported, summarize
 from pipelines.pipeline import build_pipeline
@@ -57,7 +58,7 @@ def _wait_healthy(uri: str, process: subprocess.Popen, log_path: Path) -> None:
                     return
         if process.poll() is not None or time.monotonic() > deadline:
             tail = log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"mlflow server did not start (log {log_path}):\n{tail}")
+            raise StepFailed(f"mlflow server did not start (log {log_path}):\n{tail}")
         time.sleep(0.5)
 
 
@@ -97,7 +98,7 @@ def docker_client():
     try:
         import docker
     except ImportError as error:
-        raise RuntimeError(
+        raise StepFailed(
             "segpipe run --containers needs the `docker` Python package: "
             "pip install 'segpipe[containers]'"
         ) from error
@@ -106,7 +107,7 @@ def docker_client():
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as error:
-        raise RuntimeError(
+        raise StepFailed(
             f"cannot reach a Docker engine at {where}: {error}. segpipe does not start one: "
             "start dockerd and point DOCKER_HOST at its socket"
         ) from error
@@ -124,7 +125,7 @@ def check_images(client, images: Images) -> None:
         except docker.errors.ImageNotFound:
             missing.append(ref)
     if missing:
-        raise RuntimeError(
+        raise StepFailed(
             f"step images not found on the Docker engine: {', '.join(missing)}. Build them with "
             "`make images` (TAG=... for another tag, and --tag the same here)"
         )

@@ -143,7 +143,8 @@ def test_a_failed_step_says_why_in_one_line():
     reporter, terminal = _reporter()
     reporter.feed(started("preprocess"))
     message = "30 of 240 inputs rejected; details in /out/rejects.jsonl"
-    reporter.feed(event("failed", step="preprocess", error="TooManyRejects", message=message))
+    failed = event("failed", step="preprocess", error="TooManyRejects", message=message)
+    reporter.feed(failed.replace('"message"', '"expected": true, "message"'))
     reporter.feed(task("Traceback (most recent call last):"))
     reporter.feed(task('  File "x.py", line 1, in <module>'))
     reporter.feed(task(f"components.preprocess.pipeline.TooManyRejects: {message}"))
@@ -155,6 +156,28 @@ def test_a_failed_step_says_why_in_one_line():
         "train       skipped  an earlier step failed",
     ]
     assert (reporter.failure.step, reporter.failure.reason) == ("preprocess", message)
+
+
+def test_the_step_says_whether_it_expected_the_error_and_the_console_follows(monkeypatch, capsys):
+    from components.common.errors import SegpipeError, StepFailed
+    from pipelines.console import describe_error
+
+    class Refused(SegpipeError):
+        reason = "refused"
+
+    monkeypatch.setenv(progress.ENV, "1")
+    for error, expected in [
+        (Refused("no"), True),
+        (StepFailed("server down"), True),
+        (ValueError("bad"), True),
+        (KeyError("splits"), False),
+        (RuntimeError("bug"), False),
+    ]:
+        progress.failed("train", error)
+        emitted = progress.parse("    " + capsys.readouterr().out)
+        assert emitted["expected"] is expected, error
+        described = describe_error(emitted["error"], emitted["message"], emitted["expected"])
+        assert ("unexpected" in described) is not expected, described
 
 
 def test_without_an_event_the_tracebacks_last_line_is_the_reason_and_a_bug_says_so():

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from components.common.config import help_of, setting_types, settings_of
+from components.common.errors import EXPECTED_BUILTINS, SegpipeError
 from components.common.tracking import error_summary
 
 T = TypeVar("T")
@@ -71,18 +72,15 @@ def setup_logging() -> None:
     )
 
 
-# What a step raises for bad input, a missing file, a refused check or an unreachable service:
-# the message says it all. Anything else is a bug and keeps its traceback.
-EXPECTED_ERRORS = (OSError, ValueError, LookupError, RuntimeError)
-
-
 @contextlib.contextmanager
 def one_line_errors(prog: str) -> Iterator[None]:
     """End a step CLI on an expected error with one line: what failed and where the traceback
     went (a file; printed too with SEGPIPE_TRACEBACK=1)."""
     try:
         yield
-    except EXPECTED_ERRORS as error:
+    except (SegpipeError, *EXPECTED_BUILTINS) as error:
+        if isinstance(error, SystemExit):
+            raise
         detail = traceback.format_exc()
         if os.environ.get("SEGPIPE_TRACEBACK") == "1":
             sys.stderr.write(detail)
@@ -91,4 +89,5 @@ def one_line_errors(prog: str) -> Iterator[None]:
         path = os.path.join(tempfile.gettempdir(), f"segpipe-{name}-{stamp}-{os.getpid()}.log")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(detail)
-        raise SystemExit(f"{prog} failed: {error_summary(error)} (traceback: {path})") from None
+        print(f"{prog} failed: {error_summary(error)} (traceback: {path})", file=sys.stderr)
+        raise SystemExit(getattr(error, "exit_code", 1)) from None

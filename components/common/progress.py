@@ -36,9 +36,13 @@ def parse(line: str) -> dict | None:
 
 
 def failed(step: str, error: BaseException) -> None:
-    """The error that ends a step: its type, and its message on one line."""
+    """The error that ends a step: its type, whether segpipe expects it (errors.is_expected),
+    and its message on one line."""
+    from components.common.errors import is_expected
+
     message = " ".join(str(error).split()) or type(error).__name__
-    emit("failed", step=step, error=type(error).__name__, message=message)
+    kind = type(error).__name__
+    emit("failed", step=step, error=kind, expected=is_expected(error), message=message)
 
 
 def stream_is_terminal(stream) -> bool:

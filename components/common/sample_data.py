@@ -12,6 +12,8 @@ import shutil
 import numpy as np
 from PIL import Image, ImageDraw
 
+from components.common.errors import StepFailed
+
 CLASS_NAMES = ("background", "circle", "square", "triangle")
 # Each shape class leans towards one colour, with enough spread that colour alone misleads.
 _CLASS_TINT = {1: (200, 60, 60), 2: (60, 180, 70), 3: (70, 90, 210)}
@@ -115,7 +117,7 @@ def ensure_sample_data(directory: str, count: int = 240, seed: int = 0, size: in
         os.replace(f"{staging}{RECORD_SUFFIX}", f"{directory}{RECORD_SUFFIX}")
         problem = sample_set_problem(directory, count, seed, size)
         if problem is not None:
-            raise RuntimeError(
+            raise StepFailed(
                 f"the sample data just written to {directory} fails its check: {problem}"
             )
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from components.common import progress
+from components.common.errors import SegpipeError, StepFailed
 from components.common.pipeline_runs import (
     PIPELINE_RUN_TAG,
     STEP_TAG,
@@ -69,8 +70,10 @@ def store_lock(uri: str) -> Iterator[None]:
         yield
 
 
-class NoTrackingStore(LookupError):
+class NoTrackingStore(SegpipeError, LookupError):
     """A command that only reads (or moves an alias) found no MLflow store where it looked."""
+
+    reason = "no-tracking-store"
 
 
 def check_store_exists(uri: str, command: str) -> None:
@@ -101,7 +104,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         "sqlalchemy"
     ):
         # mlflow-skinny (the core install) is a client only: a database store needs full mlflow.
-        raise RuntimeError(
+        raise StepFailed(
             f"MLflow tracking store {redact(uri)} is a database, which this install cannot open: "
             "set MLFLOW_TRACKING_URI to an MLflow server (http://...), "
             "or pip install 'segpipe[all]' for the full mlflow package"
@@ -110,14 +113,14 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         # A plain connect first: MLflow's client retries a dead server for minutes.
         connect(uri, timeout_s)
     except OSError as error:
-        raise RuntimeError(
+        raise StepFailed(
             f"MLflow tracking server at {redact(uri)} is unreachable: {scrub(str(error), uri)}"
         ) from error
     try:
         with store_lock(uri):  # the first use of a new SQLite store creates it
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as error:  # any transport or store failure means the same to the user
-        raise RuntimeError(
+        raise StepFailed(
             f"MLflow tracking server at {redact(uri)} is unreachable: {scrub(str(error), uri)}"
         ) from error
 

@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from components.common.errors import SegpipeError
 from components.common.uri_credentials import redact, scrub
 
 MAX_RETRY_DELAY_S = 15.0  # between tries while the server is down
@@ -85,8 +86,10 @@ def is_outage(error: BaseException) -> bool:
     return status >= 500 or status == 429
 
 
-class TrackingOutage(RuntimeError):
+class TrackingOutage(SegpipeError, RuntimeError):
     """The tracking server stayed unreachable for longer than the allowed window."""
+
+    reason = "tracking-outage"
 
 
 class OutageWindow:

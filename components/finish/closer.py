@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from components.common import verdict
+from components.common.errors import StepFailed
 from components.common.lineage import (
     CHANGED_OUTCOME,
     DATA_CHANGES_TAG,
@@ -76,7 +77,7 @@ def wait_reachable(uri: str, wait_s: float) -> None:
             return
         except RuntimeError as error:
             if time.monotonic() >= deadline:
-                raise RuntimeError(
+                raise StepFailed(
                     f"{error}; tried for {wait_s:g} s: the pipeline run's MLflow runs are left "
                     "as they are (some may read RUNNING)"
                 ) from error

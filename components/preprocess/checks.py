@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from components.common.config import IGNORE_LABEL, PreprocessConfig
+from components.common.errors import SegpipeError
 
 
-class UnusableLabels(RuntimeError):
+class UnusableLabels(SegpipeError, RuntimeError):
     """The masks, as read with these settings, would train a model that misses a class."""
 
+    reason = "unusable-labels"
 
-class UnusableSplits(RuntimeError):
+
+class UnusableSplits(SegpipeError, RuntimeError):
     """A split training or evaluation needs came out empty."""
+
+    reason = "unusable-splits"
 
 
 def check_splits(stats: dict, config: PreprocessConfig) -> None:

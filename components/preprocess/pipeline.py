@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from components.common import storage
 from components.common.config import IGNORE_LABEL, PreprocessConfig
 from components.common.dataset import DatasetInfo, class_names_for, write_dataset_info
+from components.common.errors import SegpipeError
 from components.common.image_files import printable
 from components.common.sources import SourcePair
 from components.common.unused_files import IGNORED_FILE, list_inputs, write_ignored
@@ -35,8 +36,10 @@ MASK_VALUES = "mask_values"
 log = logging.getLogger(__name__)
 
 
-class TooManyRejects(RuntimeError):
+class TooManyRejects(SegpipeError, RuntimeError):
     """More inputs were rejected than the configured fraction allows."""
+
+    reason = "too-many-rejects"
 
 
 @dataclass(frozen=True)

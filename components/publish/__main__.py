@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except PublishRefused as refusal:
         print(f"publish: {refusal}", file=sys.stderr)
-        return 3
+        return refusal.exit_code
     print(f"version {result.version} exported to {result.export_path}")
     return 0
 

@@ -6,14 +6,17 @@ import tempfile
 
 from components.common import verdict
 from components.common.digest import folder_sha256
+from components.common.errors import SegpipeError
 from components.common.registry import alias_version, run_versions
 from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG, tracking_uri
 
 ROLLED_BACK_TAG = "segpipe.rolled_back"  # on a version `segpipe rollback` took the alias from
 
 
-class PublishRefused(RuntimeError):
+class PublishRefused(SegpipeError, RuntimeError):
     """publish will not promote this model; the message says why and what to do."""
+
+    reason, exit_code = "publish-refused", 3
 
 
 def check_not_rolled_back(client, config, train_run_id: str) -> None:

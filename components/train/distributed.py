@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from components.common.errors import StepFailed
+
 log = logging.getLogger(__name__)
 
 # The versions whose MultiWorkerMirroredStrategy bugs ShimmedMultiWorkerStrategy works around
@@ -55,7 +57,7 @@ def role_from_tf_config(tf_config: str | None) -> WorkerRole:
 def check_versions(found: dict[str, str]) -> None:
     """Refuse Keras/TensorFlow versions the shims were not made for."""
     if found != SHIMMED_VERSIONS:
-        raise RuntimeError(
+        raise StepFailed(
             f"multi-worker training is verified with {SHIMMED_VERSIONS}, found {found}: "
             "components/train/distributed.py works around bugs of exactly those versions; "
             "run tests/test_multiworker_shims.py to see whether the new ones still have them, "
@@ -180,7 +182,7 @@ def barrier(strategy, what: str) -> None:
         return
     count = int(strategy.reduce(tf.distribute.ReduceOp.SUM, tf.constant(1.0), axis=None))
     if count != expected:
-        raise RuntimeError(f"barrier {what!r}: {count} of {expected} workers arrived")
+        raise StepFailed(f"barrier {what!r}: {count} of {expected} workers arrived")
     log.info("train: all %d workers reached %s", count, what)
 
 
@@ -206,7 +208,7 @@ class SameResumePoint(keras.callbacks.Callback):
         total = float(self._strategy.reduce("SUM", tf.constant(epoch), axis=None))
         squares = float(self._strategy.reduce("SUM", tf.constant(epoch * epoch), axis=None))
         if workers * squares != total * total:
-            raise RuntimeError(
+            raise StepFailed(
                 f"the {workers} workers restored different epochs (this one {int(epoch)}, "
                 f"mean {total / workers:g}) from their checkpoints next to {self._state_dir}: "
                 "one was stopped while writing its own. Copy the chief's folder (state) over "

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from components.common.cli import config_flags
 from components.common.config import TrainConfig
+from components.common.errors import SegpipeError
 from components.common.pods import MLFLOW_SECRET_OPTIONAL, MLFLOW_SECRET_REQUIRED
 from components.train import trainjob
 
@@ -32,8 +33,10 @@ class Cancelled(Exception):
     """The pipeline run was cancelled: the launcher got SIGTERM."""
 
 
-class TrainJobFailed(RuntimeError):
+class TrainJobFailed(SegpipeError, RuntimeError):
     """The TrainJob ended Failed: its workers used up their restarts."""
+
+    reason = "trainjob-failed"
 
 
 @dataclass(frozen=True)
