@@ -30,7 +30,7 @@ from typing import TextIO
 
 from components.common import progress
 from components.common.errors import error_class, is_expected
-from components.common.lineage import UNCHANGED_OUTCOME
+from components.common.tracking.lineage import UNCHANGED_OUTCOME
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 KFP_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d+ - (?P<level>[A-Z]+) - (?P<message>.*)$")

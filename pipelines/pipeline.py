@@ -10,18 +10,17 @@ from kfp import dsl, kubernetes
 from kfp.dsl import PipelineTask
 from kfp.dsl.base_component import BaseComponent
 
-from components.common.config import (
-    PipelineConfig,
-    help_of,
-    pipeline_setting_types,
-    pipeline_settings,
-)
-from components.common.images import Images
 from components.common.pods import (
     ACCELERATOR_TAINTS,
     MLFLOW_CLIENT_LABEL,
     MLFLOW_SECRET_OPTIONAL,
     MLFLOW_SECRET_REQUIRED,
+)
+from components.common.settings.config import (
+    PipelineConfig,
+    help_of,
+    pipeline_setting_types,
+    pipeline_settings,
 )
 from components.evaluate.component import evaluate_component
 from components.finish.component import finish_component
@@ -30,7 +29,8 @@ from components.publish.component import publish_component
 from components.snapshot.component import snapshot_component
 from components.train.component import train_component
 from components.train.launch_component import launch_train_component
-from pipelines.vertex import VertexTraining
+from pipelines.cluster.vertex import VertexTraining
+from pipelines.images import Images
 
 PIPELINE_NAME = "segpipe"
 TRAIN_RETRIES = 3  # preemptible nodes: a restarted train task resumes the same run

@@ -12,8 +12,7 @@ from typing import TextIO
 
 import numpy as np
 
-from components.common.config import DEFAULT_MAX_PIXELS
-from components.common.image_files import (
+from components.common.data.image_files import (
     IMAGE_EXTENSIONS,
     ImageTooLarge,
     UnreadableImage,
@@ -35,6 +34,7 @@ from components.common.saved_model import (
     read_model_info,
     segmenter,
 )
+from components.common.settings.config import DEFAULT_MAX_PIXELS
 
 BATCH_SIZE = 4  # images of one size through the model together
 
@@ -76,8 +76,8 @@ def resolve_model(model: str) -> str:
         return model
     from mlflow.tracking import MlflowClient
 
-    from components.common.registry import download_version
-    from components.common.tracking import check_reachable, check_store_exists, tracking_uri
+    from components.common.tracking.registry import download_version
+    from components.common.tracking.runs import check_reachable, check_store_exists, tracking_uri
 
     reference = model.removeprefix("models:/")
     uri = tracking_uri()

@@ -48,7 +48,7 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_db_temp
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """24 synthetic pairs at 64x64."""
-    from components.common.sample_data import write_sample_data
+    from pipelines.sample_data import write_sample_data
 
     directory = tmp_path_factory.mktemp("tiny-data")
     write_sample_data(str(directory), count=24, seed=7, size=64)
@@ -58,7 +58,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_shards(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tiny_data preprocessed to 32x32 shards (in-memory Beam runner: fast for tiny inputs)."""
-    from components.common.config import PreprocessConfig
+    from components.common.settings.config import PreprocessConfig
     from components.preprocess.pipeline import run_preprocess
 
     output = tmp_path_factory.mktemp("tiny-shards")
@@ -153,7 +153,7 @@ def local_runs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
     import contextlib
     import io
 
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     workdir = tmp_path_factory.mktemp("local-runs")
     uri = f"sqlite:///{workdir / 'mlflow.db'}"

@@ -10,8 +10,8 @@ def record_evaluation(model_dir: Path, pipeline_run_id: str, champion: str, **ch
     import mlflow
 
     from components.common import verdict
-    from components.common.digest import folder_sha256
-    from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG
+    from components.common.data.digest import folder_sha256
+    from components.common.tracking.runs import PIPELINE_RUN_TAG, STEP_TAG
 
     tags = {
         PIPELINE_RUN_TAG: pipeline_run_id,

@@ -25,7 +25,7 @@ def _with_new_setting(root: Path) -> Path:
         shutil.copytree(
             REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
         )
-    config = root / "components" / "common" / "config.py"
+    config = root / "components" / "common" / "settings" / "config.py"
     text = config.read_text()
     anchor = text.index("    def __post_init__", text.index("class TrainConfig"))
     config.write_text(text[:anchor] + NEW_SETTING + "\n" + text[anchor:])
@@ -63,8 +63,8 @@ def test_one_new_field_reaches_every_interface(tmp_path):
     # the value reaches the train step's config, as the task builds it (and so the MLflow
     # params, which are that config's fields)
     check = (
-        "from components.common.step_component import from_inputs\n"
-        "from components.common.config import TrainConfig\n"
+        "from components.common.settings.step_component import from_inputs\n"
+        "from components.common.settings.config import TrainConfig\n"
         "import dataclasses\n"
         "inputs = {**dataclasses.asdict(TrainConfig()), 'label_smoothing': 0.1}\n"
         "print(from_inputs(TrainConfig, inputs).label_smoothing)\n"

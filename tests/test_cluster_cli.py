@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fake_kfp import FakeKfp, FakeKfpServer
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 TOKEN = "tok-3c7e1d-never-print-me"
 REGISTRY = "reg.example/team"
@@ -276,7 +276,7 @@ def test_a_token_is_never_sent_to_a_plain_http_host_without_insecure(
 
 
 def test_the_token_check_passes_https_and_any_host_without_a_token(monkeypatch):
-    from pipelines.cluster import check_token_transport
+    from pipelines.cluster.client import check_token_transport
 
     monkeypatch.setenv("SEGPIPE_KFP_TOKEN", TOKEN)
     check_token_transport("https://kfp.example.com/pipeline", insecure=False)

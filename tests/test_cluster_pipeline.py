@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 SENTINEL = "s3cr3t-7f2a9b"
 
@@ -171,7 +171,7 @@ def test_the_local_pipeline_carries_no_cluster_settings(tmp_path: Path):
     """kfp.local only warns about resources and never reads the platform spec: leave both out."""
     from kfp import compiler
 
-    from components.common.images import step_images
+    from pipelines.images import step_images
     from pipelines.pipeline import build_pipeline
 
     path = tmp_path / "local.yaml"

@@ -314,8 +314,8 @@ def test_the_first_failed_step_is_the_runs_failure_not_the_exit_task_after_it():
 
 
 def test_the_run_summary_carries_the_snapshots_lineage_warning(capsys):
-    from pipelines.local import RunSummary
-    from pipelines.local_commands import _print_summary
+    from pipelines.cli.local_commands import _print_summary
+    from pipelines.local.runner import RunSummary
 
     warning = "segpipe-unet version 2's lineage cannot be verified: edited; retraining"
     summary = RunSummary(0.8, True, "ok", "r1", "3", "sqlite:///x", "mlflow ui", warning=warning)

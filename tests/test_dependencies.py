@@ -20,9 +20,9 @@ HEAVY = ("tensorflow", "keras", "apache_beam")
 CORE_PATH = """
 import sys, tempfile
 from pathlib import Path
-from pipelines.cli import main
+from pipelines.cli.main import main
 import components.publish.component, components.publish.export, components.publish.publisher
-import pipelines.cluster, pipelines.local  # submit, schedule, runs; run's wiring
+import pipelines.cluster.client, pipelines.local.runner  # submit, schedule, runs; run's wiring
 from components.publish.publisher import dataset_fingerprint
 
 out = Path(tempfile.mkdtemp())
@@ -199,7 +199,7 @@ def test_core_install_publishes_through_a_real_mlflow_server(
     download = (
         "import sys\n"
         "from mlflow.tracking import MlflowClient\n"
-        "from components.common.registry import alias_version, download_version\n"
+        "from components.common.tracking.registry import alias_version, download_version\n"
         "version = alias_version(MlflowClient(), 'core-model', 'champion')\n"
         "print(download_version(version, sys.argv[1]))\n"
     )

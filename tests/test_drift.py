@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from components.common.config import GatePolicy
+from components.common.settings.config import GatePolicy
 from components.evaluate.drift import DataDrift, compare_stats
 from components.evaluate.gate import decide
 

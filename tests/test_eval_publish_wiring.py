@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from components.common.config import GatePolicy
-from pipelines.cli import main
+from components.common.settings.config import GatePolicy
+from pipelines.cli.main import main
 
 
 def test_gate_policy_reports_and_dataset_are_wired(tmp_path: Path):

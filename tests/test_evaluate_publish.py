@@ -189,7 +189,7 @@ def test_evaluate_publish_champion_and_rollback(client, trained, tiny_shards, tm
     assert client.get_model_version_by_alias("tiny", "previous").version == "1"
 
     # 5. rollback: champion back to 1, nothing older, so `previous` goes away
-    from pipelines.cli import main as segpipe
+    from pipelines.cli.main import main as segpipe
 
     assert segpipe(["rollback", "--model", "tiny"]) == 0
     assert client.get_model_version_by_alias("tiny", "champion").version == "1"
@@ -278,7 +278,7 @@ def test_the_gate_fails_on_a_class_absent_from_the_eval_split(
     client, trained, tiny_data, tmp_path, capsys
 ):
     """Shards with a fifth class that no mask holds: it vanishes, and the gate says so."""
-    from components.common.config import PreprocessConfig
+    from components.common.settings.config import PreprocessConfig
     from components.evaluate.__main__ import main
     from components.preprocess.pipeline import run_preprocess
 
@@ -322,7 +322,7 @@ def _shifted_shards(tiny_data: Path, tmp_path: Path) -> Path:
     import numpy as np
     from PIL import Image
 
-    from components.common.config import PreprocessConfig
+    from components.common.settings.config import PreprocessConfig
     from components.preprocess.pipeline import run_preprocess
 
     data = tmp_path / "shifted-data"
@@ -430,7 +430,7 @@ def test_predict_from_a_folder_and_from_the_registry(
     import numpy as np
     from PIL import Image
 
-    from pipelines.cli import main as segpipe
+    from pipelines.cli.main import main as segpipe
 
     model_dir, run_id = trained[0]
     images = sorted((tiny_data / "images").iterdir())

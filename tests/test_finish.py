@@ -11,7 +11,7 @@ def _step(step: str, pipeline_run_id: str, fail: str = "", **record) -> str:
     """A step run as `step_run` records one; `fail` raises that message inside it."""
     import mlflow
 
-    from components.common.tracking import step_run
+    from components.common.tracking.runs import step_run
 
     try:
         with step_run(step, "segpipe", pipeline_run_id) as run:
@@ -67,7 +67,7 @@ def test_a_finished_run_carries_its_headline_on_the_parent(mlflow_store):
 
 
 def test_a_run_that_ended_after_the_snapshot_says_unchanged_nothing_to_do(mlflow_store):
-    from components.common.lineage import DATA_CHANGES_TAG, OUTCOME_TAG, SKIPPED_TAG
+    from components.common.tracking.lineage import DATA_CHANGES_TAG, OUTCOME_TAG, SKIPPED_TAG
     from components.finish.closer import close_pipeline_run
 
     client = _client(mlflow_store)
@@ -137,7 +137,7 @@ def test_runs_left_running_are_marked_failed_and_the_failure_is_named(mlflow_sto
 def test_a_failed_preprocess_gets_a_parent_and_is_nested_under_it(mlflow_store):
     import mlflow
 
-    from components.common.tracking import step_run
+    from components.common.tracking.runs import step_run
     from components.finish.closer import close_pipeline_run
 
     client = _client(mlflow_store)
@@ -172,7 +172,7 @@ def test_a_failed_step_is_ended_even_when_its_error_cannot_be_recorded(mlflow_st
     """A refused `segpipe.error` tag must not leave the step's run active and RUNNING."""
     import mlflow
 
-    from components.common.tracking import step_run
+    from components.common.tracking.runs import step_run
 
     def refuse(*args, **kwargs):
         raise mlflow.exceptions.MlflowException("tag refused")
@@ -186,7 +186,7 @@ def test_a_failed_step_is_ended_even_when_its_error_cannot_be_recorded(mlflow_st
 
 
 def test_a_refused_publish_and_an_unverified_lineage_are_said_on_the_parent(mlflow_store):
-    from components.common.lineage import LINEAGE_UNVERIFIED_TAG, SKIPPED_TAG
+    from components.common.tracking.lineage import LINEAGE_UNVERIFIED_TAG, SKIPPED_TAG
     from components.finish.closer import close_pipeline_run
 
     client = _client(mlflow_store)

@@ -1,6 +1,6 @@
 """The pure gate decision."""
 
-from components.common.config import GatePolicy
+from components.common.settings.config import GatePolicy
 from components.evaluate.gate import decide
 
 POLICY = GatePolicy(min_mean_iou=0.5)

@@ -13,7 +13,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from components.common.images import Images, step_images
+from pipelines.images import Images, step_images
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"

@@ -22,7 +22,7 @@ import pytest
 from fake_k8s import FakeKubernetes
 from worker_cluster import REPO, tf_configs
 
-from components.common.config import TrainConfig
+from components.common.settings.config import TrainConfig
 from components.train import launcher, trainjob
 
 NAMESPACE = "team-a"
@@ -193,8 +193,8 @@ def _run_workers(bucket: Path, secrets: dict[str, dict[str, str]], logs: Path):
 def test_launch_trains_on_two_workers_and_collects_the_chief_s_model(
     mlflow_store, tiny_data, tiny_shards, tmp_path, capsys
 ):
-    from components.common.config import PreprocessConfig, SnapshotConfig
-    from components.common.lineage import DATA_FINGERPRINT_TAG, MANIFEST_URI_TAG
+    from components.common.settings.config import PreprocessConfig, SnapshotConfig
+    from components.common.tracking.lineage import DATA_FINGERPRINT_TAG, MANIFEST_URI_TAG
     from components.snapshot.snapshot import take_snapshot
 
     bucket = tmp_path / "bucket"

@@ -16,7 +16,7 @@ import pytest
 from mlflow_stores import copy_store
 from stand_ins import record_evaluation, stand_in_train_run
 
-from components.common.config import PublishConfig
+from components.common.settings.config import PublishConfig
 
 pytestmark = pytest.mark.slow  # a real basic-auth MLflow server
 

@@ -109,7 +109,7 @@ def _screenshot(page, name: str, tmp_path: Path) -> Path:
 def test_the_mlflow_ui_shows_runs_steps_and_the_champion(ui, browser, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking import runs_link
+    from components.common.tracking.runs import runs_link
 
     url, uri = ui
     client = MlflowClient(uri)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_settings_that_would_train_from_nothing_are_refused_before_anything_runs
 
 def test_importing_pipelines_does_not_import_tensorflow_or_beam():
     code = (
-        "import sys, pipelines.cli, pipelines.pipeline, pipelines.local;"
+        "import sys, pipelines.cli.main, pipelines.pipeline, pipelines.local.runner;"
         "print(sorted(m for m in ('tensorflow', 'apache_beam', 'mlflow') if m in sys.modules))"
     )
     result = subprocess.run(
@@ -195,8 +195,8 @@ def test_preset_sets_defaults_and_params_override_it(tmp_path):
 
 
 def test_every_preset_names_only_known_parameters():
-    from components.common.config import PipelineConfig
-    from components.common.presets import PRESETS
+    from components.common.settings.config import PipelineConfig
+    from pipelines.presets import PRESETS
 
     defaults = PipelineConfig().parameters()
     for name, params in PRESETS.items():

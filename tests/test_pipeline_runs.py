@@ -11,7 +11,7 @@ import pytest
 
 def _preprocess_run(data_dir: str, output_dir: str) -> str:
     """A finished preprocess run as the step records one: standalone, its outputs as params."""
-    from components.common.tracking import step_run
+    from components.common.tracking.runs import step_run
 
     with step_run("preprocess", "segpipe", None) as run:
         import mlflow
@@ -30,7 +30,7 @@ def _dataset(tmp_path: Path, name: str, preprocess_run_id: str, data_dir: str) -
 
 
 def _step(step: str, pipeline_run_id: str, dataset_dir: str | None) -> str:
-    from components.common.tracking import step_run
+    from components.common.tracking.runs import step_run
 
     with step_run(step, "segpipe", pipeline_run_id, dataset_dir=dataset_dir) as run:
         pass
@@ -40,7 +40,7 @@ def _step(step: str, pipeline_run_id: str, dataset_dir: str | None) -> str:
 def test_experiment_is_marked_as_model_training_with_segpipes_runs_view(mlflow_store):
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking import prepare_experiment, runs_link
+    from components.common.tracking.runs import prepare_experiment, runs_link
 
     client = MlflowClient(mlflow_store)
     experiment_id = prepare_experiment(client, "fresh")
@@ -101,7 +101,7 @@ def test_a_cached_preprocess_output_gets_a_pointer_run_in_the_second_pipeline_ru
 def test_a_later_step_reopens_the_parent_while_it_runs(mlflow_store, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking import step_run
+    from components.common.tracking.runs import step_run
 
     client = MlflowClient(mlflow_store)
     dataset = _dataset(tmp_path, "d1", _preprocess_run("/d/x", "/o"), "/d/x")
@@ -115,7 +115,7 @@ def test_a_later_step_reopens_the_parent_while_it_runs(mlflow_store, tmp_path):
 def test_a_failed_preprocess_is_found_by_its_output_folder(mlflow_store):
     from mlflow.tracking import MlflowClient
 
-    from components.common.pipeline_runs import find_unnested_preprocess
+    from components.common.tracking.pipeline_runs import find_unnested_preprocess
 
     client = MlflowClient(mlflow_store)
     _preprocess_run("/d", "/root/segpipe-2026-01-01-00-00-00-000001/preprocess/dataset")
@@ -130,6 +130,6 @@ def test_a_failed_preprocess_is_found_by_its_output_folder(mlflow_store):
 
 @pytest.mark.parametrize("name", ["sample", "sample/"])
 def test_run_title_names_the_data_folder(name):
-    from components.common.pipeline_runs import run_title
+    from components.common.tracking.pipeline_runs import run_title
 
     assert re.fullmatch(r"sample \d\d-\d\d \d\d:\d\d", run_title(f"/x/{name}", 0))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.cli import main as segpipe
+from pipelines.cli.main import main as segpipe
 
 pytestmark = pytest.mark.slow  # exports TensorFlow models
 
@@ -18,7 +18,7 @@ def _export_red_threshold(folder: Path, grayscale: bool) -> Path:
     """A model whose class is 1 where the red channel is above 127.5, else 0."""
     import keras
 
-    from components.common.dataset import DatasetInfo
+    from components.common.data.dataset import DatasetInfo
     from components.train.export import export_model
 
     inputs = keras.Input((8, 8, 3))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.common.config import IGNORE_LABEL, PreprocessConfig
-from components.common.sources import SourcePair, list_sources
+from components.common.data.sources import SourcePair, list_sources
+from components.common.settings.config import IGNORE_LABEL, PreprocessConfig
 from components.preprocess.examples import RejectedInput, encode_pair
 from components.preprocess.stats import median_frequency_weights
 
@@ -23,7 +23,7 @@ def _labels(height=20, width=30, classes=3) -> np.ndarray:
 def _decode_stored(encoded) -> tuple[np.ndarray, np.ndarray]:
     import tensorflow as tf
 
-    from components.common.schema import decode_example
+    from components.common.data.schema import decode_example
 
     example = decode_example(tf.constant(encoded.serialized))
     return example["image"].numpy(), example["mask"].numpy()[..., 0]

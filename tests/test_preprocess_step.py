@@ -80,7 +80,7 @@ def test_too_many_rejects_fail_the_step_after_writing_the_evidence(
 def test_shards_hold_every_written_example_resized(mlflow_store, tiny_data, tmp_path):
     import tensorflow as tf
 
-    from components.common.schema import decode_example
+    from components.common.data.schema import decode_example
 
     output = tmp_path / "out"
     stats = _run(
@@ -291,9 +291,9 @@ def test_every_file_under_the_data_root_is_an_input_a_reject_or_ignored_with_its
 ):
     """Sub-folders of images/ are not read: their files are listed as ignored, with the rule,
     beside hidden names and files outside images/ and masks/."""
-    from components.common.config import PreprocessConfig
-    from components.common.sources import list_sources
-    from components.common.unused_files import list_ignored
+    from components.common.data.sources import list_sources
+    from components.common.data.unused_files import list_ignored
+    from components.common.settings.config import PreprocessConfig
     from components.snapshot.snapshot import list_data
 
     data = tmp_path / "data"
@@ -323,8 +323,8 @@ def test_every_file_under_the_data_root_is_an_input_a_reject_or_ignored_with_its
 
 
 def test_a_relative_data_root_counts_nothing_as_ignored(tiny_data, tmp_path, monkeypatch):
-    from components.common.config import PreprocessConfig
-    from components.common.unused_files import list_inputs
+    from components.common.data.unused_files import list_inputs
+    from components.common.settings.config import PreprocessConfig
 
     shutil.copytree(tiny_data, tmp_path / "data")
     monkeypatch.chdir(tmp_path)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from stand_ins import record_evaluation, stand_in_train_run
 
-from components.common.config import PublishConfig
-from components.common.digest import folder_sha256
+from components.common.data.digest import folder_sha256
+from components.common.settings.config import PublishConfig
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_an_evaluation_of_another_train_run_or_model_name_is_refused(store, tmp_
 def test_an_unfinished_evaluation_is_refused(store, tmp_path: Path):
     import mlflow
 
-    from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG
+    from components.common.tracking.runs import PIPELINE_RUN_TAG, STEP_TAG
     from components.publish.publisher import PublishRefused
 
     model = _model(tmp_path, "model", b"graph")

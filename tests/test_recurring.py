@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def _line(out: str, label: str) -> str:
 
 
 def _add_pairs(data: Path, count: int) -> None:
-    from components.common.sample_data import write_sample_data
+    from pipelines.sample_data import write_sample_data
 
     extra = data.parent / "extra"
     write_sample_data(str(extra), count=count, seed=11, size=64)
@@ -49,7 +49,7 @@ def _add_pairs(data: Path, count: int) -> None:
 
 
 def _step_runs(client, pipeline_run_id: str) -> set[str]:
-    from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG
+    from components.common.tracking.runs import PIPELINE_RUN_TAG, STEP_TAG
 
     runs = client.search_runs(
         [client.get_experiment_by_name("segpipe").experiment_id],
@@ -65,8 +65,8 @@ def test_a_schedule_skips_unchanged_data_reports_what_changed_and_stops_a_shifte
     from mlflow.tracking import MlflowClient
     from PIL import Image
 
-    from components.common.lineage import OUTCOME_TAG, SKIPPED_TAG, UNCHANGED_OUTCOME
-    from components.common.tracking import PIPELINE_RUN_TAG
+    from components.common.tracking.lineage import OUTCOME_TAG, SKIPPED_TAG, UNCHANGED_OUTCOME
+    from components.common.tracking.runs import PIPELINE_RUN_TAG
 
     client = MlflowClient(mlflow_store)
     data = tmp_path / "bucket"

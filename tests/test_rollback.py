@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from stand_ins import record_evaluation, stand_in_train_run
 
-from components.common.config import PublishConfig
+from components.common.settings.config import PublishConfig
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_publish_moves_champion_and_keeps_previous(published):
 
 
 def test_rollback_walks_back_then_runs_out(published, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     assert main(["rollback", "--model", "m"]) == 0
     assert _aliases(published) == {"champion": "2", "previous": "1"}
@@ -55,7 +55,7 @@ def test_rollback_walks_back_then_runs_out(published, capsys):
 
 
 def test_rollback_of_an_unknown_model_is_a_clear_error(mlflow_store):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     with pytest.raises(SystemExit, match="nope has no 'champion' version"):
         main(["rollback", "--model", "nope"])
@@ -65,7 +65,7 @@ def test_a_rolled_back_version_is_never_promoted_again_by_a_pipeline_run(publish
     """A retried or resubmitted pipeline run re-publishing version 3 after its rollback is
     refused; only `segpipe promote --force --reason` brings it back, and says so."""
     from components.publish.publisher import PublishRefused, publish
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     assert main(["rollback", "--model", "m"]) == 0  # champion 2, version 3 rolled back
     run_3 = published.get_model_version("m", "3").run_id
@@ -92,7 +92,7 @@ def test_a_rolled_back_version_is_never_promoted_again_by_a_pipeline_run(publish
 
 
 def test_read_only_commands_create_no_store_where_none_is(tmp_path, monkeypatch):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 
 def _accepts_connections(uri: str) -> bool:
@@ -26,7 +26,7 @@ def _accepts_connections(uri: str) -> bool:
 def test_mlflow_server_proxies_artifacts_and_stops_when_the_run_fails(tmp_path: Path):
     import mlflow
 
-    from pipelines.containers import mlflow_server
+    from pipelines.local.containers import mlflow_server
 
     root = tmp_path / "server"
     with pytest.raises(RuntimeError, match="a step failed"):
@@ -50,7 +50,7 @@ def test_mlflow_server_stops_when_segpipe_is_terminated(tmp_path: Path):
 
     code = (
         "import sys, time; from pathlib import Path\n"
-        "from pipelines.containers import mlflow_server\n"
+        "from pipelines.local.containers import mlflow_server\n"
         "with mlflow_server(Path(sys.argv[1])) as uri:\n"
         "    print(uri, flush=True); time.sleep(600)\n"
     )
@@ -82,7 +82,7 @@ def test_containers_refuse_to_start_without_a_docker_engine(tiny_data, tmp_path,
 def test_step_runs_record_the_process_uid_and_the_image(mlflow_store, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking import step_run
+    from components.common.tracking.runs import step_run
 
     monkeypatch.setenv("SEGPIPE_IMAGE", "segpipe-trainer:9.9.9")
     with step_run("train", "segpipe", "pipeline-1") as run:

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from components.common.sample_data import ensure_sample_data, sample_set_problem
+from pipelines.sample_data import ensure_sample_data, sample_set_problem
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,7 +18,7 @@ def test_a_run_killed_while_writing_leaves_no_partial_set_and_the_next_writes_it
     tmp_path: Path,
 ):
     target = tmp_path / "sample"
-    code = "from components.common.sample_data import ensure_sample_data as e; "
+    code = "from pipelines.sample_data import ensure_sample_data as e; "
     code += f"e({str(target)!r}, count=3000, size=64)"
     writer = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
     staging = tmp_path / f"sample.tmp-{writer.pid}"

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from components.common.schema import MASK_ENCODED, decode_example, encode_example
+from components.common.data.schema import MASK_ENCODED, decode_example, encode_example
 
 
 def _png(array: np.ndarray, mode: str) -> bytes:

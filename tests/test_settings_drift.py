@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.common.config import ClusterConfig, PipelineConfig, RunContext, settings_of
-from components.common.step_component import expanded_types
-from pipelines.cli import main
+from components.common.settings.config import ClusterConfig, PipelineConfig, RunContext, settings_of
+from components.common.settings.step_component import expanded_types
+from pipelines.cli.main import main
 
 # (the compiled task, the step function, the core function it calls)
 STEPS = [
@@ -163,7 +163,7 @@ class _Artifact:
 def test_every_field_reaches_the_step_with_its_value(step, function, core, tmp_path, monkeypatch):
     """The component's function as KFP runs it in the task, with a stand-in core function
     catching what the step passes on."""
-    from components.common.step_component import step_component
+    from components.common.settings.step_component import step_component
 
     caught = []
     kinds = list(expanded_types(_function(function)).values())
@@ -215,8 +215,8 @@ def test_every_field_reaches_the_step_with_its_value(step, function, core, tmp_p
 
 
 def test_a_task_missing_a_field_is_an_error():
-    from components.common.config import TrainConfig
-    from components.common.step_component import from_inputs
+    from components.common.settings.config import TrainConfig
+    from components.common.settings.step_component import from_inputs
 
     inputs = dataclasses.asdict(TrainConfig())
     assert from_inputs(TrainConfig, {**inputs, "dataset": object()}) == TrainConfig()

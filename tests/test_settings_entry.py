@@ -10,9 +10,14 @@ import pytest
 from fake_kfp import FakeKfpServer
 from settings_typos import TYPOS
 
-from components.common.config import ClusterConfig, GatePolicy, PipelineConfig, PublishConfig
-from pipelines.cli import main
-from pipelines.params import SECTION_TITLES
+from components.common.settings.config import (
+    ClusterConfig,
+    GatePolicy,
+    PipelineConfig,
+    PublishConfig,
+)
+from pipelines.cli.main import main
+from pipelines.cli.params import SECTION_TITLES
 
 TYPO_IDS = [typo.split("=")[0] for typo, _ in TYPOS]
 
@@ -151,7 +156,7 @@ def test_settings_the_rules_allow_pass():
 
 def test_a_json_number_of_the_other_kind_is_taken_as_the_settings_type():
     """KFP hands a float input of value 1 to the component as the JSON number 1."""
-    from components.common.config import TrainConfig
+    from components.common.settings.config import TrainConfig
 
     config = TrainConfig(learning_rate=1, epochs=3.0)
     assert type(config.learning_rate) is float and type(config.epochs) is int
@@ -179,7 +184,7 @@ def test_segpipe_params_lists_every_parameter_by_step_with_type_default_and_help
 
 def test_segpipe_params_shows_a_presets_values_as_overrides(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    from pipelines.params import describe_parameters
+    from pipelines.cli.params import describe_parameters
 
     assert main(["params", "--preset", "camvid"]) == 0
     assert capsys.readouterr().out.strip() == describe_parameters("camvid", 80).strip()
@@ -187,7 +192,7 @@ def test_segpipe_params_shows_a_presets_values_as_overrides(capsys, monkeypatch)
     assert "* set by --preset camvid" in out
     lines = {line[2:].split()[0]: line for line in out.splitlines() if line[:2] in ("  ", "* ")}
     assert lines["epochs"].startswith("* epochs ")
-    from components.common.presets import PRESETS
+    from pipelines.presets import PRESETS
 
     assert lines["epochs"][2:].split()[:3] == ["epochs", "int", str(PRESETS["camvid"]["epochs"])]
     assert "passes over the train split [>= 1] (default 20)" in lines["epochs"]
@@ -205,7 +210,7 @@ def test_step_cli_flags_carry_the_settings_help():
     import argparse
 
     from components.common.cli import add_config_flags
-    from components.common.config import TrainConfig
+    from components.common.settings.config import TrainConfig
 
     parser = argparse.ArgumentParser()
     add_config_flags(parser, TrainConfig)
@@ -218,7 +223,7 @@ def test_step_cli_flags_carry_the_settings_help():
 
 
 def test_the_pipeline_accepts_every_preset(tmp_path: Path):
-    from components.common.presets import PRESETS
+    from pipelines.presets import PRESETS
 
     for name in PRESETS:
         assert (

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from components.common import storage
-from components.common.config import PreprocessConfig, SnapshotConfig, TrainConfig
-from components.common.lineage import (
+from components.common.data.manifest import manifest_sha256, read_manifest, write_manifest
+from components.common.data.manifest_diff import diff_manifests
+from components.common.settings.config import PreprocessConfig, SnapshotConfig, TrainConfig
+from components.common.tracking.lineage import (
     DATA_FINGERPRINT_TAG,
     LINEAGE_TAGS,
     MANIFEST_URI_TAG,
@@ -20,10 +22,8 @@ from components.common.lineage import (
     data_fingerprint,
     training_settings_sha256,
 )
-from components.common.manifest import manifest_sha256, read_manifest, write_manifest
-from components.common.manifest_diff import diff_manifests
-from components.common.sample_data import write_sample_data
 from components.snapshot.snapshot import list_manifest, take_snapshot
+from pipelines.sample_data import write_sample_data
 
 CONFIG = PreprocessConfig()
 
@@ -214,7 +214,7 @@ def _champion_from(snapshot_dir: Path, train: TrainConfig, name: str = "segpipe-
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from components.common.lineage import log_training_data
+    from components.common.tracking.lineage import log_training_data
 
     mlflow.set_experiment("segpipe")
     with mlflow.start_run() as run:
@@ -314,7 +314,7 @@ def test_an_unreadable_champion_lineage_is_never_unchanged_and_the_report_says_w
     one it recorded, or when its training settings are not recorded at all."""
     from mlflow.tracking import MlflowClient
 
-    from components.common.lineage import MANIFEST_SHA256_TAG
+    from components.common.tracking.lineage import MANIFEST_SHA256_TAG
 
     client = MlflowClient(mlflow_store)
     train, skip = TrainConfig(epochs=1), SnapshotConfig(skip_unchanged=True)
@@ -347,7 +347,7 @@ def test_an_unreadable_champion_lineage_is_never_unchanged_and_the_report_says_w
 def test_a_registry_that_cannot_be_read_means_the_run_goes_on(
     monkeypatch, mlflow_store, data: Path, tmp_path: Path
 ):
-    import components.common.registry as registry
+    import components.common.tracking.registry as registry
 
     def unreachable(*args, **kwargs):
         raise ConnectionError("registry down")
@@ -369,7 +369,7 @@ def test_the_dataset_input_needs_no_pandas(tmp_path: Path, data: Path):
 
     code = (
         "import sys; sys.modules['pandas'] = None\n"
-        "from components.common.lineage import _dataset_source\n"
+        "from components.common.tracking.lineage import _dataset_source\n"
         "from mlflow.data.meta_dataset import MetaDataset\n"
         f"print(MetaDataset(_dataset_source({str(data)!r}), name='d', digest='x').digest)"
     )
@@ -392,8 +392,8 @@ def test_two_versions_lead_back_to_their_manifests_and_their_difference(
 ):
     from mlflow.tracking import MlflowClient
 
-    from components.common.lineage import MANIFEST_SHA256_TAG
-    from components.common.version_data import diff_versions, version_data
+    from components.common.tracking.lineage import MANIFEST_SHA256_TAG
+    from components.common.tracking.version_data import diff_versions, version_data
 
     train, settings = TrainConfig(), SnapshotConfig()
     snapshot = take_snapshot(

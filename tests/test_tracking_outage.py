@@ -146,7 +146,7 @@ def _dead_uri() -> str:
 def test_calls_to_a_dead_server_are_retried_for_the_window_then_refused():
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking_outage import OutageWindow, TrackingOutage, bounded_requests
+    from components.common.tracking.outage import OutageWindow, TrackingOutage, bounded_requests
 
     uri = _dead_uri()
     outage = OutageWindow(3, uri)
@@ -165,7 +165,7 @@ def test_while_the_server_is_down_a_try_costs_a_connect_and_other_errors_pass_th
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking_outage import OutageWindow, bounded_requests, is_outage
+    from components.common.tracking.outage import OutageWindow, bounded_requests, is_outage
 
     uri = _dead_uri()
     outage = OutageWindow(60, uri)
@@ -269,7 +269,7 @@ def test_a_failing_train_step_leaves_its_runs_failed(server, tiny_shards, tmp_pa
     """Where the server answers, an error marks the step's run and the pipeline run FAILED."""
     import shutil
 
-    from components.common.config import TrainConfig
+    from components.common.settings.config import TrainConfig
     from components.train.trainer import train
 
     broken = tmp_path / "no-shards"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.common.config import TrainConfig
+from components.common.settings.config import TrainConfig
 from components.train.hardware import (
     DeviceFacts,
     choose_precision,
@@ -299,7 +299,7 @@ def test_export_resizes_like_training_so_thin_stripes_do_not_alias(tmp_path):
     import keras
     import tensorflow as tf
 
-    from components.common.dataset import DatasetInfo
+    from components.common.data.dataset import DatasetInfo
     from components.common.saved_model import load_segmenter
     from components.train.export import export_model
 
@@ -422,7 +422,7 @@ def test_every_train_setting_reaches_the_train_task_with_a_durable_checkpoint_de
     import yaml
     from kfp import compiler
 
-    from components.common.images import step_images
+    from pipelines.images import step_images
     from pipelines.pipeline import build_pipeline
 
     path = tmp_path / "pipeline.yaml"
@@ -449,7 +449,7 @@ def test_flip_tta_export_averages_each_image_with_its_mirror(tmp_path):
     import keras
     import numpy as np
 
-    from components.common.dataset import DatasetInfo
+    from components.common.data.dataset import DatasetInfo
     from components.common.saved_model import load_signatures, read_model_info, segmenter
     from components.train.export import export_model
     from components.train.model import build_unet
@@ -512,7 +512,7 @@ def test_unet_takes_any_size_and_returns_logits_at_it():
 def test_a_model_of_any_size_exports_at_the_input_size_it_was_given(tmp_path):
     import tensorflow as tf
 
-    from components.common.dataset import DatasetInfo
+    from components.common.data.dataset import DatasetInfo
     from components.common.saved_model import load_segmenter, read_model_info
     from components.train.export import export_model
     from components.train.model import build_unet
@@ -528,7 +528,7 @@ def test_a_model_of_any_size_exports_at_the_input_size_it_was_given(tmp_path):
 
 
 def test_refit_counts_both_splits_and_refuses_what_it_cannot_check():
-    from components.common.config import PipelineConfig
+    from components.common.settings.config import PipelineConfig
     from components.train.trainer import train_steps, training_splits
 
     stats = {"splits": {"train": {"examples": 10}, "val": {"examples": 6}}}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from components.common.config import PipelineConfig, TrainConfig
-from components.common.presets import PRESETS
+from components.common.settings.config import PipelineConfig, TrainConfig
+from pipelines.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_defaults_and_presets_are_valid_settings():
 
 
 def test_segpipe_refuses_a_bad_setting_before_running_anything(tmp_path):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     with pytest.raises(SystemExit, match="invalid setting: epochs must be >= 1, got -1"):
         main(["run", "--workdir", str(tmp_path), "--param", "epochs=-1"])
@@ -122,12 +122,12 @@ import sys, time
 from pathlib import Path
 folder, start, how = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 uri = f"sqlite:///{folder / 'mlflow.db'}"
-import mlflow, pipelines.local
-from components.common.tracking import step_run
+import mlflow, pipelines.local.runner
+from components.common.tracking.runs import step_run
 while time.time() < start:  # both processes touch the new store at the same moment
     time.sleep(0.001)
 if how == "segpipe-run":
-    pipelines.local._ensure_experiment(uri, "segpipe", folder / "mlartifacts")
+    pipelines.local.runner._ensure_experiment(uri, "segpipe", folder / "mlartifacts")
 else:
     import os
     os.environ["MLFLOW_TRACKING_URI"] = uri

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 REGISTRY = "reg.example/t"
 TRAINER = f"{REGISTRY}/segpipe-trainer:1.2.3"

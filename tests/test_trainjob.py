@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.common.config import TrainConfig
+from components.common.settings.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 # ../shared/k8s next to a clone; ../../shared/k8s from a worktree kept under wt/

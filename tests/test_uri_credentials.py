@@ -31,8 +31,8 @@ def test_scrub_removes_the_secrets_of_a_uri_from_an_error_message():
 
 
 def test_unreachable_server_messages_never_show_the_token():
-    from components.common.tracking import check_reachable
-    from components.common.tracking_outage import OutageWindow
+    from components.common.tracking.outage import OutageWindow
+    from components.common.tracking.runs import check_reachable
 
     uri = "http://127.0.0.1:9/?token=s3cret"  # nothing listens on the discard port
     with pytest.raises(RuntimeError) as refused:

@@ -1,1 +1,2 @@
-"""What several steps share: config, the TFRecord schema, storage and tracking helpers."""
+"""What several steps share, in wings by concern: settings/, tracking/, data/; storage, errors,
+progress and CLI plumbing at this level."""

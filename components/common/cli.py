@@ -13,9 +13,9 @@ import traceback
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from components.common.config import help_of, setting_types, settings_of
 from components.common.errors import EXPECTED_BUILTINS, SegpipeError
-from components.common.tracking import error_summary
+from components.common.settings.config import help_of, setting_types, settings_of
+from components.common.tracking.runs import error_summary
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.config import GatePolicy, PublishConfig
+from components.common.settings.config import GatePolicy, PublishConfig
 
 
 def main(argv: list[str] | None = None) -> int:

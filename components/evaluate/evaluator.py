@@ -11,10 +11,10 @@ import tempfile
 from dataclasses import dataclass
 
 from components.common import storage, verdict
-from components.common.config import GatePolicy
-from components.common.dataset import read_dataset_info
-from components.common.digest import folder_sha256
-from components.common.tracking import check_reachable, step_run, tracking_uri
+from components.common.data.dataset import read_dataset_info
+from components.common.data.digest import folder_sha256
+from components.common.settings.config import GatePolicy
+from components.common.tracking.runs import check_reachable, step_run, tracking_uri
 from components.evaluate.drift import DataDrift, compare_stats
 from components.evaluate.gate import Decision, check_policy, decide
 from components.evaluate.metrics import SegmentationMetrics, compute_metrics
@@ -73,7 +73,7 @@ def evaluate(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from components.common.registry import alias_version, download_version
+    from components.common.tracking.registry import alias_version, download_version
     from components.evaluate.report import render_report, write_image_table
     from components.evaluate.scoring import score_model
 
@@ -84,7 +84,7 @@ def evaluate(
     outputs = tempfile.mkdtemp(prefix="segpipe-evaluate-")
     with step_run("evaluate", experiment, pipeline_run_id, dataset_dir=dataset_dir) as run:
         if snapshot_dir:
-            from components.common.lineage import log_training_data
+            from components.common.tracking.lineage import log_training_data
 
             log_training_data(snapshot_dir, context="evaluation")
         scores = score_model(model_dir, dataset_dir, policy.eval_split, info)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components.common.config import ANY_CLASS, GatePolicy
+from components.common.settings.config import ANY_CLASS, GatePolicy
 from components.evaluate.drift import DataDrift
 from components.evaluate.metrics import SegmentationMetrics
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from components.common.dataset import DatasetInfo
+from components.common.data.dataset import DatasetInfo
 from components.evaluate.metrics import compute_metrics, update_confusion
 
 
@@ -68,7 +68,7 @@ def _read_split(pattern: str, batch_size: int):
     """Batches of (uint8 images, uint8 masks [N,H,W], source ids) in file order."""
     import tensorflow as tf
 
-    from components.common.schema import decode_example
+    from components.common.data.schema import decode_example
 
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from components.common import verdict
 from components.common.errors import StepFailed
-from components.common.lineage import (
+from components.common.tracking.lineage import (
     CHANGED_OUTCOME,
     DATA_CHANGES_TAG,
     LINEAGE_UNVERIFIED_TAG,
@@ -17,7 +17,7 @@ from components.common.lineage import (
     SKIPPED_TAG,
     UNCHANGED_OUTCOME,
 )
-from components.common.pipeline_runs import (
+from components.common.tracking.pipeline_runs import (
     NOTE_TAG,
     PIPELINE_RUN_TAG,
     STEP_TAG,
@@ -27,7 +27,7 @@ from components.common.pipeline_runs import (
     has_step,
     nest_preprocess,
 )
-from components.common.tracking import (
+from components.common.tracking.runs import (
     ERROR_TAG,
     check_reachable,
     prepare_experiment,

@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 from kfp.dsl import Markdown, Output, PipelineTaskFinalStatus
 
-from components.common.step_component import step_component
+from components.common.settings.step_component import step_component
 
 
 # The settings arrive as dataclasses; step_component gives kfp one input per field.

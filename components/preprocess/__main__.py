@@ -12,7 +12,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.config import PreprocessConfig
+from components.common.settings.config import PreprocessConfig
 
 EXAMPLES = """examples:
   # images/NAME.png + masks/NAME.png

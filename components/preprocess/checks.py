@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from components.common.config import IGNORE_LABEL, PreprocessConfig
 from components.common.errors import SegpipeError
+from components.common.settings.config import IGNORE_LABEL, PreprocessConfig
 
 
 class UnusableLabels(SegpipeError, RuntimeError):

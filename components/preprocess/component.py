@@ -2,8 +2,8 @@
 
 from kfp.dsl import Dataset, Markdown, Metrics, Output
 
-from components.common.config import PreprocessConfig
-from components.common.step_component import step_component
+from components.common.settings.config import PreprocessConfig
+from components.common.settings.step_component import step_component
 
 
 # The settings arrive as dataclasses; step_component gives kfp one input per field.

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from components.common.config import IGNORE_LABEL, PreprocessConfig
-from components.common.image_files import (
+from components.common.data.image_files import (
     ImageTooLarge,
     UnreadableImage,
     decode_image,
@@ -17,8 +16,9 @@ from components.common.image_files import (
     printable,
     to_display_image,
 )
-from components.common.schema import encode_example
-from components.common.sources import SourcePair
+from components.common.data.schema import encode_example
+from components.common.data.sources import SourcePair
+from components.common.settings.config import IGNORE_LABEL, PreprocessConfig
 
 # Masks are arrays of class ids; these modes hold one channel, so they can be read as such.
 _ONE_CHANNEL_MODES = ("L", "P", "1", "I", "I;16", "I;16B", "I;16L")

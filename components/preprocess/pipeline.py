@@ -14,12 +14,12 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.common import storage
-from components.common.config import IGNORE_LABEL, PreprocessConfig
-from components.common.dataset import DatasetInfo, class_names_for, write_dataset_info
+from components.common.data.dataset import DatasetInfo, class_names_for, write_dataset_info
+from components.common.data.image_files import printable
+from components.common.data.sources import SourcePair
+from components.common.data.unused_files import IGNORED_FILE, list_inputs, write_ignored
 from components.common.errors import SegpipeError
-from components.common.image_files import printable
-from components.common.sources import SourcePair
-from components.common.unused_files import IGNORED_FILE, list_inputs, write_ignored
+from components.common.settings.config import IGNORE_LABEL, PreprocessConfig
 from components.preprocess.checks import check_classes, check_encoding, check_splits
 from components.preprocess.examples import RejectedInput, encode_pair
 from components.preprocess.split import SPLITS, assign_split

@@ -6,10 +6,10 @@ import dataclasses
 from collections.abc import Sequence
 
 from components.common import storage
-from components.common.config import PreprocessConfig
-from components.common.lineage import DATA_FINGERPRINT_TAG
-from components.common.tracking import step_run
-from components.common.unused_files import IGNORED_FILE
+from components.common.data.unused_files import IGNORED_FILE
+from components.common.settings.config import PreprocessConfig
+from components.common.tracking.lineage import DATA_FINGERPRINT_TAG
+from components.common.tracking.runs import step_run
 from components.preprocess.pipeline import PreprocessResult, run_preprocess
 
 LINEAGE_FILE = "lineage.json"

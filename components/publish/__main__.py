@@ -11,7 +11,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.config import PublishConfig
+from components.common.settings.config import PublishConfig
 
 
 def main(argv: list[str] | None = None) -> int:

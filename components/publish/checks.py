@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 
 from components.common import verdict
-from components.common.digest import folder_sha256
+from components.common.data.digest import folder_sha256
 from components.common.errors import SegpipeError
-from components.common.registry import alias_version, run_versions
-from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG, tracking_uri
+from components.common.tracking.registry import alias_version, run_versions
+from components.common.tracking.runs import PIPELINE_RUN_TAG, STEP_TAG, tracking_uri
 
 ROLLED_BACK_TAG = "segpipe.rolled_back"  # on a version `segpipe rollback` took the alias from
 

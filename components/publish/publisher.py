@@ -9,11 +9,11 @@ import time
 from dataclasses import dataclass
 
 from components.common import verdict
-from components.common.config import PublishConfig
-from components.common.digest import folder_sha256
-from components.common.lineage import LINEAGE_TAGS
-from components.common.registry import alias_version, run_versions
-from components.common.tracking import (
+from components.common.data.digest import folder_sha256
+from components.common.settings.config import PublishConfig
+from components.common.tracking.lineage import LINEAGE_TAGS
+from components.common.tracking.registry import alias_version, run_versions
+from components.common.tracking.runs import (
     PIPELINE_RUN_TAG,
     check_reachable,
     check_store_exists,
@@ -98,7 +98,7 @@ def publish(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking import step_run
+    from components.common.tracking.runs import step_run
 
     check_reachable(tracking_uri())  # before anything is registered or copied
     fingerprint, data_summary = dataset_fingerprint(dataset_dir) if dataset_dir else (None, {})
@@ -300,7 +300,7 @@ def promote(model_name: str, version: str, reason: str, force: bool, alias: str 
 
 def _pipeline_parent(client, version) -> str | None:
     """The MLflow parent run of the pipeline run that trained `version`, if it can be found."""
-    from components.common.pipeline_runs import find_parent
+    from components.common.tracking.pipeline_runs import find_parent
 
     pipeline_run_id = (version.tags or {}).get(PIPELINE_RUN_TAG)
     if not pipeline_run_id or not version.run_id:

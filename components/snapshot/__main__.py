@@ -11,7 +11,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.config import (
+from components.common.settings.config import (
     PreprocessConfig,
     PublishConfig,
     SnapshotConfig,

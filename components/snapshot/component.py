@@ -2,13 +2,13 @@
 
 from kfp.dsl import Dataset, Markdown, Output
 
-from components.common.config import (
+from components.common.settings.config import (
     PreprocessConfig,
     RunContext,
     SnapshotConfig,
     TrainConfig,
 )
-from components.common.step_component import step_component
+from components.common.settings.step_component import step_component
 
 
 # The settings arrive as dataclasses; step_component gives kfp one input per field.
@@ -35,7 +35,7 @@ def snapshot(
         report: what changed since the champion's data, as Markdown (output).
         pipeline_run_id: the KFP run id; names the MLflow parent run.
     """
-    from components.common.lineage import CHANGED_OUTCOME, UNCHANGED_OUTCOME
+    from components.common.tracking.lineage import CHANGED_OUTCOME, UNCHANGED_OUTCOME
     from components.snapshot.report import headline
     from components.snapshot.snapshot import take_snapshot
 

@@ -8,8 +8,22 @@ import time
 from dataclasses import asdict, dataclass, replace
 
 from components.common import storage
-from components.common.config import PreprocessConfig, SnapshotConfig, TrainConfig
-from components.common.lineage import (
+from components.common.data.manifest import (
+    MANIFEST_FILE,
+    ManifestRow,
+    build_rows,
+    manifest_sha256,
+    write_manifest,
+)
+from components.common.data.manifest_diff import ManifestDiff, diff_manifests
+from components.common.data.unused_files import (
+    IGNORED_FILE,
+    IgnoredFile,
+    list_inputs,
+    write_ignored,
+)
+from components.common.settings.config import PreprocessConfig, SnapshotConfig, TrainConfig
+from components.common.tracking.lineage import (
     DATA_CHANGES_TAG,
     DATA_FINGERPRINT_TAG,
     DIFF_FILE,
@@ -24,20 +38,6 @@ from components.common.lineage import (
     data_fingerprint,
     log_training_data,
     training_settings_sha256,
-)
-from components.common.manifest import (
-    MANIFEST_FILE,
-    ManifestRow,
-    build_rows,
-    manifest_sha256,
-    write_manifest,
-)
-from components.common.manifest_diff import ManifestDiff, diff_manifests
-from components.common.unused_files import (
-    IGNORED_FILE,
-    IgnoredFile,
-    list_inputs,
-    write_ignored,
 )
 from components.snapshot.report import REPORT_FILE, headline, render_report
 
@@ -130,7 +130,7 @@ def take_snapshot(
     """Write the manifest, its fingerprints and the diff against `model_name@alias`'s manifest
     to `output_dir` (manifest.parquet, snapshot.json, diff.json, report.md), tracked in an MLflow
     run; decide whether the run can end here (unchanged and `skip_unchanged`)."""
-    from components.common.tracking import step_run
+    from components.common.tracking.runs import step_run
 
     started = time.monotonic()
     rows, ignored = list_data(data_dir, preprocess, settings.hash_local_files)
@@ -194,9 +194,9 @@ def _champion(model_name: str, alias: str) -> tuple[Baseline, list[ManifestRow] 
     """
     from mlflow.tracking import MlflowClient
 
-    from components.common.registry import alias_version
-    from components.common.tracking import tracking_uri
-    from components.common.version_data import version_data
+    from components.common.tracking.registry import alias_version
+    from components.common.tracking.runs import tracking_uri
+    from components.common.tracking.version_data import version_data
 
     client = MlflowClient(tracking_uri())
     try:

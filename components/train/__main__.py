@@ -13,7 +13,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.config import PublishConfig, TrainConfig
+from components.common.settings.config import PublishConfig, TrainConfig
 from components.train.cluster_env import jobset_tf_config
 from components.train.hardware import is_multi_worker
 

@@ -2,8 +2,8 @@
 
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components.common.config import RunContext, TrainConfig
-from components.common.step_component import step_component
+from components.common.settings.config import RunContext, TrainConfig
+from components.common.settings.step_component import step_component
 
 
 # The settings arrive as `config` and `run`; step_component gives kfp one input per field.

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from components.common.config import IGNORE_LABEL
-from components.common.schema import decode_example
+from components.common.data.schema import decode_example
+from components.common.settings.config import IGNORE_LABEL
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -10,7 +10,7 @@ import time
 import keras
 
 from components.common import progress, storage
-from components.common.tracking_outage import OutageWindow
+from components.common.tracking.outage import OutageWindow
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import os
 import keras
 import tensorflow as tf
 
-from components.common.dataset import DatasetInfo
+from components.common.data.dataset import DatasetInfo
 from components.common.saved_model import (
     CLASS_IDS,
     IMAGE_BYTES,

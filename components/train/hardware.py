@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from components.common.config import PRECISIONS
+from components.common.settings.config import PRECISIONS
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from kfp.dsl import Dataset, Input, Model, Output
 
-from components.common.config import ClusterConfig, RunContext, TrainConfig
-from components.common.step_component import step_component
+from components.common.settings.config import ClusterConfig, RunContext, TrainConfig
+from components.common.settings.step_component import step_component
 
 
 # The settings arrive as dataclasses; step_component gives kfp one input per field.

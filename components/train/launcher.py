@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from components.common.cli import config_flags
-from components.common.config import TrainConfig
 from components.common.errors import SegpipeError
 from components.common.pods import MLFLOW_SECRET_OPTIONAL, MLFLOW_SECRET_REQUIRED
+from components.common.settings.config import TrainConfig
 from components.train import trainjob
 
 log = logging.getLogger(__name__)
@@ -325,8 +325,8 @@ def collect_model(experiment: str, pipeline_run_id: str, model_dir: str) -> str:
     """The chief's MLflow run id; its logged model copied into `model_dir`."""
     import mlflow
 
-    from components.common.step_runs import find_step_run_id
-    from components.common.tracking import tracking_uri
+    from components.common.tracking.runs import tracking_uri
+    from components.common.tracking.step_runs import find_step_run_id
 
     run_id = find_step_run_id(experiment, pipeline_run_id, "train")
     mlflow.set_tracking_uri(tracking_uri())
@@ -373,7 +373,7 @@ def launch(
     if snapshot_dir:
         import mlflow
 
-        from components.common.lineage import log_training_data
+        from components.common.tracking.lineage import log_training_data
 
         with mlflow.start_run(run_id=run_id):
             log_training_data(snapshot_dir, context="training", model_run=True)

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from components.common.dataset import DatasetInfo
+from components.common.data.dataset import DatasetInfo
 
 MLMODEL_FILE = "MLmodel"
 ARTIFACT_PATH = "model"  # where train logs the folder in its run; what publish registers

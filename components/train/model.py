@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from components.common.config import ARCHITECTURES
+from components.common.settings.config import ARCHITECTURES
 from components.train.fused_batch_norm import FusedBatchNormalization
 
 

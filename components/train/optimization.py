@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from components.common.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig
+from components.common.settings.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig
 
 
 @keras.saving.register_keras_serializable(package="segpipe")

@@ -15,16 +15,16 @@ import mlflow
 import tensorflow as tf
 
 from components.common import storage
-from components.common.config import PublishConfig, TrainConfig
-from components.common.dataset import DatasetInfo, read_dataset_info
-from components.common.lineage import (
+from components.common.data.dataset import DatasetInfo, read_dataset_info
+from components.common.settings.config import PublishConfig, TrainConfig
+from components.common.tracking.lineage import (
     TRAIN_SETTINGS_TAG,
     log_training_data,
     training_settings_sha256,
 )
-from components.common.step_runs import find_step_run_id
-from components.common.tracking import step_run, tracking_uri
-from components.common.tracking_outage import OutageWindow, bounded_requests, request_timeout_s
+from components.common.tracking.outage import OutageWindow, bounded_requests, request_timeout_s
+from components.common.tracking.runs import step_run, tracking_uri
+from components.common.tracking.step_runs import find_step_run_id
 from components.train import checkpoints, distributed, hardware
 from components.train.data import Augmentation, make_dataset
 from components.train.epoch_metrics import (

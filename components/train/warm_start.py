@@ -72,8 +72,8 @@ def champion_weights(model_name: str, alias: str = "champion") -> str | None:
     """Local path of `model_name@alias`'s layer weights; None when there is no such model."""
     from mlflow.tracking import MlflowClient
 
-    from components.common.registry import alias_version, download_version
-    from components.common.tracking import tracking_uri
+    from components.common.tracking.registry import alias_version, download_version
+    from components.common.tracking.runs import tracking_uri
 
     version = alias_version(MlflowClient(tracking_uri()), model_name, alias)
     if version is None:

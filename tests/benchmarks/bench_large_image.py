@@ -22,9 +22,9 @@ from PIL import Image
 ENCODE = """
 import resource
 import sys
-from components.common.config import PreprocessConfig
+from components.common.settings.config import PreprocessConfig
 from components.preprocess.examples import RejectedInput, encode_pair
-from components.common.sources import SourcePair
+from components.common.data.sources import SourcePair
 
 folder, max_pixels = sys.argv[1], int(sys.argv[2])
 config = PreprocessConfig(num_classes=3, image_height=128, image_width=128, max_pixels=max_pixels)
@@ -63,7 +63,7 @@ def peak_rss_mb(folder: Path, max_pixels: int) -> tuple[str, float]:
 
 
 def main() -> None:
-    from components.common.config import DEFAULT_MAX_PIXELS
+    from components.common.settings.config import DEFAULT_MAX_PIXELS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sides", default="64,8000,10000,13000")

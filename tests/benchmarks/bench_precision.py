@@ -20,7 +20,7 @@ def val_curve(preset: dict, epochs: int, precision: str) -> tuple[list[float], l
     """(val mean IoU per epoch, seconds per epoch) of `epochs` epochs at `precision`."""
     from mlflow.tracking import MlflowClient
 
-    from components.common.config import TrainConfig
+    from components.common.settings.config import TrainConfig
     from components.train.trainer import train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -38,7 +38,7 @@ def val_curve(preset: dict, epochs: int, precision: str) -> tuple[list[float], l
 
 
 def main() -> int:
-    from components.common.presets import preset_parameters
+    from pipelines.presets import preset_parameters
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="camvid")

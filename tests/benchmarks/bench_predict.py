@@ -36,7 +36,7 @@ def newest_export(workdir: Path) -> tuple[Path, dict, dict]:
 
 def train_config(params: dict):
     """The TrainConfig a train run logged as its params."""
-    from components.common.config import TrainConfig
+    from components.common.settings.config import TrainConfig
 
     fields = TrainConfig.__dataclass_fields__
     kinds = {name: type(field.default) for name, field in fields.items()}
@@ -52,7 +52,7 @@ def _float32_export(folder: Path, params: dict, target: Path) -> Path:
     """The same weights in a float32 model, exported the same way."""
     import keras
 
-    from components.common.dataset import DatasetInfo
+    from components.common.data.dataset import DatasetInfo
     from components.common.saved_model import read_model_info
     from components.train.export import export_model
     from components.train.model import build_model

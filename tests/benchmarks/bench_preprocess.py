@@ -48,7 +48,7 @@ def _baseline_worker(job):
     """Encode one shard's pairs and write them, as the Pool baseline's unit of work."""
     from apache_beam.io.tfrecordio import _TFRecordUtil
 
-    from components.common.config import PreprocessConfig
+    from components.common.settings.config import PreprocessConfig
     from components.preprocess.examples import RejectedInput, encode_pair
 
     pairs, path, config = job
@@ -69,8 +69,8 @@ def run_baseline(data: Path, output: Path, config: dict, shards: int) -> None:
     """The same work with multiprocessing.Pool, one process per core."""
     import multiprocessing
 
-    from components.common.config import PreprocessConfig
-    from components.common.sources import list_sources
+    from components.common.data.sources import list_sources
+    from components.common.settings.config import PreprocessConfig
 
     pairs = list_sources(str(data), PreprocessConfig(**config))
     output.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def run_baseline(data: Path, output: Path, config: dict, shards: int) -> None:
 
 def run_beam(data: Path, output: Path, config: dict, shards: int) -> None:
     """The Beam job itself (DirectRunner, one worker per core), without the MLflow step."""
-    from components.common.config import PreprocessConfig
+    from components.common.settings.config import PreprocessConfig
     from components.preprocess.pipeline import run_preprocess
 
     run_preprocess(str(data), str(output), PreprocessConfig(**config, num_shards=shards))

@@ -27,9 +27,9 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from components.common.config import PreprocessConfig
-from components.common.lineage import data_fingerprint
-from components.common.manifest import manifest_sha256, write_manifest
+from components.common.data.manifest import manifest_sha256, write_manifest
+from components.common.settings.config import PreprocessConfig
+from components.common.tracking.lineage import data_fingerprint
 from components.snapshot.snapshot import list_manifest
 
 CONFIG = PreprocessConfig()

@@ -117,7 +117,7 @@ def train_steps(config, num_classes: int, steps: int) -> list[dict]:
 
 def _shards(preset: dict, data: Path) -> Path:
     """The preset's shards of `data`, made once under build/bench/."""
-    from components.common.config import PreprocessConfig
+    from components.common.settings.config import PreprocessConfig
     from components.preprocess.pipeline import run_preprocess
 
     fields = {f.name for f in dataclasses.fields(PreprocessConfig)}
@@ -133,7 +133,7 @@ def epochs(preset: dict, data: Path, count: int) -> tuple[list[dict[str, float]]
     precision it chose."""
     from mlflow.tracking import MlflowClient
 
-    from components.common.config import TrainConfig
+    from components.common.settings.config import TrainConfig
     from components.train.trainer import train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -155,8 +155,8 @@ def epochs(preset: dict, data: Path, count: int) -> tuple[list[dict[str, float]]
 def main() -> int:
     import json
 
-    from components.common.presets import preset_parameters
     from components.common.storage import read_json
+    from pipelines.presets import preset_parameters
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="camvid")
@@ -165,7 +165,7 @@ def main() -> int:
     parser.add_argument("--skip-epochs", action="store_true", help="parts 1 and 2 only")
     args = parser.parse_args()
     preset = preset_parameters(args.preset)
-    from components.common.config import TrainConfig
+    from components.common.settings.config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in preset.items() if k in fields})

@@ -58,7 +58,7 @@ def flip_tta_export(folder: Path, params: dict, precision: str, target: Path) ->
     """The same weights, exported again with flip test-time augmentation."""
     import keras
 
-    from components.common.dataset import DatasetInfo
+    from components.common.data.dataset import DatasetInfo
     from components.common.saved_model import read_model_info
     from components.train.export import export_model
     from components.train.model import build_model

@@ -33,7 +33,7 @@ def client():
     """A client of the run's MLflow store, served again by a server on 127.0.0.1."""
     from mlflow.tracking import MlflowClient
 
-    from pipelines.containers import mlflow_server
+    from pipelines.local.containers import mlflow_server
 
     with mlflow_server(RUN / "mlflow-server") as uri:
         yield MlflowClient(uri)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.vertex import VertexTraining
+from pipelines.cluster.vertex import VertexTraining
 
 
 def compile_for_cluster(
@@ -19,11 +19,11 @@ def compile_for_cluster(
 
     `defaults` become the compiled parameters' defaults. Nothing secret is compiled in: the
     MLflow Secret is referenced by name (the `mlflow_secret` parameter), never by value.
-    `vertex`: the train step as a Vertex AI CustomJob (see pipelines/vertex.py).
+    `vertex`: the train step as a Vertex AI CustomJob (see pipelines/cluster/vertex.py).
     """
     from kfp import compiler
 
-    from components.common.images import cluster_registry, step_images
+    from pipelines.images import cluster_registry, step_images
     from pipelines.pipeline import build_pipeline
 
     images = step_images(cluster_registry(registry), tag)

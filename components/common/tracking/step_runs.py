@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.common.tracking import PIPELINE_RUN_TAG, STEP_TAG, tracking_uri
+from components.common.tracking.runs import PIPELINE_RUN_TAG, STEP_TAG, tracking_uri
 
 
 def find_step_run_id(experiment: str, pipeline_run_id: str, step: str) -> str:

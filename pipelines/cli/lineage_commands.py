@@ -7,7 +7,7 @@ import importlib.util
 import json
 import sys
 
-from components.common.config import PublishConfig
+from components.common.settings.config import PublishConfig
 
 SHOWN = 20  # ids listed per kind unless --all
 
@@ -19,8 +19,8 @@ def cmd_data_diff(args: argparse.Namespace) -> int:
         )
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking import check_reachable, check_store_exists, tracking_uri
-    from components.common.version_data import diff_versions
+    from components.common.tracking.runs import check_reachable, check_store_exists, tracking_uri
+    from components.common.tracking.version_data import diff_versions
 
     try:
         check_store_exists(tracking_uri(), "segpipe data-diff")

@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from components.common import storage
-from components.common.image_files import printable
-from components.common.sources import SourcePair
+from components.common.data.image_files import printable
+from components.common.data.sources import SourcePair
 
 MANIFEST_FILE = "manifest.parquet"
 CHUNK = 1 << 20

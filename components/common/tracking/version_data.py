@@ -5,9 +5,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 
-from components.common.lineage import DATA_FINGERPRINT_TAG, MANIFEST_SHA256_TAG, MANIFEST_URI_TAG
-from components.common.manifest import ManifestRow, manifest_sha256, read_manifest
-from components.common.manifest_diff import ManifestDiff, diff_manifests
+from components.common.data.manifest import ManifestRow, manifest_sha256, read_manifest
+from components.common.data.manifest_diff import ManifestDiff, diff_manifests
+from components.common.tracking.lineage import (
+    DATA_FINGERPRINT_TAG,
+    MANIFEST_SHA256_TAG,
+    MANIFEST_URI_TAG,
+)
 
 
 @dataclass(frozen=True)

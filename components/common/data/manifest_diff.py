@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from components.common.manifest import ManifestRow
+from components.common.data.manifest import ManifestRow
 
 # a changed input names what changed: its image, its mask, its split, or its listing problem
 _CHANGE_PARTS = {

@@ -10,8 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.common import storage
-from components.common.config import LAYOUTS
-from components.common.image_files import (
+from components.common.data.image_files import (
     IMAGE_EXTENSIONS,
     extension,
     has_image_extension,
@@ -20,6 +19,7 @@ from components.common.image_files import (
     not_a_file,
     printable,
 )
+from components.common.settings.config import LAYOUTS
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.common.config import help_of, pipeline_settings
+from components.common.settings.config import help_of, pipeline_settings
 
 
 def setting_docs(doc: str, names: list[str]) -> str:

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from components.common import progress
-from components.common.config import PublishConfig
 from components.common.errors import StepFailed
-from components.common.images import Images, step_images
-from pipelines.local import RunSummary, run_reported, summarize
+from components.common.settings.config import PublishConfig
+from pipelines.images import Images, step_images
+from pipelines.local.runner import RunSummary, run_reported, summarize
 from pipelines.pipeline import build_pipeline
 
 SERVER_START_TIMEOUT_S = 120.0

@@ -14,18 +14,18 @@ from pathlib import Path
 
 from components.common import progress
 from components.common.errors import SegpipeError, StepFailed
-from components.common.pipeline_runs import (
-    PIPELINE_RUN_TAG,
-    STEP_TAG,
-    ensure_parent,
-    read_lineage,
-)
-from components.common.tracking_outage import (
+from components.common.tracking.outage import (
     OutageWindow,
     TrackingOutage,
     bounded_requests,
     connect,
     is_outage,
+)
+from components.common.tracking.pipeline_runs import (
+    PIPELINE_RUN_TAG,
+    STEP_TAG,
+    ensure_parent,
+    read_lineage,
 )
 from components.common.uri_credentials import redact, scrub
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines import cluster_commands, lineage_commands, local_commands, params
+from pipelines.cli import cluster_commands, lineage_commands, local_commands, params
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,14 +11,14 @@ import shutil
 import textwrap
 
 from components.common.cli import parse_bool
-from components.common.config import (
+from components.common.settings.config import (
     ClusterConfig,
     PipelineConfig,
     help_of,
     pipeline_setting_types,
     pipeline_settings,
 )
-from components.common.presets import PRESETS, preset_parameters
+from pipelines.presets import PRESETS, preset_parameters
 
 PARAM_HELP = (
     "a pipeline parameter, repeatable; `segpipe params` lists every one with its type, "

@@ -20,7 +20,7 @@ def encode_example(
     source_id: str, image_png: bytes, mask_png: bytes, height: int, width: int
 ) -> bytes:
     """Serialize one PNG image + PNG class mask pair as a tf.train.Example (no TensorFlow)."""
-    from components.common.example_proto import example_classes
+    from components.common.data.example_proto import example_classes
 
     example = example_classes()["Example"]()
     features = example.features.feature

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from components.common import storage
-from components.common.image_files import printable
+from components.common.data.image_files import printable
 
 IGNORED_FILE = "ignored.jsonl"  # written next to rejects.jsonl (preprocess) and the manifest
 
@@ -27,7 +27,7 @@ def list_inputs(data_dir: str, config) -> tuple[list, list[IgnoredFile]]:
 
     On gs:// one listing of the data root answers every folder's listing after it.
     """
-    from components.common.sources import list_sources
+    from components.common.data.sources import list_sources
 
     with storage.remember_listings():
         if data_dir.startswith("gs://"):
@@ -60,7 +60,7 @@ def _same_form(path: str) -> str:
 
 def _layout_files(data_dir: str, config) -> list[str]:
     """Files the layout reads that are not inputs: its list files."""
-    from components.common.sources import parse_list_files, resolve_path
+    from components.common.data.sources import parse_list_files, resolve_path
 
     if config.layout == "list-files":
         return [resolve_path(data_dir, path) for path, _ in parse_list_files(config.list_files)]

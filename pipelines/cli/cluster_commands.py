@@ -9,8 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from components.common.config import ClusterConfig
-from pipelines.params import add_param_option, add_preset_option, parse_params
+from components.common.settings.config import ClusterConfig
+from pipelines.cli.params import add_param_option, add_preset_option, parse_params
 
 
 def _parse_pairs(pairs: list[str], flag: str) -> dict[str, str]:
@@ -25,7 +25,7 @@ def _parse_pairs(pairs: list[str], flag: str) -> dict[str, str]:
 
 
 def _compile(args: argparse.Namespace, output: str, defaults: dict[str, object]) -> None:
-    from pipelines.package import compile_for_cluster
+    from pipelines.cluster.package import compile_for_cluster
 
     try:
         compile_for_cluster(
@@ -42,7 +42,7 @@ def _compile(args: argparse.Namespace, output: str, defaults: dict[str, object])
 
 def _vertex_training(args: argparse.Namespace, defaults: dict[str, object]):
     """The Vertex AI CustomJob settings of `--train-engine vertex`, else None."""
-    from pipelines.vertex import VertexTraining
+    from pipelines.cluster.vertex import VertexTraining
 
     if args.train_engine != "vertex":
         return None
@@ -95,7 +95,7 @@ def _package(args: argparse.Namespace) -> Iterator[str]:
         if not args.package:
             _compile(args, path, {})
         if getattr(args, "no_cache", False):
-            from pipelines.cluster import without_cache
+            from pipelines.cluster.client import without_cache
 
             path = without_cache(path, str(Path(tmp, "pipeline-no-cache.yaml")))
         yield path
@@ -107,14 +107,14 @@ def _run_arguments(args: argparse.Namespace) -> dict[str, object]:
 
 def _check_connection_settings(args: argparse.Namespace) -> None:
     """Endpoint and token transport, checked before anything is compiled."""
-    from pipelines import cluster
+    from pipelines.cluster import client as cluster
 
     with _cluster_errors():
         cluster.check_token_transport(cluster.endpoint(args.host), args.insecure)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from pipelines import cluster
+    from pipelines.cluster import client as cluster
 
     arguments = _run_arguments(args)  # bad settings first, before any request
     _check_connection_settings(args)
@@ -137,7 +137,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from pipelines import cluster
+    from pipelines.cluster import client as cluster
 
     arguments = _run_arguments(args)  # bad settings first, before any request
     # a recurring run whose data and training settings equal the champion's ends after the
@@ -168,7 +168,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
-    from pipelines import cluster
+    from pipelines.cluster import client as cluster
 
     with _cluster_errors():
         connection = cluster.connect(args.host, args.namespace, args.insecure)
@@ -181,7 +181,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 
 def cmd_unschedule(args: argparse.Namespace) -> int:
-    from pipelines import cluster
+    from pipelines.cluster import client as cluster
 
     with _cluster_errors():
         cluster.unschedule(
@@ -192,7 +192,7 @@ def cmd_unschedule(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from pipelines import cluster
+    from pipelines.cluster import client as cluster
 
     with _cluster_errors():
         connection = cluster.connect(args.host, args.namespace, args.insecure)

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 
 from components.common import storage
-from components.common.config import PreprocessConfig, TrainConfig
+from components.common.settings.config import PreprocessConfig, TrainConfig
 
 SNAPSHOT_FILE = "snapshot.json"  # in the snapshot folder, next to manifest.parquet and diff.json
 DIFF_FILE = "diff.json"

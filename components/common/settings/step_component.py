@@ -24,8 +24,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from components.common.component_docs import setting_docs
-from components.common.config import TASK_INPUT_TYPES
+from components.common.settings.component_docs import setting_docs
+from components.common.settings.config import TASK_INPUT_TYPES
 
 
 def expanded_types(func: Callable) -> dict[str, type]:
@@ -97,7 +97,7 @@ def _shim(func: Callable) -> Callable:
     returns = _return_annotation(func)
     source = (
         f"def {func.__name__}(\n    {signature},\n){returns}:\n"
-        "    from components.common.step_component import call_step\n\n"
+        "    from components.common.settings.step_component import call_step\n\n"
         f"    return call_step({func.__module__!r}, {func.__name__!r}, locals())\n"
     )
     filename = f"<segpipe step {func.__module__}.{func.__name__}>"

@@ -10,8 +10,8 @@ import time
 import traceback
 from pathlib import Path
 
-from components.common.config import DEFAULT_MAX_PIXELS
-from pipelines.params import add_param_option, add_preset_option, parse_params
+from components.common.settings.config import DEFAULT_MAX_PIXELS
+from pipelines.cli.params import add_param_option, add_preset_option, parse_params
 
 SAMPLE_CLASS_NAMES = "background,circle,square,triangle"
 
@@ -28,7 +28,7 @@ def require(command: str, extra: str, *modules: str) -> None:
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
     require("sample-data", "preprocess", "numpy", "PIL")
-    from components.common.sample_data import write_sample_data
+    from pipelines.sample_data import write_sample_data
 
     count = write_sample_data(args.directory, count=args.count, seed=args.seed)
     print(f"wrote {count} image + mask pairs to {args.directory}")
@@ -41,11 +41,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         require("run --containers", "all", "sqlalchemy", "numpy", "PIL")
     else:  # every step runs on this machine
         require("run", "all", "apache_beam", "tensorflow", "PIL")
-    from pipelines.local import run_local
+    from pipelines.local.runner import run_local
 
     workdir = Path(args.workdir).resolve()
     if args.containers:  # before any work, sample data included
-        from pipelines.containers import check_ready
+        from pipelines.local.containers import check_ready
 
         try:
             check_ready(args.tag)
@@ -53,17 +53,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise SystemExit(f"segpipe run --containers: {error}") from error
     data = args.data
     if data is None:
-        from components.common.sample_data import ensure_sample_data
+        from pipelines.sample_data import ensure_sample_data
 
         data = str(workdir / "segpipe-data" / "sample")
         ensure_sample_data(data)  # written once, atomically, and checked before each use
         params.setdefault("class_names", SAMPLE_CLASS_NAMES)
     params = {"data_dir": str(Path(data).resolve()), **params}
-    from pipelines.local import RunFailed
+    from pipelines.local.runner import RunFailed
 
     try:
         if args.containers:
-            from pipelines.containers import run_in_containers
+            from pipelines.local.containers import run_in_containers
 
             try:
                 summary = run_in_containers(params, workdir, tag=args.tag, verbose=args.verbose)
@@ -106,7 +106,7 @@ def _print_summary(summary) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     require("predict", "train", "tensorflow", "PIL")
-    from components.common.image_files import printable
+    from components.common.data.image_files import printable
     from pipelines.console import capture
 
     # TensorFlow's own notices go to the log; the terminal gets the bar and the outcome
@@ -161,7 +161,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
-    from components.common.tracking import error_summary
+    from components.common.tracking.runs import error_summary
     from components.publish.publisher import promote
 
     try:

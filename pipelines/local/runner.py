@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common import progress
-from components.common.config import PublishConfig
-from components.common.images import step_images
-from components.common.lineage import (
+from components.common.settings.config import PublishConfig
+from components.common.tracking.lineage import (
     CHANGED_OUTCOME,
     DATA_CHANGES_TAG,
     LINEAGE_UNVERIFIED_TAG,
     UNCHANGED_OUTCOME,
 )
-from components.common.registry import run_versions
-from components.common.tracking import (
+from components.common.tracking.registry import run_versions
+from components.common.tracking.runs import (
     DEFAULT_STORE,
     PIPELINE_RUN_TAG,
     STEP_TAG,
@@ -30,6 +29,7 @@ from components.common.tracking import (
     tracking_uri,
 )
 from pipelines.console import Failure, capture, keep_log
+from pipelines.images import step_images
 from pipelines.pipeline import build_pipeline
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where `make ui` serves the MLflow UI

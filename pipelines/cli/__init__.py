@@ -1,0 +1,1 @@
+"""The `segpipe` command line: its commands and how parameters enter."""

@@ -1,0 +1,1 @@
+"""A Kubeflow Pipelines cluster: compile, submit, schedule, runs; Vertex AI training."""

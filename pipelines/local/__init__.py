@@ -1,0 +1,1 @@
+"""Running the pipeline on this machine: kfp.local as processes, or in the images."""
