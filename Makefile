@@ -127,6 +127,10 @@ ui: $(INSTALLED) ## Open the MLflow UI on the local store (http://127.0.0.1:5000
 screenshots: $(INSTALLED) ## Refresh docs/mlflow-*.png from the browser test (needs Debian's chromium)
 	SEGPIPE_SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/test_mlflow_ui.py -q
 
+.PHONY: settings-doc
+settings-doc: $(INSTALLED) ## Regenerate the settings reference in docs/settings.md from the code
+	$(BIN)/python -c "from pipelines.cli.params import write_settings_reference as w; w('docs/settings.md')"
+
 .PHONY: clean
 clean: ## Remove local run outputs (keeps .venv)
 	rm -rf local_outputs exports segpipe-data mlartifacts mlflow.db mlflow-server pipeline.yaml .pytest_cache
