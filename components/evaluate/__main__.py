@@ -14,7 +14,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.settings.config import GatePolicy, PublishConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, GatePolicy, PublishConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="MLflow run that trained the model (recorded; publish then checks it)",
     )
-    parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
     parser.add_argument(
         "--pipeline-run-id",
         default=f"cli-{uuid.uuid4().hex[:12]}",

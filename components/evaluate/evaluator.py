@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from components.common import storage, verdict
 from components.common.data.dataset import read_dataset_info
 from components.common.data.digest import folder_sha256
-from components.common.settings.config import GatePolicy
+from components.common.settings.config import DEFAULT_ALIAS, DEFAULT_EXPERIMENT, GatePolicy
 from components.common.tracking.runs import check_reachable, step_run, tracking_uri
 from components.evaluate.drift import DataDrift, compare_stats
 from components.evaluate.gate import Decision, check_policy, decide
 from components.evaluate.metrics import SegmentationMetrics, compute_metrics
 
 log = logging.getLogger(__name__)
-CHAMPION_ALIAS = "champion"
+CHAMPION_ALIAS = DEFAULT_ALIAS
 REPORT_FILE = "report.html"
 IMAGES_FILE = "per_image_iou.parquet"
 DRIFT_FILE = "drift.json"
@@ -52,7 +52,7 @@ def evaluate(
     model_dir: str,
     policy: GatePolicy,
     model_name: str,
-    experiment: str = "segpipe",
+    experiment: str = DEFAULT_EXPERIMENT,
     pipeline_run_id: str = "manual",
     report_path: str | None = None,
     images_path: str | None = None,

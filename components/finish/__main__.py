@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from components.common.cli import one_line_errors, setup_logging
+from components.common.settings.config import DEFAULT_EXPERIMENT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=["SUCCEEDED", "FAILED", "CANCELLED"],
         help="how the pipeline's steps ended",
     )
-    parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
     parser.add_argument("--data-dir", default="", help="the run's input data (names the parent)")
     parser.add_argument(
         "--wait", type=float, default=120.0, help="seconds to wait for the tracking server"

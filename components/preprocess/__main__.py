@@ -12,7 +12,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.settings.config import PreprocessConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, PreprocessConfig
 
 EXAMPLES = """examples:
   # images/NAME.png + masks/NAME.png
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", required=True, help="input folder (local or gs://)")
     parser.add_argument("--output", required=True, help="output folder (local or gs://)")
-    parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
     parser.add_argument(
         "--data-fingerprint",
         default="",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from components.common import storage
 from components.common.data.unused_files import IGNORED_FILE
-from components.common.settings.config import PreprocessConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, PreprocessConfig
 from components.common.tracking.lineage import DATA_FINGERPRINT_TAG
 from components.common.tracking.runs import step_run
 from components.preprocess.pipeline import PreprocessResult, run_preprocess
@@ -38,7 +38,7 @@ def preprocess(
     data_dir: str,
     output_dir: str,
     config: PreprocessConfig,
-    experiment: str = "segpipe",
+    experiment: str = DEFAULT_EXPERIMENT,
     beam_args: Sequence[str] = (),
     data_fingerprint: str = "",
 ) -> PreprocessResult:

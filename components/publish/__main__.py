@@ -11,7 +11,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.settings.config import PublishConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, PublishConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dataset", default=None, help="preprocess output: stats.json fingerprint for the card"
     )
-    parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
     parser.add_argument(
         "--pipeline-run-id",
         default=None,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from components.common import verdict
 from components.common.data.digest import folder_sha256
-from components.common.settings.config import PublishConfig
+from components.common.settings.config import DEFAULT_ALIAS, DEFAULT_EXPERIMENT, PublishConfig
 from components.common.tracking.lineage import LINEAGE_TAGS
 from components.common.tracking.registry import alias_version, run_versions
 from components.common.tracking.runs import (
@@ -82,7 +82,7 @@ def publish(
     model_dir: str,
     train_run_id: str,
     config: PublishConfig,
-    experiment: str = "segpipe",
+    experiment: str = DEFAULT_EXPERIMENT,
     pipeline_run_id: str | None = None,
     dataset_dir: str | None = None,
 ) -> Publication:
@@ -230,7 +230,7 @@ def _published(number: str, path: str, card: str) -> Publication:
     return Publication(number, path, card)
 
 
-def rollback(model_name: str, alias: str = "champion") -> Rollback:
+def rollback(model_name: str, alias: str = DEFAULT_ALIAS) -> Rollback:
     """Point `alias` back at `previous`; `previous` moves to the version that one replaced.
 
     When the restored version replaced nothing (or its record is gone), `previous` is removed.
@@ -261,7 +261,7 @@ def rollback(model_name: str, alias: str = "champion") -> Rollback:
 PROMOTED_TAG = "segpipe.promoted_by_hand"  # on a version and its pipeline run: who said why
 
 
-def promote(model_name: str, version: str, reason: str, force: bool, alias: str = "champion"):
+def promote(model_name: str, version: str, reason: str, force: bool, alias: str = DEFAULT_ALIAS):
     """Point `alias` at `version` by an operator's decision, recorded with `reason` on the
     version and on the pipeline run that trained it. `previous` moves to the version replaced.
 

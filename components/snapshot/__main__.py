@@ -12,6 +12,7 @@ from components.common.cli import (
     setup_logging,
 )
 from components.common.settings.config import (
+    DEFAULT_EXPERIMENT,
     PreprocessConfig,
     PublishConfig,
     SnapshotConfig,
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", required=True, help="input folder (local or gs://)")
     parser.add_argument("--output", required=True, help="local folder for the snapshot files")
-    parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
     parser.add_argument("--pipeline-run-id", default="manual", help="pipeline run to nest under")
     parser.add_argument("--model-name", default=PublishConfig.model_name, help="registered model")
     parser.add_argument("--alias", default=PublishConfig.alias, help="the champion's alias")

@@ -22,7 +22,12 @@ from components.common.data.unused_files import (
     list_inputs,
     write_ignored,
 )
-from components.common.settings.config import PreprocessConfig, SnapshotConfig, TrainConfig
+from components.common.settings.config import (
+    DEFAULT_EXPERIMENT,
+    PreprocessConfig,
+    SnapshotConfig,
+    TrainConfig,
+)
 from components.common.tracking.lineage import (
     DATA_CHANGES_TAG,
     DATA_FINGERPRINT_TAG,
@@ -124,7 +129,7 @@ def take_snapshot(
     settings: SnapshotConfig,
     model_name: str,
     alias: str,
-    experiment: str = "segpipe",
+    experiment: str = DEFAULT_EXPERIMENT,
     pipeline_run_id: str = "manual",
 ) -> Snapshot:
     """Write the manifest, its fingerprints and the diff against `model_name@alias`'s manifest

@@ -13,7 +13,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.settings.config import PublishConfig, TrainConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, PublishConfig, TrainConfig
 from components.train.cluster_env import jobset_tf_config
 from components.train.hardware import is_multi_worker
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dataset", required=True, help="preprocess output folder")
     parser.add_argument("--model-dir", required=True, help="where to write the SavedModel")
-    parser.add_argument("--experiment", default="segpipe", help="MLflow experiment name")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
     parser.add_argument(
         "--pipeline-run-id",
         default=None,

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from components.common import storage
 from components.common.data.dataset import DatasetInfo, read_dataset_info
-from components.common.settings.config import PublishConfig, TrainConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, PublishConfig, TrainConfig
 from components.common.tracking.lineage import (
     TRAIN_SETTINGS_TAG,
     log_training_data,
@@ -107,7 +107,7 @@ def train(
     dataset_dir: str,
     model_dir: str,
     config: TrainConfig,
-    experiment: str = "segpipe",
+    experiment: str = DEFAULT_EXPERIMENT,
     pipeline_run_id: str = "manual",
     checkpoint_dir: str = "",
     model_name: str = PublishConfig.model_name,

@@ -8,6 +8,8 @@ import os
 import keras
 import numpy as np
 
+from components.common.settings.config import DEFAULT_ALIAS
+
 log = logging.getLogger(__name__)
 
 LAYER_WEIGHTS_FILE = "layer_weights.npz"  # in every export, next to the SavedModel
@@ -68,7 +70,7 @@ def copy_matching_weights(model: keras.Model, path: str) -> tuple[list[str], lis
     return copied, skipped
 
 
-def champion_weights(model_name: str, alias: str = "champion") -> str | None:
+def champion_weights(model_name: str, alias: str = DEFAULT_ALIAS) -> str | None:
     """Local path of `model_name@alias`'s layer weights; None when there is no such model."""
     from mlflow.tracking import MlflowClient
 
@@ -85,7 +87,7 @@ def champion_weights(model_name: str, alias: str = "champion") -> str | None:
     return path
 
 
-def warm_start(model: keras.Model, model_name: str, alias: str = "champion") -> dict:
+def warm_start(model: keras.Model, model_name: str, alias: str = DEFAULT_ALIAS) -> dict:
     """Copy `model_name@alias`'s weights into `model`; returns what happened, for tracking."""
     path = champion_weights(model_name, alias)
     if path is None:

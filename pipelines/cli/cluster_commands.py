@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from components.common.settings.config import ClusterConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, ClusterConfig
 from pipelines.cli.params import add_param_option, add_preset_option, parse_params
 
 
@@ -301,7 +301,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         epilog="example: segpipe submit --host https://kfp.example.com --data gs://b/my-data "
         "--registry us-docker.pkg.dev/P/R --param export_root=gs://b/exports",
     )
-    _add_connection_options(submit, "segpipe")
+    _add_connection_options(submit, DEFAULT_EXPERIMENT)
     _add_run_options(submit)
     submit.add_argument("--run-name", default=None)
     submit.set_defaults(func=cmd_submit)
@@ -312,7 +312,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         epilog='example: segpipe schedule --cron "0 3 * * 1" --no-catchup --host URL '
         "--data gs://b/my-data --registry us-docker.pkg.dev/P/R",
     )
-    _add_connection_options(sched, "segpipe")
+    _add_connection_options(sched, DEFAULT_EXPERIMENT)
     _add_run_options(sched)
     sched.add_argument(
         "--cron",
@@ -351,6 +351,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="list recent runs with their state and links",
         epilog="example: segpipe runs --host https://kfp.example.com --limit 20",
     )
-    _add_connection_options(runs, "segpipe")
+    _add_connection_options(runs, DEFAULT_EXPERIMENT)
     runs.add_argument("--limit", type=int, default=10)
     runs.set_defaults(func=cmd_runs)

@@ -10,7 +10,7 @@ import time
 import traceback
 from pathlib import Path
 
-from components.common.settings.config import DEFAULT_MAX_PIXELS
+from components.common.settings.config import DEFAULT_ALIAS, DEFAULT_MAX_PIXELS
 from pipelines.cli.params import add_param_option, add_preset_option, parse_params
 
 SAMPLE_CLASS_NAMES = "background,circle,square,triangle"
@@ -257,7 +257,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "one replaced, or is removed. Uses $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db).",
     )
     back.add_argument("--model", required=True, help="registered model name")
-    back.add_argument("--alias", default="champion", help="the alias to move back")
+    back.add_argument("--alias", default=DEFAULT_ALIAS, help="the alias to move back")
     back.set_defaults(func=cmd_rollback)
 
     promote = commands.add_parser(
@@ -273,5 +273,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     promote.add_argument("--version", required=True, help="the version to promote")
     promote.add_argument("--reason", required=True, help="why: recorded with the promotion")
     promote.add_argument("--force", action="store_true", help="promote a rolled-back version")
-    promote.add_argument("--alias", default="champion", help="the alias to move")
+    promote.add_argument("--alias", default=DEFAULT_ALIAS, help="the alias to move")
     promote.set_defaults(func=cmd_promote)

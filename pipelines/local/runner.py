@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common import progress
-from components.common.settings.config import PublishConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, PublishConfig
 from components.common.tracking.lineage import (
     CHANGED_OUTCOME,
     DATA_CHANGES_TAG,
@@ -161,7 +161,7 @@ def run_local(params: dict[str, object], workdir: Path, verbose: bool = False) -
     uri = tracking_uri()
     pipeline = build_pipeline(step_images())
     params = dict(params)
-    experiment = str(params.get("experiment", "segpipe"))
+    experiment = str(params.get("experiment", DEFAULT_EXPERIMENT))
     params.setdefault("export_root", str((workdir / "exports").resolve()))
     pipeline_root = workdir / "local_outputs"
     local.init(
