@@ -101,42 +101,13 @@ def gcs(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Path):
     """A real `mlflow server` (SQLite, proxied artifacts) on 127.0.0.1; yields its URI."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    from pipelines.local.mlflow_server import MlflowServer
 
     root = tmp_path_factory.mktemp("mlflow-server")
     copy_store(mlflow_db_template, root / "db.sqlite")
-    port = _free_port()
-    mlflow = Path(sys.executable).parent / "mlflow"
-    command = [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}"]
-    command += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    uri = f"http://127.0.0.1:{port}"
-    with open(root / "server.log", "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
-                        if reply.status == 200:
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"mlflow server did not start: {(root / 'server.log').read_text()}"
-                    )
-                time.sleep(0.3)
-            yield uri
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    store = f"sqlite:///{root / 'db.sqlite'}"
+    with MlflowServer(store, root / "server.log", root / "artifacts") as server:
+        yield server.uri
 
 
 TINY_RUN = [

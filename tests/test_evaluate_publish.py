@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow_stores import copy_store
 
+from pipelines.local.mlflow_server import MlflowServer, free_port
+
 pytestmark = pytest.mark.slow  # a real MLflow server and trained models
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -29,37 +22,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Path):
     """A real tracking server with a SQLite backend and proxied artifacts; yields its URI."""
     root = tmp_path_factory.mktemp("mlflow-server")
     copy_store(mlflow_db_template, root / "db.sqlite")
-    port = _free_port()
-    command = [str(MLFLOW), "server", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}"]
-    command += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"mlflow server did not start: {(root / 'server.log').read_text()}"
-                )
-            time.sleep(0.3)
+    store = f"sqlite:///{root / 'db.sqlite'}"
+    with MlflowServer(store, root / "server.log", root / "artifacts") as server:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("MLFLOW_TRACKING_URI", uri)
-            yield uri
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            patch.setenv("MLFLOW_TRACKING_URI", server.uri)
+            yield server.uri
 
 
 @pytest.fixture(scope="module")
@@ -406,7 +373,7 @@ def test_max_class_shift_fails_closed_when_the_champion_recorded_no_training_sta
 def test_unreachable_tracking_server_fails_fast_naming_the_uri(
     step, tiny_shards, tmp_path, monkeypatch
 ):
-    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     if step == "evaluate":
         from components.evaluate.__main__ import main

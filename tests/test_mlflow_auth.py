@@ -4,10 +4,7 @@ started for real on 127.0.0.1: who may promote a model."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,17 +14,12 @@ from mlflow_stores import copy_store
 from stand_ins import record_evaluation, stand_in_train_run
 
 from components.common.settings.config import PublishConfig
+from pipelines.local.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow  # a real basic-auth MLflow server
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 ADMIN_PASSWORD = "admin-pw-8d1c2f7a"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +39,6 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Pa
         # not in the manifest's template: saves a PBKDF2 check per request on a busy test box
         "auth_cache_ttl_seconds = 60\n"
     )
-    port = _free_port()
-    command = [str(MLFLOW), "server", "--app-name", "basic-auth"]
-    command += ["--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}"]
-    command += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
     env = {
         **os.environ,
         "MLFLOW_AUTH_CONFIG_PATH": str(ini),
@@ -59,31 +46,12 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Pa
     }
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI"):
         env.pop(name, None)
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"mlflow server did not start: {(root / 'server.log').read_text()}"
-                )
-            time.sleep(0.3)
-        yield uri
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    store = f"sqlite:///{root / 'db.sqlite'}"
+    server = MlflowServer(
+        store, root / "server.log", root / "artifacts", extra=["--app-name", "basic-auth"], env=env
+    )
+    with server:
+        yield server.uri
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, uri: str, user: str, password: str):

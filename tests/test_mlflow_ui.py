@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -32,32 +28,12 @@ SCREENSHOTS_ENV = "SEGPIPE_SCREENSHOTS_DIR"
 @pytest.fixture(scope="module")
 def ui(local_runs, tmp_path_factory):
     """`mlflow server` on 127.0.0.1 over the local runs' store; yields (URL, tracking URI)."""
-    from conftest import _free_port
+    from pipelines.local.mlflow_server import MlflowServer
 
     workdir, uri, _ = local_runs
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("mlflow-ui") / "server.log"
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError as error:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"mlflow server did not start: {log_path.read_text()}"
-                    ) from error
-                time.sleep(0.3)
-        yield url, uri
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with MlflowServer(uri, log_path, cwd=workdir) as server:
+        yield server.uri, uri
 
 
 @pytest.fixture(scope="module")

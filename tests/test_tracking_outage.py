@@ -4,79 +4,27 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow_stores import copy_store
 
+from pipelines.local.mlflow_server import MlflowServer
+
 MLFLOW = Path(sys.executable).parent / "mlflow"
 REPO = Path(__file__).resolve().parents[1]
-
-
-class Server:
-    """`mlflow server` on 127.0.0.1 with a SQLite store under `root`; stop and start it again
-    on the same port and store."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        command = [str(MLFLOW), "server", "--backend-store-uri"]
-        command += [f"sqlite:///{self.root / 'db.sqlite'}"]
-        command += ["--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port)]
-        with open(self.root / "server.log", "ab") as log:
-            # its own process group: kill() takes the uvicorn worker down with it
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {self.log()}")
-            time.sleep(0.3)
-
-    def kill(self) -> None:
-        """An outage: the whole server gone at once, no clean shutdown."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGCONT)  # a frozen one too
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def freeze(self) -> None:
-        """A hung server: its processes stopped (SIGSTOP), connections accepted, no replies."""
-        os.killpg(self.process.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        os.killpg(self.process.pid, signal.SIGCONT)
-
-    def log(self) -> str:
-        return (self.root / "server.log").read_text(errors="replace")[-3000:]
 
 
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_db_template: Path):
     root = tmp_path / "mlflow-server"
     copy_store(mlflow_db_template, root / "db.sqlite")
-    server = Server(root)
-    server.start()
+    store = f"sqlite:///{root / 'db.sqlite'}"
+    server = MlflowServer(store, root / "server.log", root / "artifacts").start()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
     try:
         yield server

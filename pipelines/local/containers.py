@@ -7,12 +7,8 @@ import contextlib
 import dataclasses
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +16,9 @@ from components.common import progress
 from components.common.errors import StepFailed
 from components.common.settings.config import PublishConfig
 from pipelines.images import Images, step_images
+from pipelines.local.mlflow_server import sqlite_mlflow_server
 from pipelines.local.runner import RunSummary, run_reported, summarize
 from pipelines.pipeline import build_pipeline
-
-SERVER_START_TIMEOUT_S = 120.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _raise_exit(signum: int, _frame) -> None:
@@ -49,19 +38,6 @@ def _sigterm_exits() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _wait_healthy(uri: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while True:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise StepFailed(f"mlflow server did not start (log {log_path}):\n{tail}")
-        time.sleep(0.5)
-
-
 @contextlib.contextmanager
 def mlflow_server(root: Path) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 with its store under `root`; yields its URI.
@@ -71,26 +47,8 @@ def mlflow_server(root: Path) -> Iterator[str]:
     reach artifacts over HTTP only. The server is stopped however the block ends (SIGTERM included).
     """
     root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    hosts = f"127.0.0.1:{port},localhost:{port}"  # MLflow 3 refuses other Host headers
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--backend-store-uri", f"sqlite:///{(root / 'mlflow.db').resolve()}"]
-    command += ["--artifacts-destination", str((root / "artifacts").resolve()), "--serve-artifacts"]
-    command += ["--allowed-hosts", hosts, "--workers", "1"]
-    log_path = root / "server.log"
-    uri = f"http://127.0.0.1:{port}"
-    with _sigterm_exits(), open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_healthy(uri, process, log_path)
-            yield uri
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with _sigterm_exits(), sqlite_mlflow_server(root) as server:
+        yield server.uri
 
 
 def docker_client():
