@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -73,12 +72,6 @@ def tiny_shards(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return output
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def gcs(monkeypatch: pytest.MonkeyPatch):
     """gcp-storage-emulator on 127.0.0.1 with a bucket `segpipe-test`; yields a storage client."""
@@ -86,7 +79,9 @@ def gcs(monkeypatch: pytest.MonkeyPatch):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    port = _free_port()
+    from pipelines.local.mlflow_server import free_port
+
+    port = free_port()
     server = create_server("127.0.0.1", port, in_memory=True)
     server.start()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")

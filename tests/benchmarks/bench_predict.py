@@ -48,8 +48,11 @@ def train_config(params: dict):
     return TrainConfig(**values)
 
 
-def _float32_export(folder: Path, params: dict, target: Path) -> Path:
-    """The same weights in a float32 model, exported the same way."""
+def rebuilt_export(
+    folder: Path, params: dict, target: Path, precision: str, flip_tta: bool | None = None
+) -> Path:
+    """The same weights in a model of `precision`, exported the same way (with `flip_tta`
+    when given, else as the original was)."""
     import keras
 
     from components.common.data.dataset import DatasetInfo
@@ -59,7 +62,7 @@ def _float32_export(folder: Path, params: dict, target: Path) -> Path:
     from components.train.warm_start import LAYER_WEIGHTS_FILE, copy_matching_weights
 
     info = read_model_info(str(folder))
-    keras.mixed_precision.set_global_policy("float32")
+    keras.mixed_precision.set_global_policy(precision)
     size = (info["image_height"], info["image_width"])
     model = build_model(train_config(params), info["num_classes"], *size)
     _, left = copy_matching_weights(model, str(folder / LAYER_WEIGHTS_FILE))
@@ -67,7 +70,8 @@ def _float32_export(folder: Path, params: dict, target: Path) -> Path:
     dataset = DatasetInfo(
         info["num_classes"], tuple(info["class_names"]), 0, 0, 255, info["grayscale"]
     )
-    export_model(model, str(target), dataset, info.get("flip_tta", False), size)
+    tta = info.get("flip_tta", False) if flip_tta is None else flip_tta
+    export_model(model, str(target), dataset, tta, size)
     return target
 
 
@@ -127,7 +131,7 @@ def main() -> int:
         old = _predict_at(args.baseline, out)
         rates = {f"{args.baseline}": _timed_predict(folder, out / "old", 0, old)}
         rates.update({f"batch {n}": _timed_predict(folder, out / f"b{n}", n) for n in (1, 4)})
-        float32 = _float32_export(folder, params, out / "float32")
+        float32 = rebuilt_export(folder, params, out / "float32", "float32")
         rates["float32, batch 4"] = _timed_predict(float32, out / "f32", 4)
         agreement = _agreement(out / "b4", out / "f32")
         batches_agree = _agreement(out / "b1", out / "b4")

@@ -54,34 +54,10 @@ def scores(counts: np.ndarray, names: list[str]) -> dict:
     }
 
 
-def flip_tta_export(folder: Path, params: dict, precision: str, target: Path) -> Path:
-    """The same weights, exported again with flip test-time augmentation."""
-    import keras
-
-    from components.common.data.dataset import DatasetInfo
-    from components.common.saved_model import read_model_info
-    from components.train.export import export_model
-    from components.train.model import build_model
-    from components.train.warm_start import LAYER_WEIGHTS_FILE, copy_matching_weights
-    from tests.benchmarks.bench_predict import train_config
-
-    info = read_model_info(str(folder))
-    keras.mixed_precision.set_global_policy(precision)
-    size = (info["image_height"], info["image_width"])
-    model = build_model(train_config(params), info["num_classes"], *size)
-    _, left = copy_matching_weights(model, str(folder / LAYER_WEIGHTS_FILE))
-    assert not left, f"weights not copied: {left}"
-    dataset = DatasetInfo(
-        info["num_classes"], tuple(info["class_names"]), 0, 0, 255, info["grayscale"]
-    )
-    export_model(model, str(target), dataset, flip_tta=True, size=size)
-    return target
-
-
 def main() -> int:
     from components.common.saved_model import read_model_info
     from pipelines.predict import predict
-    from tests.benchmarks.bench_predict import newest_export
+    from tests.benchmarks.bench_predict import newest_export, rebuilt_export
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workdir", required=True)
@@ -93,7 +69,7 @@ def main() -> int:
         model = folder
         if args.flip_tta:
             precision = tags.get("segpipe.precision", "float32")
-            model = flip_tta_export(folder, params, precision, Path(scratch) / "tta")
+            model = rebuilt_export(folder, params, Path(scratch) / "tta", precision, True)
         predicted = Path(scratch) / "masks"
         result = predict(str(model), str(CAMVID / args.split), str(predicted))
         assert not result.skipped, result.skipped

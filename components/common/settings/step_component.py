@@ -93,7 +93,8 @@ def from_inputs(kind: type, inputs: Mapping[str, Any]):
 
 def _shim(func: Callable) -> Callable:
     """A function named like `func` with the expanded signature, calling `call_step`."""
-    signature = ",\n    ".join(f"{name}: {text}" for name, text in step_inputs_of(func).items())
+    inputs = step_inputs_of(func)
+    signature = ",\n    ".join(f"{name}: {text}" for name, text in inputs.items())
     returns = _return_annotation(func)
     source = (
         f"def {func.__name__}(\n    {signature},\n){returns}:\n"
@@ -107,20 +108,14 @@ def _shim(func: Callable) -> Callable:
     exec(compile(source, filename, "exec", dont_inherit=True), dict(func.__globals__), namespace)  # noqa: S102
     shim = namespace[func.__name__]
     shim.__module__, shim.__qualname__ = func.__module__, func.__name__
-    shim.__doc__ = _doc(func)
+    # kfp reads `Args:` into each input's description: each setting's help goes there
+    shim.__doc__ = setting_docs(inspect.cleandoc(func.__doc__ or ""), list(inputs))
     return shim
-
-
-def _doc(func: Callable) -> str:
-    """`func`'s docstring with the help of each setting among the inputs in `Args:` (kfp reads
-    it into each input's description)."""
-    return setting_docs(inspect.cleandoc(func.__doc__ or ""), list(step_inputs_of(func)))
 
 
 def _arguments(func: Callable) -> dict[str, tuple[str, str | None]]:
     """name -> (annotation source, default source or None), as `func` is written."""
-    definition = _definition(func)
-    source = textwrap.dedent(inspect.getsource(func))
+    definition, source = _definition(func)
     args = definition.args
     defaults = [None] * (len(args.args) - len(args.defaults)) + list(args.defaults)
     return {
@@ -133,16 +128,17 @@ def _arguments(func: Callable) -> dict[str, tuple[str, str | None]]:
 
 
 def _return_annotation(func: Callable) -> str:
-    definition = _definition(func)
+    definition, source = _definition(func)
     if definition.returns is None:
         return ""
-    source = textwrap.dedent(inspect.getsource(func))
     return f" -> {ast.get_source_segment(source, definition.returns)}"
 
 
-def _definition(func: Callable) -> ast.FunctionDef:
-    (definition,) = ast.parse(textwrap.dedent(inspect.getsource(func))).body
-    return definition
+def _definition(func: Callable) -> tuple[ast.FunctionDef, str]:
+    """`func`'s parsed definition and the source it was parsed from."""
+    source = textwrap.dedent(inspect.getsource(func))
+    (definition,) = ast.parse(source).body
+    return definition, source
 
 
 def _type_name(annotation: Any) -> str:
