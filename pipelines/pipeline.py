@@ -4,6 +4,7 @@
 # No `from __future__ import annotations` here: kfp reads the real parameter types.
 
 import inspect
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from kfp import dsl, kubernetes
@@ -157,125 +158,158 @@ def build_pipeline(
     `vertex.replicas` instead (and passes the MLflow URI in place of the Secret).
     """
     signature = pipeline_signature(defaults or PipelineConfig())
-    node_selector = dict(gpu_node_selector or {})
-    snapshot_op = snapshot_component(images.beam)
-    preprocess_op = preprocess_component(images.beam)
-    train_op = train_component(images.trainer)
-    launch_op = launch_train_component(images.trainer)
-    vertex_train_op = vertex.train_op(train_op) if vertex is not None else None
-    evaluate_op = evaluate_component(images.trainer)
-    publish_op = publish_component(images.runtime)
-    finish_op = finish_component(images.runtime)
+    ops = _StepOps.of(images, vertex)
+    placement = _Placement(cluster, dict(gpu_node_selector or {}), vertex, images.trainer)
 
     def segpipe(*args, **kwargs) -> PipelineOutputs:
         p = signature.bind(*args, **kwargs).arguments
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         # Runs however the steps end: the MLflow parent run gets the headline and its final
         # state, and no step run is left RUNNING.
-        finish = (
-            finish_op(
+        finish = _uncached(
+            ops.finish(
                 **step_inputs(
-                    finish_op,
+                    ops.finish,
                     p,
                     pipeline_run_id=run_id,
                     kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                     pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
                 )
-            )
-            .set_display_name("finish")
-            .set_caching_options(False)
+            ),
+            "finish",
         )
         with dsl.ExitHandler(finish, name="pipeline-run"):
             # Never cached: it is what looks at the data.
-            snap = (
-                snapshot_op(**step_inputs(snapshot_op, p, pipeline_run_id=run_id))
-                .set_display_name("snapshot")
-                .set_caching_options(False)
+            snap = _uncached(
+                ops.snapshot(**step_inputs(ops.snapshot, p, pipeline_run_id=run_id)), "snapshot"
             )
-            snapshot = snap.outputs["snapshot"]
-            launched = None
             fingerprint = snap.outputs["Output"]
             with dsl.If(fingerprint != "", name="data-or-settings-changed"):
-                prep = preprocess_op(
-                    **step_inputs(preprocess_op, p, data_fingerprint=fingerprint)
+                prep = ops.preprocess(
+                    **step_inputs(ops.preprocess, p, data_fingerprint=fingerprint)
                 ).set_display_name("preprocess")
                 # Cached: the key holds the snapshot's fingerprint of the data and the preprocess
                 # settings, so it hits exactly when preprocess would write the same shards.
                 prep.set_caching_options(True)
                 step_artifacts = dict(
                     dataset=prep.outputs["dataset"],
-                    snapshot=snapshot,
+                    snapshot=snap.outputs["snapshot"],
                     pipeline_run_id=run_id,
-                    # checkpoints go under the pipeline root when checkpoint_root is empty
-                    pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
                 )
-                train_args = step_inputs(train_op, p, **step_artifacts)
-                if vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
-                    trained = train_task(vertex_train_op, train_args)
-                    model, train_run = trained.outputs["model"], trained.outputs["Output"]
-                elif cluster:
-                    with dsl.If(p["train_workers"] == 1, name="one-train-pod"):
-                        trained = train_task(train_op, train_args)
-                        resources = [
-                            p[n] for n in ("train_cpu", "train_memory", "train_accelerator")
-                        ]
-                        request_accelerator_node(
-                            trained, *resources, p["train_gpus"], node_selector
-                        )
-                    with dsl.Else(name="train-workers"):
-                        launch_args = step_inputs(
-                            launch_op,
-                            p,
-                            **step_artifacts,
-                            trainer_image=images.trainer,
-                            node_selector=",".join(f"{k}={v}" for k, v in node_selector.items()),
-                        )
-                        launched = train_task(launch_op, launch_args)
-                        launched.set_display_name("train (TrainJob)")
-                    model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
-                    train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
-                else:
-                    trained = train_task(train_op, train_args, retried=False)
-                    model, train_run = trained.outputs["model"], trained.outputs["Output"]
-                gate = (
-                    evaluate_op(
-                        **step_inputs(
-                            evaluate_op,
-                            p,
-                            dataset=prep.outputs["dataset"],
-                            model=model,
-                            snapshot=snapshot,
-                            train_run_id=train_run,
-                            pipeline_run_id=run_id,
-                        )
-                    )
-                    .set_display_name("evaluate")
-                    .set_caching_options(False)
-                )
-                with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-                    published = (
-                        publish_op(
-                            **step_inputs(
-                                publish_op,
-                                p,
-                                model=model,
-                                dataset=prep.outputs["dataset"],
-                                train_run_id=train_run,
-                                pipeline_run_id=run_id,
-                            )
-                        )
-                        .set_display_name("publish")
-                        .set_caching_options(False)
-                    )
-        tracked = [snap, prep, trained, launched, gate, published, finish]  # all use MLflow
-        for task in filter(None, tracked):
-            if vertex is not None:
-                task.set_env_variable("MLFLOW_TRACKING_URI", vertex.mlflow_tracking_uri)
-            elif cluster:
-                use_mlflow_secret(task, p["mlflow_secret"])
+                model, train_run, train_tasks = _train_tasks(ops, p, step_artifacts, placement)
+                gate, published = _gate_and_publish(ops, p, step_artifacts, model, train_run)
+        for task in (snap, prep, *train_tasks, gate, published, finish):  # all use MLflow
+            placement.connect_to_mlflow(task, p)
         outputs = ("passed", "train_run_id", "outcome", "parent_run_id")
         return PipelineOutputs(*(finish.outputs[name] for name in outputs))
 
     segpipe.__signature__ = signature
     segpipe.__doc__ = pipeline_docstring()
     return dsl.pipeline(name=PIPELINE_NAME)(segpipe)
+
+
+@dataclass(frozen=True)
+class _StepOps:
+    """The pipeline's components, each in its image."""
+
+    snapshot: BaseComponent
+    preprocess: BaseComponent
+    train: BaseComponent
+    launch_train: BaseComponent
+    vertex_train: BaseComponent | None
+    evaluate: BaseComponent
+    publish: BaseComponent
+    finish: BaseComponent
+
+    @classmethod
+    def of(cls, images: Images, vertex: VertexTraining | None) -> "_StepOps":
+        train_op = train_component(images.trainer)
+        return cls(
+            snapshot=snapshot_component(images.beam),
+            preprocess=preprocess_component(images.beam),
+            train=train_op,
+            launch_train=launch_train_component(images.trainer),
+            vertex_train=vertex.train_op(train_op) if vertex is not None else None,
+            evaluate=evaluate_component(images.trainer),
+            publish=publish_component(images.runtime),
+            finish=finish_component(images.runtime),
+        )
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where the tasks run: kfp.local, a Kubernetes cluster, or Vertex AI for the train step."""
+
+    cluster: bool
+    node_selector: dict[str, str]
+    vertex: VertexTraining | None
+    trainer_image: str
+
+    def connect_to_mlflow(self, task: PipelineTask, p: dict[str, object]) -> None:
+        """The tracking server's address: Vertex AI's URI, or the cluster's MLflow Secret."""
+        if self.vertex is not None:
+            task.set_env_variable("MLFLOW_TRACKING_URI", self.vertex.mlflow_tracking_uri)
+        elif self.cluster:
+            use_mlflow_secret(task, p["mlflow_secret"])
+
+
+def _uncached(task: PipelineTask, name: str) -> PipelineTask:
+    return task.set_display_name(name).set_caching_options(False)
+
+
+def _train_tasks(ops: _StepOps, p: dict[str, object], step_artifacts: dict, placement: _Placement):
+    """The train step where it runs: one task locally or on Vertex AI; on a cluster one pod, or
+    a TrainJob when `train_workers` > 1. Returns (model, train run id, the tasks made)."""
+    # checkpoints go under the pipeline root when checkpoint_root is empty
+    artifacts = {**step_artifacts, "pipeline_root": dsl.PIPELINE_ROOT_PLACEHOLDER}
+    train_args = step_inputs(ops.train, p, **artifacts)
+    if placement.vertex is not None:  # Vertex AI starts the replicas and sets their TF_CONFIG
+        trained = train_task(ops.vertex_train, train_args)
+        return trained.outputs["model"], trained.outputs["Output"], [trained]
+    if not placement.cluster:
+        trained = train_task(ops.train, train_args, retried=False)
+        return trained.outputs["model"], trained.outputs["Output"], [trained]
+    with dsl.If(p["train_workers"] == 1, name="one-train-pod"):
+        trained = train_task(ops.train, train_args)
+        resources = [p[n] for n in ("train_cpu", "train_memory", "train_accelerator")]
+        request_accelerator_node(trained, *resources, p["train_gpus"], placement.node_selector)
+    with dsl.Else(name="train-workers"):
+        launch_args = step_inputs(
+            ops.launch_train,
+            p,
+            **artifacts,
+            trainer_image=placement.trainer_image,
+            node_selector=",".join(f"{k}={v}" for k, v in placement.node_selector.items()),
+        )
+        launched = train_task(ops.launch_train, launch_args)
+        launched.set_display_name("train (TrainJob)")
+    model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
+    train_run = dsl.OneOf(trained.outputs["Output"], launched.outputs["Output"])
+    return model, train_run, [trained, launched]
+
+
+def _gate_and_publish(
+    ops: _StepOps, p: dict[str, object], step_artifacts: dict, model, train_run
+) -> tuple[PipelineTask, PipelineTask]:
+    """evaluate, and publish under `dsl.If` on its verdict; neither is ever cached."""
+    gate = _uncached(
+        ops.evaluate(
+            **step_inputs(ops.evaluate, p, **step_artifacts, model=model, train_run_id=train_run)
+        ),
+        "evaluate",
+    )
+    with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+        published = _uncached(
+            ops.publish(
+                **step_inputs(
+                    ops.publish,
+                    p,
+                    dataset=step_artifacts["dataset"],
+                    pipeline_run_id=step_artifacts["pipeline_run_id"],
+                    model=model,
+                    train_run_id=train_run,
+                )
+            ),
+            "publish",
+        )
+    return gate, published

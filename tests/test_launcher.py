@@ -193,7 +193,7 @@ def _run_workers(bucket: Path, secrets: dict[str, dict[str, str]], logs: Path):
 def test_launch_trains_on_two_workers_and_collects_the_chief_s_model(
     mlflow_store, tiny_data, tiny_shards, tmp_path, capsys
 ):
-    from components.common.settings.config import PreprocessConfig, SnapshotConfig
+    from components.common.settings.config import PreprocessConfig, RunContext, SnapshotConfig
     from components.common.tracking.lineage import DATA_FINGERPRINT_TAG, MANIFEST_URI_TAG
     from components.snapshot.snapshot import take_snapshot
 
@@ -204,14 +204,14 @@ def test_launch_trains_on_two_workers_and_collects_the_chief_s_model(
     workers = launcher.Workers(2, "segpipe-trainer:test", mlflow_secret="team-mlflow")
     model_dir = tmp_path / "model"
     snapshot = tmp_path / "snapshot"  # the snapshot step's output, which the pods do not see
+    run = RunContext("segpipe", RUN_ID, "segpipe-unet", "champion")
     info = take_snapshot(
-        str(tiny_data), str(snapshot), PreprocessConfig(), config, SnapshotConfig(),
-        "segpipe-unet", "champion",
-    ).info  # fmt: skip
+        str(tiny_data), str(snapshot), PreprocessConfig(), config, SnapshotConfig(), run
+    ).info
     with FakeKubernetes(on_create=controller) as fake:
         run_id = launcher.launch(
-            "gs://segpipe-test/root/dataset", str(model_dir), config, workers, "segpipe",
-            RUN_ID, "segpipe-unet", "champion", "gs://segpipe-test/root",
+            "gs://segpipe-test/root/dataset", str(model_dir), config, workers, run,
+            "gs://segpipe-test/root",
             connect=lambda: (fake.api_client(), NAMESPACE), snapshot_dir=str(snapshot),
         )  # fmt: skip
         job = fake.trainjobs[trainjob.job_name(RUN_ID)]

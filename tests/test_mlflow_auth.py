@@ -13,7 +13,7 @@ import pytest
 from mlflow_stores import copy_store
 from stand_ins import record_evaluation, stand_in_train_run
 
-from components.common.settings.config import PublishConfig
+from components.common.settings.config import RunContext
 from pipelines.local.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow  # a real basic-auth MLflow server
@@ -89,10 +89,10 @@ def test_only_users_with_edit_on_the_model_can_move_champion(
     (model / "saved_model.pb").write_bytes(b"graph")
     from components.publish.publisher import publish
 
-    config = PublishConfig(model_name="m", export_root=str(tmp_path / "exports"))
     run_id = stand_in_train_run(model)
     record_evaluation(model, "p1", "none")
-    assert publish(str(model), run_id, config, "segpipe", "p1").version == "1"
+    run = RunContext("segpipe", "p1", model_name="m")
+    assert publish(str(model), run_id, run, str(tmp_path / "exports")).version == "1"
 
     # anyone else only reads (default_permission = READ): moving an alias is refused
     viewer = _as(monkeypatch, auth_server, "viewer", "viewer-password-1")

@@ -10,7 +10,7 @@ import pytest
 from stand_ins import record_evaluation, stand_in_train_run
 
 from components.common.data.digest import folder_sha256
-from components.common.settings.config import PublishConfig
+from components.common.settings.config import RunContext
 
 
 @pytest.fixture
@@ -34,8 +34,8 @@ def _model(tmp_path: Path, name: str, content: bytes) -> Path:
 def _publish(tmp_path: Path, model_dir: Path, run_id: str, pipeline_run_id: str | None = None):
     from components.publish.publisher import publish
 
-    config = PublishConfig(model_name="m", export_root=str(tmp_path / "exports"))
-    return publish(str(model_dir), run_id, config, "segpipe", pipeline_run_id)
+    run = RunContext("segpipe", pipeline_run_id or "", model_name="m")
+    return publish(str(model_dir), run_id, run, str(tmp_path / "exports"))
 
 
 def _nothing_published(store, tmp_path: Path) -> bool:

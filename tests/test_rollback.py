@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from stand_ins import record_evaluation, stand_in_train_run
 
-from components.common.settings.config import PublishConfig
+from components.common.settings.config import RunContext
 
 
 @pytest.fixture
@@ -21,13 +21,14 @@ def published(mlflow_store, tmp_path: Path):
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "saved_model.pb").write_bytes(b"graph")
-    config = PublishConfig(model_name="m", export_root=str(tmp_path / "exports"))
+    exports = str(tmp_path / "exports")
     mlflow.set_tracking_uri(mlflow_store)
     mlflow.set_experiment("segpipe")
     for index, champion in enumerate(("none", "1", "2")):
         run_id = stand_in_train_run(model_dir)
         record_evaluation(model_dir, f"p{index}", champion)
-        assert publish(str(model_dir), run_id, config, "segpipe", f"p{index}").version
+        run = RunContext("segpipe", f"p{index}", model_name="m")
+        assert publish(str(model_dir), run_id, run, exports).version
     return MlflowClient(mlflow_store)
 
 
@@ -70,9 +71,9 @@ def test_a_rolled_back_version_is_never_promoted_again_by_a_pipeline_run(publish
     assert main(["rollback", "--model", "m"]) == 0  # champion 2, version 3 rolled back
     run_3 = published.get_model_version("m", "3").run_id
     record_evaluation(tmp_path / "model", "p2-retry", "2")  # judged against today's champion
-    config = PublishConfig(model_name="m", export_root=str(tmp_path / "exports"))
+    run = RunContext("segpipe", "p2-retry", model_name="m")
     with pytest.raises(PublishRefused, match="version 3 was rolled back.*segpipe promote"):
-        publish(str(tmp_path / "model"), run_3, config, "segpipe", "p2-retry")
+        publish(str(tmp_path / "model"), run_3, run, str(tmp_path / "exports"))
     assert _aliases(published) == {"champion": "2", "previous": "1"}
 
     with pytest.raises(SystemExit, match="was rolled back.*--force"):

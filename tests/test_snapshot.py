@@ -13,7 +13,12 @@ import pytest
 from components.common import storage
 from components.common.data.manifest import manifest_sha256, read_manifest, write_manifest
 from components.common.data.manifest_diff import diff_manifests
-from components.common.settings.config import PreprocessConfig, SnapshotConfig, TrainConfig
+from components.common.settings.config import (
+    PreprocessConfig,
+    RunContext,
+    SnapshotConfig,
+    TrainConfig,
+)
 from components.common.tracking.lineage import (
     DATA_FINGERPRINT_TAG,
     LINEAGE_TAGS,
@@ -239,14 +244,14 @@ def test_a_snapshot_equal_to_the_champion_skips_only_when_asked(
     train = TrainConfig(epochs=1)
     skip = SnapshotConfig(skip_unchanged=True)
     first = take_snapshot(
-        str(data), str(tmp_path / "s1"), CONFIG, train, skip, "segpipe-unet", "champion"
+        str(data), str(tmp_path / "s1"), CONFIG, train, skip, RunContext("segpipe", "manual")
     )
     assert not first.skipped and first.baseline.version is None and first.diff is None
     assert "No champion yet: 12 inputs" in first.report_markdown
     version = _champion_from(tmp_path / "s1", train)
 
     again = take_snapshot(
-        str(data), str(tmp_path / "s2"), CONFIG, train, skip, "segpipe-unet", "champion"
+        str(data), str(tmp_path / "s2"), CONFIG, train, skip, RunContext("segpipe", "manual")
     )
     assert again.skipped and again.diff.identical
     assert f"Unchanged since segpipe-unet version {version}: nothing to do" in again.report_markdown
@@ -260,7 +265,12 @@ def test_a_snapshot_equal_to_the_champion_skips_only_when_asked(
     assert json.loads((tmp_path / "s2" / "snapshot.json").read_text())["skipped"] is True
 
     off = take_snapshot(
-        str(data), str(tmp_path / "s3"), CONFIG, train, SnapshotConfig(), "segpipe-unet", "champion"
+        str(data),
+        str(tmp_path / "s3"),
+        CONFIG,
+        train,
+        SnapshotConfig(),
+        RunContext("segpipe", "manual"),
     )
     assert off.unchanged and not off.skipped
     more_epochs = take_snapshot(
@@ -269,8 +279,7 @@ def test_a_snapshot_equal_to_the_champion_skips_only_when_asked(
         CONFIG,
         TrainConfig(epochs=2),
         skip,
-        "segpipe-unet",
-        "champion",
+        RunContext("segpipe", "manual"),
     )
     assert more_epochs.data_unchanged and not more_epochs.skipped
     assert "training settings changed" in more_epochs.report_markdown
@@ -278,7 +287,7 @@ def test_a_snapshot_equal_to_the_champion_skips_only_when_asked(
     _add_pairs(data, 10)
     _relabel(data / "masks" / "sample_00005.png")
     changed = take_snapshot(
-        str(data), str(tmp_path / "s5"), CONFIG, train, skip, "segpipe-unet", "champion"
+        str(data), str(tmp_path / "s5"), CONFIG, train, skip, RunContext("segpipe", "manual")
     )
     assert not changed.skipped
     assert changed.diff.counts() == {"added": 10, "removed": 0, "changed": 1, "unchanged": 11}
@@ -300,8 +309,7 @@ def test_a_champion_without_a_manifest_is_never_unchanged(mlflow_store, data: Pa
         CONFIG,
         TrainConfig(),
         SnapshotConfig(True),
-        "old-model",
-        "champion",
+        RunContext("segpipe", "manual", "old-model"),
     )
     assert not result.unchanged and not result.skipped and result.diff is None
     assert "trained before snapshots" in result.baseline.note and result.lineage_warning
@@ -318,11 +326,15 @@ def test_an_unreadable_champion_lineage_is_never_unchanged_and_the_report_says_w
 
     client = MlflowClient(mlflow_store)
     train, skip = TrainConfig(epochs=1), SnapshotConfig(skip_unchanged=True)
-    take_snapshot(str(data), str(tmp_path / "s1"), CONFIG, train, skip, "m", "champion")
+    take_snapshot(
+        str(data), str(tmp_path / "s1"), CONFIG, train, skip, RunContext("segpipe", "manual", "m")
+    )
     version = _champion_from(tmp_path / "s1", train, name="m")
 
     client.set_model_version_tag("m", version, MANIFEST_SHA256_TAG, "0" * 64)  # not its manifest
-    tampered = take_snapshot(str(data), str(tmp_path / "s2"), CONFIG, train, skip, "m", "champion")
+    tampered = take_snapshot(
+        str(data), str(tmp_path / "s2"), CONFIG, train, skip, RunContext("segpipe", "manual", "m")
+    )
     assert not tampered.unchanged and not tampered.skipped and tampered.diff is None
     assert "its manifest cannot be read or is not the recorded one" in tampered.baseline.note
     warning = f"WARNING: m version {version}'s lineage cannot be verified"
@@ -338,7 +350,9 @@ def test_an_unreadable_champion_lineage_is_never_unchanged_and_the_report_says_w
     recorded = client.get_run(client.get_model_version("m", version).run_id).data.tags
     client.set_model_version_tag("m", version, MANIFEST_SHA256_TAG, recorded[MANIFEST_SHA256_TAG])
     client.delete_model_version_tag("m", version, TRAIN_SETTINGS_TAG)
-    untold = take_snapshot(str(data), str(tmp_path / "s3"), CONFIG, train, skip, "m", "champion")
+    untold = take_snapshot(
+        str(data), str(tmp_path / "s3"), CONFIG, train, skip, RunContext("segpipe", "manual", "m")
+    )
     assert not untold.skipped
     assert f"records no {TRAIN_SETTINGS_TAG}" in untold.baseline.note
     assert "WARNING" in untold.report_markdown and "retraining" in untold.report_markdown
@@ -354,7 +368,12 @@ def test_a_registry_that_cannot_be_read_means_the_run_goes_on(
 
     monkeypatch.setattr(registry, "alias_version", unreachable)
     result = take_snapshot(
-        str(data), str(tmp_path / "s"), CONFIG, TrainConfig(), SnapshotConfig(True), "m", "a"
+        str(data),
+        str(tmp_path / "s"),
+        CONFIG,
+        TrainConfig(),
+        SnapshotConfig(True),
+        RunContext("segpipe", "manual", "m", "a"),
     )
     assert not result.skipped and result.baseline.unreadable
     assert "Not compared with m's champion (unreadable): cannot read m@a: registry down" in (
@@ -397,12 +416,24 @@ def test_two_versions_lead_back_to_their_manifests_and_their_difference(
 
     train, settings = TrainConfig(), SnapshotConfig()
     snapshot = take_snapshot(
-        str(data), str(tmp_path / "a"), CONFIG, train, settings, "m", "champion"
+        str(data),
+        str(tmp_path / "a"),
+        CONFIG,
+        train,
+        settings,
+        RunContext("segpipe", "manual", "m"),
     )
     first = _champion_from(tmp_path / "a", train, "m")
     _add_pairs(data, 10)
     _relabel(data / "masks" / "sample_00002.png")
-    take_snapshot(str(data), str(tmp_path / "b"), CONFIG, train, settings, "m", "champion")
+    take_snapshot(
+        str(data),
+        str(tmp_path / "b"),
+        CONFIG,
+        train,
+        settings,
+        RunContext("segpipe", "manual", "m"),
+    )
     second = _champion_from(tmp_path / "b", train, "m")
 
     client = MlflowClient(mlflow_store)

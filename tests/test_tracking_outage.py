@@ -217,7 +217,7 @@ def test_a_failing_train_step_leaves_its_runs_failed(server, tiny_shards, tmp_pa
     """Where the server answers, an error marks the step's run and the pipeline run FAILED."""
     import shutil
 
-    from components.common.settings.config import TrainConfig
+    from components.common.settings.config import RunContext, TrainConfig
     from components.train.trainer import train
 
     broken = tmp_path / "no-shards"
@@ -225,7 +225,12 @@ def test_a_failing_train_step_leaves_its_runs_failed(server, tiny_shards, tmp_pa
     for name in ("dataset.json", "stats.json"):  # metadata, but the shards are gone
         shutil.copy(tiny_shards / name, broken / name)
     with pytest.raises(FileNotFoundError, match="no TFRecord shards"):
-        train(str(broken), str(tmp_path / "model"), TrainConfig(epochs=1), "segpipe", "outage")
+        train(
+            str(broken),
+            str(tmp_path / "model"),
+            TrainConfig(epochs=1),
+            RunContext("segpipe", "outage"),
+        )
     train_run, parent = _runs(server.uri)
     assert train_run.info.status == "FAILED" and parent.info.status == "FAILED"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.common.settings.config import TrainConfig
+from components.common.settings.config import RunContext, TrainConfig
 from components.train.hardware import (
     DeviceFacts,
     choose_precision,
@@ -397,7 +397,7 @@ def test_trainer_with_options_stops_early_and_exports(
     )
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
-    run_id = train(str(tiny_shards), str(tmp_path / "model"), config, pipeline_run_id="opts")
+    run_id = train(str(tiny_shards), str(tmp_path / "model"), config, RunContext("segpipe", "opts"))
     client = MlflowClient(mlflow_store)
     epochs_run = len(client.get_metric_history(run_id, "val_mean_iou"))
     assert 2 <= epochs_run < 8
@@ -561,7 +561,9 @@ def test_training_on_crops_and_refitting_on_train_and_val(mlflow_store, tiny_sha
         train_on_val=True,
         system_metrics=False,
     )
-    run_id = train(str(tiny_shards), str(tmp_path / "model"), config, pipeline_run_id="refit")
+    run_id = train(
+        str(tiny_shards), str(tmp_path / "model"), config, RunContext("segpipe", "refit")
+    )
     client = MlflowClient(mlflow_store)
     assert len(client.get_metric_history(run_id, "loss")) == 2
     assert not client.get_metric_history(run_id, "val_mean_iou")  # nothing held out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from components.common.settings.config import PipelineConfig, TrainConfig
+from components.common.settings.config import PipelineConfig, RunContext, TrainConfig
 from pipelines.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +99,12 @@ def test_an_empty_train_split_is_refused_before_any_run(mlflow_store, tiny_shard
     (shards / "stats.json").write_text(json.dumps(stats))
 
     with pytest.raises(ValueError, match=r"stats.json: the train split has 0 examples, nothing"):
-        train(str(shards), str(tmp_path / "model"), TrainConfig(epochs=1), "segpipe", "empty")
+        train(
+            str(shards),
+            str(tmp_path / "model"),
+            TrainConfig(epochs=1),
+            RunContext("segpipe", "empty"),
+        )
     assert not (tmp_path / "model").exists()
     experiment = MlflowClient(mlflow_store).get_experiment_by_name("segpipe").experiment_id
     assert MlflowClient(mlflow_store).search_runs([experiment]) == []

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.common.settings.config import TrainConfig
+from components.common.settings.config import RunContext, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 # ../shared/k8s next to a clone; ../../shared/k8s from a worktree kept under wt/
@@ -80,8 +80,8 @@ def _four_worker_job(node_selector=(("cloud.google.com/gke-accelerator", "nvidia
     )  # fmt: skip
     config = TrainConfig(epochs=30, batch_size=32, checkpoint_root="gs://bucket/ckpt")
     return train_job_manifest(
-        "gs://bucket/root/run-7/preprocess/dataset", config, workers, "segpipe",
-        "0b6e7c1a-58a2-4c44-9d53-2f1e0b4b1f3e", "segpipe-unet", "champion", "gs://bucket/root",
+        "gs://bucket/root/run-7/preprocess/dataset", config, workers,
+        RunContext("segpipe", "0b6e7c1a-58a2-4c44-9d53-2f1e0b4b1f3e"), "gs://bucket/root",
     )  # fmt: skip
 
 
@@ -222,4 +222,5 @@ def test_workers_that_could_not_share_their_data_are_refused(
 
     config = TrainConfig(checkpoint_root=checkpoint_root)
     with pytest.raises(ValueError, match=f"share {refused} at .*gs://"):
-        train_job_manifest(dataset, config, Workers(2, "img"), "e", "run", "m", "a", pipeline_root)
+        run = RunContext("e", "run", "m", "a")
+        train_job_manifest(dataset, config, Workers(2, "img"), run, pipeline_root)

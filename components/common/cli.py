@@ -10,11 +10,21 @@ import sys
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from components.common.errors import EXPECTED_BUILTINS, SegpipeError
-from components.common.settings.config import help_of, setting_types, settings_of
+from components.common.settings.config import (
+    DEFAULT_ALIAS,
+    DEFAULT_EXPERIMENT,
+    DEFAULT_MODEL_NAME,
+    PublishConfig,
+    RunContext,
+    help_of,
+    setting_types,
+    settings_of,
+)
 from components.common.tracking.runs import error_summary
 
 T = TypeVar("T")
@@ -34,6 +44,32 @@ def add_config_flags(parser: argparse.ArgumentParser, config_type: type) -> None
             metavar=kind.__name__.upper(),
             help=f"{help_of(setting)} (default: {setting.default!r})".replace("%", "%%"),
         )
+
+
+def add_run_context_flags(
+    parser: argparse.ArgumentParser,
+    pipeline_run_id_help: str,
+    model_help: str = "registered model to compare with",
+    alias_help: str = "its alias holding the model to beat",
+) -> None:
+    """Add --experiment, --pipeline-run-id, --model-name and --alias: a RunContext's fields.
+    A missing --pipeline-run-id becomes a new cli-<random> id in `run_context_from_flags`."""
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
+    parser.add_argument("--pipeline-run-id", default=None, help=pipeline_run_id_help)
+    parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help=model_help)
+    parser.add_argument("--alias", default=DEFAULT_ALIAS, help=alias_help)
+
+
+def run_context_from_flags(args: argparse.Namespace) -> RunContext:
+    """The RunContext `add_run_context_flags` reads (the model name is checked here)."""
+    pipeline_run_id = args.pipeline_run_id
+    if pipeline_run_id is None:
+        pipeline_run_id = f"cli-{uuid.uuid4().hex[:12]}"
+    try:
+        PublishConfig(model_name=args.model_name, alias=args.alias)
+    except ValueError as error:
+        raise SystemExit(f"invalid setting: {error}") from error
+    return RunContext(args.experiment, pipeline_run_id, args.model_name, args.alias)
 
 
 def parse_bool(text: str) -> bool:

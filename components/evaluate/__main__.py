@@ -6,15 +6,16 @@ import argparse
 import contextlib
 import json
 import sys
-import uuid
 
 from components.common.cli import (
     add_config_flags,
+    add_run_context_flags,
     config_from_flags,
     one_line_errors,
+    run_context_from_flags,
     setup_logging,
 )
-from components.common.settings.config import DEFAULT_EXPERIMENT, GatePolicy, PublishConfig
+from components.common.settings.config import GatePolicy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,21 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True, help="preprocess output folder")
     parser.add_argument("--model-dir", required=True, help="candidate SavedModel folder")
     parser.add_argument(
-        "--model-name", default=PublishConfig.model_name, help="registered model to compare with"
-    )
-    parser.add_argument(
-        "--alias", default=PublishConfig.alias, help="its alias holding the model to beat"
-    )
-    parser.add_argument(
         "--train-run-id",
         default="",
         help="MLflow run that trained the model (recorded; publish then checks it)",
     )
-    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
-    parser.add_argument(
-        "--pipeline-run-id",
-        default=f"cli-{uuid.uuid4().hex[:12]}",
-        help="groups the MLflow runs (publish finds this evaluation by the model's digest)",
+    add_run_context_flags(
+        parser,
+        "groups the MLflow runs (default: a new cli-<random> id; publish finds this evaluation "
+        "by the model's digest)",
     )
     parser.add_argument("--report", default=None, help="also write the HTML report here")
     parser.add_argument(
@@ -51,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_config_flags(parser, GatePolicy)
     args = parser.parse_args(argv)
+    policy, run = config_from_flags(GatePolicy, args), run_context_from_flags(args)
     setup_logging()
     from components.evaluate.evaluator import evaluate
 
@@ -59,20 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(
             args.dataset,
             args.model_dir,
-            config_from_flags(GatePolicy, args),
-            args.model_name,
-            args.experiment,
-            args.pipeline_run_id,
+            policy,
+            run,
             args.report,
             args.per_image,
             train_run_id=args.train_run_id,
-            alias=args.alias,
             snapshot_dir=args.snapshot,
         )
     summary = {"passed": result.decision.passed, "reason": result.decision.reason}
     judged = {
         "evaluation_run_id": result.run_id,
-        "pipeline_run_id": args.pipeline_run_id,
+        "pipeline_run_id": run.pipeline_run_id,
         "model_sha256": result.model_sha256,
         "champion_version": result.champion_version,
     }

@@ -43,13 +43,10 @@ def evaluate(
         dataset.path,
         model.path,
         policy,
-        run.model_name,
-        run.experiment,
-        run.pipeline_run_id,
+        run,
         report_path=report.path,
         images_path=per_image.path,
         train_run_id=train_run_id,
-        alias=run.alias,
         snapshot_dir=snapshot.path,
     )
     for key, value in result.metrics.items():

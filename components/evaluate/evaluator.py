@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from components.common import storage, verdict
 from components.common.data.dataset import read_dataset_info
 from components.common.data.digest import folder_sha256
-from components.common.settings.config import DEFAULT_ALIAS, DEFAULT_EXPERIMENT, GatePolicy
+from components.common.settings.config import GatePolicy, RunContext
 from components.common.tracking.runs import check_reachable, step_run, tracking_uri
 from components.evaluate.drift import DataDrift, compare_stats
 from components.evaluate.gate import Decision, check_policy, decide
 from components.evaluate.metrics import SegmentationMetrics, compute_metrics
 
 log = logging.getLogger(__name__)
-CHAMPION_ALIAS = DEFAULT_ALIAS
 REPORT_FILE = "report.html"
 IMAGES_FILE = "per_image_iou.parquet"
 DRIFT_FILE = "drift.json"
@@ -51,16 +50,14 @@ def evaluate(
     dataset_dir: str,
     model_dir: str,
     policy: GatePolicy,
-    model_name: str,
-    experiment: str = DEFAULT_EXPERIMENT,
-    pipeline_run_id: str = "manual",
+    run: RunContext,
     report_path: str | None = None,
     images_path: str | None = None,
     train_run_id: str = "",
-    alias: str = CHAMPION_ALIAS,
     snapshot_dir: str | None = None,
 ) -> Evaluation:
-    """Metrics for the candidate in `model_dir` and for `model_name@alias`, plus the gate.
+    """Metrics for the candidate in `model_dir` and for `run.model_name@run.alias`, plus the
+    gate.
 
     Writes the HTML report and the per-image Parquet table (to `report_path` and
     `images_path` when given) and logs both to the step's MLflow run under `evaluation/`.
@@ -71,10 +68,7 @@ def evaluate(
     output) is logged as the run's dataset input.
     """
     import mlflow
-    from mlflow.tracking import MlflowClient
 
-    from components.common.tracking.registry import alias_version, download_version
-    from components.evaluate.report import render_report, write_image_table
     from components.evaluate.scoring import score_model
 
     check_reachable(tracking_uri())  # before loading any model: fail in seconds, not minutes
@@ -82,93 +76,136 @@ def evaluate(
     check_policy(policy, info.class_names)
     model_sha256 = folder_sha256(model_dir)  # what publish must find again, byte for byte
     outputs = tempfile.mkdtemp(prefix="segpipe-evaluate-")
-    with step_run("evaluate", experiment, pipeline_run_id, dataset_dir=dataset_dir) as run:
+    with step_run("evaluate", run.experiment, run.pipeline_run_id, dataset_dir=dataset_dir) as step:
         if snapshot_dir:
             from components.common.tracking.lineage import log_training_data
 
             log_training_data(snapshot_dir, context="evaluation")
         scores = score_model(model_dir, dataset_dir, policy.eval_split, info)
         candidate = compute_metrics(scores.confusion)
-        champion_version = alias_version(MlflowClient(tracking_uri()), model_name, alias)
-        champion_scores = champion = drift = None
-        if champion_version is not None:
-            drift = _champion_drift(dataset_dir, champion_version)
-            champion_dir = download_version(champion_version)
-            champion_scores = score_model(
-                champion_dir, dataset_dir, policy.eval_split, info, samples=0
-            )
-            champion = compute_metrics(champion_scores.confusion)
-        decision = decide(candidate, champion, policy, info.class_names, drift)
-        metrics = candidate.as_dict(info.class_names)
-        if champion is not None:
-            metrics.update(
-                {f"champion/{k}": v for k, v in champion.as_dict(info.class_names).items()}
-            )
-        metrics.update(drift.metrics() if drift else {})
-        metrics["gate_passed"] = float(decision.passed)
-        version = str(champion_version.version) if champion_version else None
-
-        # Fixed names in MLflow, whatever the paths KFP hands us are called.
-        with open(os.path.join(outputs, REPORT_FILE), "w", encoding="utf-8") as handle:
-            handle.write(
-                render_report(
-                    info.class_names,
-                    info.ignore_label,
-                    scores,
-                    candidate,
-                    champion,
-                    version,
-                    decision.passed,
-                    decision.reason,
-                    drift,
-                )
-            )
-        with open(os.path.join(outputs, DRIFT_FILE), "w", encoding="utf-8") as handle:
-            json.dump(_drift_document(drift), handle, indent=2)
-        write_image_table(os.path.join(outputs, IMAGES_FILE), scores, champion_scores)
+        champion = _score_champion(dataset_dir, policy, info, run)
+        decision = decide(candidate, champion.metrics, policy, info.class_names, champion.drift)
+        metrics = _flat_metrics(candidate, champion, decision, info.class_names)
+        _write_outputs(outputs, info, scores, candidate, champion, decision)
         for name, target in ((REPORT_FILE, report_path), (IMAGES_FILE, images_path)):
             if target:
                 os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
                 shutil.copyfile(os.path.join(outputs, name), target)
-
         mlflow.log_metrics(metrics)
-        mlflow.log_params(
-            {
-                "eval_split": policy.eval_split,
-                "min_mean_iou": policy.min_mean_iou,
-                "max_drop": policy.max_drop,
-                "max_class_drop": policy.max_class_drop,
-                "allow_absent_classes": policy.allow_absent_classes,
-                "max_class_shift": policy.max_class_shift,
-            }
-        )
-        tags = {
-            verdict.PASSED_TAG: str(decision.passed).lower(),
-            verdict.REASON_TAG: decision.reason,
-            verdict.MODEL_SHA256_TAG: model_sha256,
-            verdict.MODEL_NAME_TAG: model_name,
-            verdict.ALIAS_TAG: alias,
-            verdict.CHAMPION_VERSION_TAG: version or verdict.NO_CHAMPION,
-        }
-        if train_run_id:
-            tags[verdict.TRAIN_RUN_TAG] = train_run_id
-        mlflow.set_tags(tags)
+        mlflow.log_params(_policy_params(policy))
+        mlflow.set_tags(_verdict_tags(decision, model_sha256, run, champion.version, train_run_id))
         mlflow.log_artifacts(outputs, "evaluation")
         log.info("evaluate: %s", decision.reason)
         return Evaluation(
             candidate,
-            champion,
-            version,
+            champion.metrics,
+            champion.version,
             decision,
             metrics,
             report_path or os.path.join(outputs, REPORT_FILE),
             images_path or os.path.join(outputs, IMAGES_FILE),
-            run.info.run_id,
+            step.info.run_id,
             model_sha256,
             info.class_names,
             tuple(tuple(int(n) for n in row) for row in scores.confusion),
-            drift,
+            champion.drift,
         )
+
+
+@dataclass(frozen=True)
+class _Champion:
+    """The model the candidate must beat, scored on the same shards (all None without one)."""
+
+    version: str | None = None
+    scores: object = None  # scoring.Scores
+    metrics: SegmentationMetrics | None = None
+    drift: DataDrift | None = None
+
+
+def _score_champion(dataset_dir: str, policy: GatePolicy, info, run: RunContext) -> _Champion:
+    """Score `run.model_name@run.alias` (if it exists) and compare its training data's
+    statistics with this data set's."""
+    from mlflow.tracking import MlflowClient
+
+    from components.common.tracking.registry import alias_version, download_version
+    from components.evaluate.scoring import score_model
+
+    version = alias_version(MlflowClient(tracking_uri()), run.model_name, run.alias)
+    if version is None:
+        return _Champion()
+    drift = _champion_drift(dataset_dir, version)
+    scores = score_model(download_version(version), dataset_dir, policy.eval_split, info, samples=0)
+    return _Champion(str(version.version), scores, compute_metrics(scores.confusion), drift)
+
+
+def _flat_metrics(
+    candidate: SegmentationMetrics,
+    champion: _Champion,
+    decision: Decision,
+    class_names: tuple[str, ...],
+) -> dict[str, float]:
+    """The candidate's metrics, the champion's under `champion/`, drift, and the verdict."""
+    metrics = candidate.as_dict(class_names)
+    if champion.metrics is not None:
+        champion_metrics = champion.metrics.as_dict(class_names)
+        metrics.update({f"champion/{k}": v for k, v in champion_metrics.items()})
+    metrics.update(champion.drift.metrics() if champion.drift else {})
+    metrics["gate_passed"] = float(decision.passed)
+    return metrics
+
+
+def _write_outputs(outputs: str, info, scores, candidate, champion: _Champion, decision) -> None:
+    """The report, drift.json and the per-image table, under fixed names in `outputs`."""
+    from components.evaluate.report import render_report, write_image_table
+
+    report = render_report(
+        info.class_names,
+        info.ignore_label,
+        scores,
+        candidate,
+        champion.metrics,
+        champion.version,
+        decision.passed,
+        decision.reason,
+        champion.drift,
+    )
+    with open(os.path.join(outputs, REPORT_FILE), "w", encoding="utf-8") as handle:
+        handle.write(report)
+    with open(os.path.join(outputs, DRIFT_FILE), "w", encoding="utf-8") as handle:
+        json.dump(_drift_document(champion.drift), handle, indent=2)
+    write_image_table(os.path.join(outputs, IMAGES_FILE), scores, champion.scores)
+
+
+def _policy_params(policy: GatePolicy) -> dict[str, object]:
+    return {
+        "eval_split": policy.eval_split,
+        "min_mean_iou": policy.min_mean_iou,
+        "max_drop": policy.max_drop,
+        "max_class_drop": policy.max_class_drop,
+        "allow_absent_classes": policy.allow_absent_classes,
+        "max_class_shift": policy.max_class_shift,
+    }
+
+
+def _verdict_tags(
+    decision: Decision,
+    model_sha256: str,
+    run: RunContext,
+    champion_version: str | None,
+    train_run_id: str,
+) -> dict[str, str]:
+    """What the evaluation judged, as the tags publish checks."""
+    tags = {
+        verdict.PASSED_TAG: str(decision.passed).lower(),
+        verdict.REASON_TAG: decision.reason,
+        verdict.MODEL_SHA256_TAG: model_sha256,
+        verdict.MODEL_NAME_TAG: run.model_name,
+        verdict.ALIAS_TAG: run.alias,
+        verdict.CHAMPION_VERSION_TAG: champion_version or verdict.NO_CHAMPION,
+    }
+    if train_run_id:
+        tags[verdict.TRAIN_RUN_TAG] = train_run_id
+    return tags
 
 
 def _champion_drift(dataset_dir: str, champion_version) -> DataDrift:

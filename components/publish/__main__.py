@@ -11,7 +11,7 @@ from components.common.cli import (
     one_line_errors,
     setup_logging,
 )
-from components.common.settings.config import DEFAULT_EXPERIMENT, PublishConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, PublishConfig, RunContext
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
     parser.add_argument(
         "--pipeline-run-id",
-        default=None,
+        default="",
         help="use the evaluation of this pipeline run (default: the latest evaluation of this "
         "exact model folder, found by its content digest)",
     )
@@ -38,14 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     from components.publish.publisher import PublishRefused, publish
 
+    config = config_from_flags(PublishConfig, args)
+    run = RunContext(args.experiment, args.pipeline_run_id, config.model_name, config.alias)
     try:
         result = publish(
-            args.model_dir,
-            args.train_run_id,
-            config_from_flags(PublishConfig, args),
-            args.experiment,
-            args.pipeline_run_id,
-            dataset_dir=args.dataset,
+            args.model_dir, args.train_run_id, run, config.export_root, dataset_dir=args.dataset
         )
     except PublishRefused as refusal:
         print(f"publish: {refusal}", file=sys.stderr)

@@ -19,21 +19,21 @@ class PublishRefused(SegpipeError, RuntimeError):
     reason, exit_code = "publish-refused", 3
 
 
-def check_not_rolled_back(client, config, train_run_id: str) -> None:
+def check_not_rolled_back(client, run, train_run_id: str) -> None:
     """Refuse to promote a version that was rolled back: only an operator brings it back.
 
     A retried or resubmitted pipeline run would otherwise make it champion again.
     """
-    for version in run_versions(client, config.model_name, train_run_id):
+    for version in run_versions(client, run.model_name, train_run_id):
         if (version.tags or {}).get(ROLLED_BACK_TAG) != "true":
             continue
-        current = alias_version(client, config.model_name, config.alias)
+        current = alias_version(client, run.model_name, run.alias)
         if current is not None and str(current.version) == str(version.version):
             return  # an operator restored it: nothing will move
         raise PublishRefused(
-            f"refusing to publish: {config.model_name} version {version.version} was rolled "
+            f"refusing to publish: {run.model_name} version {version.version} was rolled "
             f"back, and a pipeline run never promotes a rolled-back version again; to bring it "
-            f"back on purpose: segpipe promote --model {config.model_name} --version "
+            f"back on purpose: segpipe promote --model {run.model_name} --version "
             f"{version.version} --force --reason '...'"
         )
 
@@ -76,38 +76,39 @@ def find_evaluation(
     return runs[0]
 
 
-def check_evaluation(evaluation, model_dir: str, model_sha256: str, train_run_id: str, config):
+def check_evaluation(evaluation, model_dir: str, model_sha256: str, train_run_id: str, run):
     """Refuse unless `evaluation` finished, passed, and judged this model for this alias."""
     tags = evaluation.data.tags
-    run = f"evaluation run {evaluation.info.run_id}"
+    judged = f"evaluation run {evaluation.info.run_id}"
     if evaluation.info.status != "FINISHED" or verdict.PASSED_TAG not in tags:
         raise PublishRefused(
-            f"refusing to publish: the latest evaluation ({run}) did not finish "
+            f"refusing to publish: the latest evaluation ({judged}) did not finish "
             f"({evaluation.info.status}); re-run evaluation"
         )
     if tags[verdict.PASSED_TAG] != "true":
         raise PublishRefused(
-            f"refusing to publish: the gate failed ({run}): {tags.get(verdict.REASON_TAG)}"
+            f"refusing to publish: the gate failed ({judged}): {tags.get(verdict.REASON_TAG)}"
         )
     evaluated = tags.get(verdict.MODEL_SHA256_TAG)
     if evaluated != model_sha256:
         raise PublishRefused(
-            f"refusing to publish: {run} scored a model with sha256 {evaluated or 'unrecorded'}, "
-            f"but {model_dir} has sha256 {model_sha256}: this is not the model that passed; "
+            f"refusing to publish: {judged} scored a model with sha256 "
+            f"{evaluated or 'unrecorded'}, but {model_dir} has sha256 {model_sha256}: this is "
+            "not the model that passed; "
             "evaluate this model folder, then publish it"
         )
     evaluated_run = tags.get(verdict.TRAIN_RUN_TAG)
     if evaluated_run and evaluated_run != train_run_id:
         raise PublishRefused(
-            f"refusing to publish: {run} judged the model of train run {evaluated_run}, "
+            f"refusing to publish: {judged} judged the model of train run {evaluated_run}, "
             f"not {train_run_id}"
         )
     target = (tags.get(verdict.MODEL_NAME_TAG), tags.get(verdict.ALIAS_TAG))
-    if target != (config.model_name, config.alias):
+    if target != (run.model_name, run.alias):
         raise PublishRefused(
-            f"refusing to publish: {run} compared the model with {target[0]}@{target[1]}, "
-            f"not {config.model_name}@{config.alias}; evaluate with --model-name "
-            f"{config.model_name} --alias {config.alias}"
+            f"refusing to publish: {judged} compared the model with {target[0]}@{target[1]}, "
+            f"not {run.model_name}@{run.alias}; evaluate with --model-name "
+            f"{run.model_name} --alias {run.alias}"
         )
 
 
@@ -137,22 +138,22 @@ def check_logged_model(train_run, model_sha256: str, model_dir: str) -> None:
         )
 
 
-def check_champion(client, config, evaluation, train_run_id: str) -> None:
+def check_champion(client, run, evaluation, train_run_id: str) -> None:
     """Compare and swap: refuse unless the alias still points where the evaluation saw it.
 
     A re-run of a publish whose model already holds the alias passes (nothing will move).
     """
-    current = alias_version(client, config.model_name, config.alias)
+    current = alias_version(client, run.model_name, run.alias)
     if current is not None and current.run_id == train_run_id:
         return
     expected = evaluation.data.tags.get(verdict.CHAMPION_VERSION_TAG)
     now = str(current.version) if current is not None else verdict.NO_CHAMPION
     if now != expected:
         raise PublishRefused(
-            f"refusing to publish: {config.model_name}@{config.alias} is "
+            f"refusing to publish: {run.model_name}@{run.alias} is "
             f"{_describe(now)} now, but the evaluation (run {evaluation.info.run_id}) compared "
             f"the model with {_describe(expected)}; re-run evaluation against the current "
-            f"{config.alias}, then publish"
+            f"{run.alias}, then publish"
         )
 
 

@@ -27,12 +27,7 @@ def publish(
     from components.publish.publisher import publish as run_publish
 
     result = run_publish(
-        model.path,
-        train_run_id,
-        config,
-        run.experiment,
-        run.pipeline_run_id,
-        dataset_dir=dataset.path,
+        model.path, train_run_id, run, config.export_root, dataset_dir=dataset.path
     )
     with open(model_card.path, "w", encoding="utf-8") as handle:
         handle.write(result.model_card)

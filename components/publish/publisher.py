@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from components.common import verdict
 from components.common.data.digest import folder_sha256
-from components.common.settings.config import DEFAULT_ALIAS, DEFAULT_EXPERIMENT, PublishConfig
+from components.common.settings.config import DEFAULT_ALIAS, RunContext
 from components.common.tracking.lineage import LINEAGE_TAGS
 from components.common.tracking.registry import alias_version, run_versions
 from components.common.tracking.runs import (
@@ -81,15 +81,15 @@ def dataset_fingerprint(dataset_dir: str) -> tuple[str, dict[str, object]]:
 def publish(
     model_dir: str,
     train_run_id: str,
-    config: PublishConfig,
-    experiment: str = DEFAULT_EXPERIMENT,
-    pipeline_run_id: str | None = None,
+    run: RunContext,
+    export_root: str,
     dataset_dir: str | None = None,
 ) -> Publication:
-    """Register the train run's model, export it with a model card, then move the aliases.
+    """Register the train run's model as `run.model_name`, export it under `export_root` with
+    a model card, then move `run.alias` (and `previous`).
 
     Fails closed (PublishRefused) unless an evaluation passed for this exact model: the latest
-    evaluate run of `pipeline_run_id` (or, without one, the latest of this model folder's
+    evaluate run of `run.pipeline_run_id` (or, with none, the latest of this model folder's
     digest) passed the gate, scored a folder with `model_dir`'s digest, and the train run logged
     the same files. The alias moves only if it still points at the version that evaluation
     compared against (compare and swap), and last: if the export fails, `champion` still points
@@ -105,29 +105,43 @@ def publish(
     model_sha256 = folder_sha256(model_dir)
     client = MlflowClient(tracking_uri())
     evaluation = find_evaluation(
-        client, experiment, config.model_name, model_sha256, pipeline_run_id
+        client, run.experiment, run.model_name, model_sha256, run.pipeline_run_id or None
     )
     # publish joins its evaluation's pipeline run (a CLI evaluate names one too)
     pipeline = evaluation.data.tags[PIPELINE_RUN_TAG]
-    with step_run("publish", experiment, pipeline, dataset_dir=dataset_dir):
+    with step_run("publish", run.experiment, pipeline, dataset_dir=dataset_dir):
         try:
-            check_evaluation(evaluation, model_dir, model_sha256, train_run_id, config)
+            check_evaluation(evaluation, model_dir, model_sha256, train_run_id, run)
             train_run = client.get_run(train_run_id)
             check_logged_model(train_run, model_sha256, model_dir)
-            check_not_rolled_back(client, config, train_run_id)
-            check_champion(client, config, evaluation, train_run_id)  # early: nothing written
+            check_not_rolled_back(client, run, train_run_id)
+            check_champion(client, run, evaluation, train_run_id)  # early: nothing written
             return _register_export_promote(
-                client, model_dir, train_run, evaluation, config, fingerprint, data_summary
+                client,
+                model_dir,
+                train_run,
+                evaluation,
+                run,
+                export_root,
+                fingerprint,
+                data_summary,
             )
         except PublishRefused as refusal:
             mlflow.set_tag(verdict.PUBLISH_REFUSED_TAG, str(refusal)[:5000])
-            card = _refused_card(client, config, evaluation, train_run_id, refusal)
+            card = _refused_card(client, run, evaluation, train_run_id, refusal)
             mlflow.log_text(card, MODEL_CARD_FILE)
             raise
 
 
 def _register_export_promote(
-    client, model_dir: str, train_run, evaluation, config, fingerprint, data_summary
+    client,
+    model_dir: str,
+    train_run,
+    evaluation,
+    run: RunContext,
+    export_root: str,
+    fingerprint,
+    data_summary,
 ) -> Publication:
     train_run_id = train_run.info.run_id
     pipeline_run_id = evaluation.data.tags[PIPELINE_RUN_TAG]
@@ -138,7 +152,7 @@ def _register_export_promote(
     }
     reason = evaluation.data.tags.get(verdict.REASON_TAG, "")
     source = f"{train_run.info.artifact_uri}/model"
-    version = _version_for_run(client, config.model_name, train_run_id, source)
+    version = _version_for_run(client, run.model_name, train_run_id, source)
     number = str(version.version)
     tags = {
         PIPELINE_RUN_TAG: pipeline_run_id,
@@ -156,7 +170,7 @@ def _register_export_promote(
     tags.update(lineage)
     data_summary = {**data_summary, **{k.removeprefix("segpipe."): v for k, v in lineage.items()}}
     for key, value in tags.items():
-        client.set_model_version_tag(config.model_name, number, key, value)
+        client.set_model_version_tag(run.model_name, number, key, value)
     card_fields = dict(
         train_run_id=train_run_id,
         pipeline_run_id=pipeline_run_id,
@@ -165,51 +179,49 @@ def _register_export_promote(
         params=train_run.data.params,
         metrics=metrics,
     )
-    card = render_model_card(config.model_name, number, decision=reason, **card_fields)
+    card = render_model_card(run.model_name, number, decision=reason, **card_fields)
     # complete, but outside the published path until the alias is this version's
-    staged = stage_version(
-        model_dir, config.export_root, config.model_name, number, {MODEL_CARD_FILE: card}
-    )
+    staged = stage_version(model_dir, export_root, run.model_name, number, {MODEL_CARD_FILE: card})
 
     # Compare and swap, as late as possible. MLflow has no conditional alias update, so a
     # window remains between this read and the two alias writes below (a few requests): two
     # publishes of the same model inside it could both pass. Serialize publishes of a model
     # (schedules run with max_concurrency=1) to close it.
-    current = alias_version(client, config.model_name, config.alias)
+    current = alias_version(client, run.model_name, run.alias)
     if current is not None and str(current.version) == number:
-        log.info("publish: %s version %s already is %s", config.model_name, number, config.alias)
+        log.info("publish: %s version %s already is %s", run.model_name, number, run.alias)
         return _published(number, commit(staged), card)  # a retry completes the export
     try:
-        check_champion(client, config, evaluation, train_run_id)
+        check_champion(client, run, evaluation, train_run_id)
     except PublishRefused as refusal:
         discard(staged)
-        client.set_model_version_tag(config.model_name, number, REFUSED_TAG, str(refusal)[:5000])
+        client.set_model_version_tag(run.model_name, number, REFUSED_TAG, str(refusal)[:5000])
         raise
     if current is not None:
-        client.set_registered_model_alias(config.model_name, PREVIOUS_ALIAS, current.version)
-        client.set_model_version_tag(config.model_name, number, REPLACED_TAG, current.version)
-    client.set_registered_model_alias(config.model_name, config.alias, number)
+        client.set_registered_model_alias(run.model_name, PREVIOUS_ALIAS, current.version)
+        client.set_model_version_tag(run.model_name, number, REPLACED_TAG, current.version)
+    client.set_registered_model_alias(run.model_name, run.alias, number)
     path = commit(staged)
     log.info(
         "publish: %s version %s is %s, exported to %s",
-        config.model_name,
+        run.model_name,
         number,
-        config.alias,
+        run.alias,
         path,
     )
     return _published(number, path, card)
 
 
-def _refused_card(client, config, evaluation, train_run_id: str, refusal) -> str:
+def _refused_card(client, run: RunContext, evaluation, train_run_id: str, refusal) -> str:
     """The model card of a refused model: what is known of it, and why it was not published."""
-    versions = run_versions(client, config.model_name, train_run_id)
+    versions = run_versions(client, run.model_name, train_run_id)
     number = str(versions[0].version) if versions else "(not registered)"
     try:
         params = client.get_run(train_run_id).data.params
     except Exception:  # the refusal may be that the train run cannot be read
         params = {}
     return render_model_card(
-        config.model_name,
+        run.model_name,
         number,
         train_run_id=train_run_id,
         pipeline_run_id=evaluation.data.tags.get(PIPELINE_RUN_TAG, ""),

@@ -7,14 +7,14 @@ import sys
 
 from components.common.cli import (
     add_config_flags,
+    add_run_context_flags,
     config_from_flags,
     one_line_errors,
+    run_context_from_flags,
     setup_logging,
 )
 from components.common.settings.config import (
-    DEFAULT_EXPERIMENT,
     PreprocessConfig,
-    PublishConfig,
     SnapshotConfig,
     TrainConfig,
 )
@@ -39,30 +39,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", required=True, help="input folder (local or gs://)")
     parser.add_argument("--output", required=True, help="local folder for the snapshot files")
-    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
-    parser.add_argument("--pipeline-run-id", default="manual", help="pipeline run to nest under")
-    parser.add_argument("--model-name", default=PublishConfig.model_name, help="registered model")
-    parser.add_argument("--alias", default=PublishConfig.alias, help="the champion's alias")
+    add_run_context_flags(
+        parser,
+        "pipeline run to nest under (default: a new cli-<random> id)",
+        model_help="registered model whose champion the data is compared with",
+        alias_help="the champion's alias",
+    )
     for config_type in (SnapshotConfig, PreprocessConfig, TrainConfig):
         add_config_flags(parser, config_type)
     args = parser.parse_args(argv)
     # bad settings exit here, before any work
     configs = [config_from_flags(t, args) for t in (SnapshotConfig, PreprocessConfig, TrainConfig)]
+    run = run_context_from_flags(args)
     setup_logging()
     from components.snapshot.snapshot import take_snapshot
 
     settings, preprocess, train = configs
-    result = take_snapshot(
-        args.data,
-        args.output,
-        preprocess,
-        train,
-        settings,
-        args.model_name,
-        args.alias,
-        args.experiment,
-        args.pipeline_run_id,
-    )
+    result = take_snapshot(args.data, args.output, preprocess, train, settings, run)
     print(result.report_markdown)
     return 4 if result.skipped else 0
 

@@ -39,17 +39,7 @@ def snapshot(
     from components.snapshot.report import headline
     from components.snapshot.snapshot import take_snapshot
 
-    result = take_snapshot(
-        data_dir,
-        snapshot.path,
-        preprocess,
-        train,
-        settings,
-        run.model_name,
-        run.alias,
-        run.experiment,
-        run.pipeline_run_id,
-    )
+    result = take_snapshot(data_dir, snapshot.path, preprocess, train, settings, run)
     with open(report.path, "w", encoding="utf-8") as handle:
         handle.write(result.report_markdown)
     snapshot.metadata.update(

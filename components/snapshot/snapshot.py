@@ -23,8 +23,8 @@ from components.common.data.unused_files import (
     write_ignored,
 )
 from components.common.settings.config import (
-    DEFAULT_EXPERIMENT,
     PreprocessConfig,
+    RunContext,
     SnapshotConfig,
     TrainConfig,
 )
@@ -127,14 +127,11 @@ def take_snapshot(
     preprocess: PreprocessConfig,
     train: TrainConfig,
     settings: SnapshotConfig,
-    model_name: str,
-    alias: str,
-    experiment: str = DEFAULT_EXPERIMENT,
-    pipeline_run_id: str = "manual",
+    run: RunContext,
 ) -> Snapshot:
-    """Write the manifest, its fingerprints and the diff against `model_name@alias`'s manifest
-    to `output_dir` (manifest.parquet, snapshot.json, diff.json, report.md), tracked in an MLflow
-    run; decide whether the run can end here (unchanged and `skip_unchanged`)."""
+    """Write the manifest, its fingerprints and the diff against `run.model_name@run.alias`'s
+    manifest to `output_dir` (manifest.parquet, snapshot.json, diff.json, report.md), tracked
+    in an MLflow run; decide whether the run can end here (unchanged and `skip_unchanged`)."""
     from components.common.tracking.runs import step_run
 
     started = time.monotonic()
@@ -142,36 +139,18 @@ def take_snapshot(
     listing_seconds = time.monotonic() - started
     if not rows:
         raise FileNotFoundError(f"{data_dir}: the {preprocess.layout} layout finds no inputs")
-    rows_sha256 = manifest_sha256(rows)
-    info = SnapshotInfo(
-        data_dir=data_dir,
-        inputs=len(rows),
-        manifest_sha256=rows_sha256,
-        data_fingerprint=data_fingerprint(rows_sha256, preprocess),
-        train_settings_sha256=training_settings_sha256(train),
-    )
+    info = _identify(data_dir, rows, preprocess, train)
     os.makedirs(output_dir, exist_ok=True)
     write_ignored(os.path.join(output_dir, IGNORED_FILE), ignored)
     write_manifest(os.path.join(output_dir, MANIFEST_FILE), rows, _fingerprints(info))
-    with step_run("snapshot", experiment, pipeline_run_id, data_dir=data_dir) as run:
-        baseline, old_rows = _champion(model_name, alias)
-        diff = diff_manifests(old_rows, rows) if old_rows is not None else None
-        # an unreadable lineage leaves the baseline's fingerprints empty: never equal
-        data_unchanged = baseline.data_fingerprint == info.data_fingerprint
-        settings_unchanged = baseline.train_settings_sha256 == info.train_settings_sha256
-        skipped = data_unchanged and settings_unchanged and settings.skip_unchanged
-        result = Snapshot(
-            info=info,
-            rejected_at_listing=sum(1 for row in rows if row.problem),
+    with step_run("snapshot", run.experiment, run.pipeline_run_id, data_dir=data_dir) as step:
+        baseline, old_rows = _champion(run.model_name, run.alias)
+        result = _compare(info, rows, old_rows, baseline, settings.skip_unchanged)
+        result = replace(
+            result,
             ignored=len(ignored),
             listing_seconds=listing_seconds,
-            baseline=baseline,
-            diff=diff,
-            data_unchanged=data_unchanged,
-            settings_unchanged=settings_unchanged,
-            skipped=skipped,
-            report_markdown="",
-            run_id=run.info.run_id,
+            run_id=step.info.run_id,
         )
         result = replace(result, report_markdown=render_report(result, settings.skip_unchanged))
         _write_outputs(output_dir, result)
@@ -180,6 +159,48 @@ def take_snapshot(
     if result.lineage_warning:
         log.warning("snapshot: WARNING: %s", result.lineage_warning)
     return result
+
+
+def _identify(
+    data_dir: str, rows: list[ManifestRow], preprocess: PreprocessConfig, train: TrainConfig
+) -> SnapshotInfo:
+    """The data's identity: the manifest's digest, the fingerprint of the data as preprocess
+    will read it, and the training settings' digest."""
+    rows_sha256 = manifest_sha256(rows)
+    return SnapshotInfo(
+        data_dir=data_dir,
+        inputs=len(rows),
+        manifest_sha256=rows_sha256,
+        data_fingerprint=data_fingerprint(rows_sha256, preprocess),
+        train_settings_sha256=training_settings_sha256(train),
+    )
+
+
+def _compare(
+    info: SnapshotInfo,
+    rows: list[ManifestRow],
+    old_rows: list[ManifestRow] | None,
+    baseline: Baseline,
+    skip_unchanged: bool,
+) -> Snapshot:
+    """What changed since `baseline` and whether the run ends here (no report, run id or
+    listing figures yet)."""
+    # an unreadable lineage leaves the baseline's fingerprints empty: never equal
+    data_unchanged = baseline.data_fingerprint == info.data_fingerprint
+    settings_unchanged = baseline.train_settings_sha256 == info.train_settings_sha256
+    return Snapshot(
+        info=info,
+        rejected_at_listing=sum(1 for row in rows if row.problem),
+        ignored=0,
+        listing_seconds=0.0,
+        baseline=baseline,
+        diff=diff_manifests(old_rows, rows) if old_rows is not None else None,
+        data_unchanged=data_unchanged,
+        settings_unchanged=settings_unchanged,
+        skipped=data_unchanged and settings_unchanged and skip_unchanged,
+        report_markdown="",
+        run_id="",
+    )
 
 
 def _fingerprints(info: SnapshotInfo) -> dict[str, str]:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import uuid
 
 from components.common.cli import (
     add_config_flags,
+    add_run_context_flags,
     config_from_flags,
     one_line_errors,
+    run_context_from_flags,
     setup_logging,
 )
-from components.common.settings.config import DEFAULT_EXPERIMENT, PublishConfig, TrainConfig
+from components.common.settings.config import TrainConfig
 from components.train.cluster_env import jobset_tf_config
 from components.train.hardware import is_multi_worker
 
@@ -25,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dataset", required=True, help="preprocess output folder")
     parser.add_argument("--model-dir", required=True, help="where to write the SavedModel")
-    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
-    parser.add_argument(
-        "--pipeline-run-id",
-        default=None,
-        help="names the checkpoint under --checkpoint-root: rerun with the same id to resume "
+    add_run_context_flags(
+        parser,
+        "names the checkpoint under --checkpoint-root: rerun with the same id to resume "
         "(default: a new cli-<random> id)",
+        model_help="registered model to warm start from",
+        alias_help="its alias to warm start from",
     )
     parser.add_argument(
         "--checkpoint-dir",
@@ -38,10 +39,6 @@ def main(argv: list[str] | None = None) -> int:
         help="checkpoint here instead of <checkpoint-root>/<pipeline-run-id>/train; "
         "a rerun with the same folder resumes",
     )
-    parser.add_argument(
-        "--model-name", default=PublishConfig.model_name, help="registered model to warm start from"
-    )
-    parser.add_argument("--alias", default=PublishConfig.alias, help="its alias to warm start from")
     parser.add_argument(
         "--snapshot",
         default="",
@@ -56,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TF_CONFIG"] = tf_config
     if is_multi_worker(os.environ.get("TF_CONFIG")) and not args.pipeline_run_id:
         parser.error("several workers (TF_CONFIG) need one --pipeline-run-id shared by all")
+    run = run_context_from_flags(args)
     setup_logging()
     from components.train.trainer import train
 
@@ -63,11 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         args.dataset,
         args.model_dir,
         config,
-        args.experiment,
-        args.pipeline_run_id or f"cli-{uuid.uuid4().hex[:12]}",
+        run,
         checkpoint_dir=args.checkpoint_dir,
-        model_name=args.model_name,
-        alias=args.alias,
         snapshot_dir=args.snapshot,
     )
     print(run_id)

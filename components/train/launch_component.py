@@ -49,10 +49,7 @@ def launch_train(
         model.path,
         config,
         workers,
-        run.experiment,
-        run.pipeline_run_id,
-        run.model_name,
-        run.alias,
+        run,
         pipeline_root,
         snapshot_dir=snapshot.path,
     )

@@ -17,7 +17,7 @@ from typing import TextIO
 from components.common.cli import config_flags
 from components.common.errors import SegpipeError
 from components.common.pods import MLFLOW_SECRET_OPTIONAL, MLFLOW_SECRET_REQUIRED
-from components.common.settings.config import TrainConfig
+from components.common.settings.config import RunContext, TrainConfig
 from components.train import trainjob
 
 log = logging.getLogger(__name__)
@@ -57,16 +57,14 @@ def worker_args(
     dataset_uri: str,
     checkpoint_dir: str,
     config: TrainConfig,
-    experiment: str,
-    pipeline_run_id: str,
-    model_name: str,
-    alias: str,
+    run: RunContext,
 ) -> list[str]:
     """The train CLI's arguments for every worker: the training the single pod would run."""
     return [
         *("--dataset", dataset_uri, "--model-dir", POD_MODEL_DIR),
-        *("--checkpoint-dir", checkpoint_dir, "--experiment", experiment),
-        *("--pipeline-run-id", pipeline_run_id, "--model-name", model_name, "--alias", alias),
+        *("--checkpoint-dir", checkpoint_dir, "--experiment", run.experiment),
+        *("--pipeline-run-id", run.pipeline_run_id),
+        *("--model-name", run.model_name, "--alias", run.alias),
         *config_flags(config),
     ]
 
@@ -86,10 +84,7 @@ def train_job_manifest(
     dataset_uri: str,
     config: TrainConfig,
     workers: Workers,
-    experiment: str,
-    pipeline_run_id: str,
-    model_name: str,
-    alias: str,
+    run: RunContext,
     pipeline_root: str,
 ) -> dict:
     """The TrainJob of one pipeline run, once it is clear its workers can share their data."""
@@ -97,14 +92,13 @@ def train_job_manifest(
 
     shared_location(dataset_uri, "the data set")
     checkpoint_dir = shared_location(
-        checkpoint_dir_for(config.checkpoint_root, pipeline_run_id, pipeline_root), "checkpoints"
+        checkpoint_dir_for(config.checkpoint_root, run.pipeline_run_id, pipeline_root),
+        "checkpoints",
     )
-    args = worker_args(
-        dataset_uri, checkpoint_dir, config, experiment, pipeline_run_id, model_name, alias
-    )
+    args = worker_args(dataset_uri, checkpoint_dir, config, run)
     env = trainjob.secret_env(workers.mlflow_secret, MLFLOW_SECRET_REQUIRED, MLFLOW_SECRET_OPTIONAL)
     return trainjob.train_job(
-        pipeline_run_id,
+        run.pipeline_run_id,
         image=workers.image,
         args=args,
         workers=workers.count,
@@ -349,10 +343,7 @@ def launch(
     model_dir: str,
     config: TrainConfig,
     workers: Workers,
-    experiment: str,
-    pipeline_run_id: str,
-    model_name: str,
-    alias: str,
+    run: RunContext,
     pipeline_root: str,
     connect: Callable[[], tuple[object, str]] | None = None,
     snapshot_dir: str = "",
@@ -363,13 +354,10 @@ def launch(
     `snapshot_dir` (the snapshot step's output, which the pods do not see) is logged to the
     chief's run afterwards: its dataset input and lineage tags.
     """
-    manifest = train_job_manifest(
-        dataset_uri, config, workers, experiment, pipeline_run_id, model_name, alias,
-        pipeline_root,
-    )  # fmt: skip
+    manifest = train_job_manifest(dataset_uri, config, workers, run, pipeline_root)
     api_client, namespace = (connect or _in_cluster)()
     run_train_job(TrainJobs(api_client, namespace), manifest)
-    run_id = collect_model(experiment, pipeline_run_id, model_dir)
+    run_id = collect_model(run.experiment, run.pipeline_run_id, model_dir)
     if snapshot_dir:
         import mlflow
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from components.common import storage
 from components.common.data.dataset import DatasetInfo, read_dataset_info
-from components.common.settings.config import DEFAULT_EXPERIMENT, PublishConfig, TrainConfig
+from components.common.settings.config import RunContext, TrainConfig
 from components.common.tracking.lineage import (
     TRAIN_SETTINGS_TAG,
     log_training_data,
@@ -107,24 +107,22 @@ def train(
     dataset_dir: str,
     model_dir: str,
     config: TrainConfig,
-    experiment: str = DEFAULT_EXPERIMENT,
-    pipeline_run_id: str = "manual",
+    run: RunContext,
     checkpoint_dir: str = "",
-    model_name: str = PublishConfig.model_name,
-    alias: str = PublishConfig.alias,
     pipeline_root: str = "",
     workers: int = 0,
     snapshot_dir: str = "",
 ) -> str:
     """Train on `dataset_dir`'s train split, validate on val, export to `model_dir`.
 
-    Checkpoints go to `checkpoint_dir`, by default `<checkpoint_root>/<pipeline_run_id>/train`
-    with `<pipeline_root>/checkpoints` standing in for an empty root (none when all are empty);
-    a rerun finding one resumes its epochs and its MLflow run.
-    `model_name@alias` is the model a warm start copies weights from. `workers`: how many
-    workers the caller started (0: as many as TF_CONFIG names). Several workers (TF_CONFIG)
-    train in step; only the chief (worker 0) tracks, exports and removes the checkpoint.
-    `snapshot_dir` (the snapshot step's output) becomes the run's dataset input and lineage tags.
+    Checkpoints go to `checkpoint_dir`, by default
+    `<checkpoint_root>/<run.pipeline_run_id>/train` with `<pipeline_root>/checkpoints` standing
+    in for an empty root (none when all are empty); a rerun finding one resumes its epochs and
+    its MLflow run. `run.model_name@run.alias` is the model a warm start copies weights from.
+    `workers`: how many workers the caller started (0: as many as TF_CONFIG names). Several
+    workers (TF_CONFIG) train in step; only the chief (worker 0) tracks, exports and removes the
+    checkpoint. `snapshot_dir` (the snapshot step's output) becomes the run's dataset input and
+    lineage tags.
     Returns the MLflow run id that holds the logged model.
     """
     # first, before any other TensorFlow op: several workers' collectives can be set up only
@@ -143,13 +141,13 @@ def train(
         stats, config.batch_size, full_batches, stats_path, training_splits(config)
     )
     checkpoint_dir = checkpoint_dir or checkpoints.checkpoint_dir_for(
-        config.checkpoint_root, pipeline_run_id, pipeline_root
+        config.checkpoint_root, run.pipeline_run_id, pipeline_root
     )
     inputs = _Inputs(dataset_dir, info, stats, steps_per_epoch, full_batches)
     if not distributed.role(strategy).is_chief:
-        _train_as_worker(inputs, config, strategy, checkpoint_dir, model_name, alias)
+        _train_as_worker(inputs, config, strategy, checkpoint_dir, run)
         # the chief's run: on Vertex AI every replica reports the task's outputs
-        return find_step_run_id(experiment, pipeline_run_id, "train")
+        return find_step_run_id(run.experiment, run.pipeline_run_id, "train")
     resumed_run_id = checkpoints.saved_run_id(checkpoint_dir)
     outage = OutageWindow(config.tracking_outage_s, tracking_uri())
     request_s = request_timeout_s(config.tracking_outage_s)
@@ -159,15 +157,17 @@ def train(
         bounded_requests(request_s, max_retries=0),
         step_run(
             "train",
-            experiment,
-            pipeline_run_id,
+            run.experiment,
+            run.pipeline_run_id,
             run_id=resumed_run_id,
             outage=outage,
             dataset_dir=dataset_dir,
-        ) as run,
-        _system_metrics(config.system_metrics, run.info.run_id, bool(resumed_run_id), outage),
+        ) as mlflow_run,
+        _system_metrics(
+            config.system_metrics, mlflow_run.info.run_id, bool(resumed_run_id), outage
+        ),
     ):
-        run_id = run.info.run_id
+        run_id = mlflow_run.info.run_id
         pending = PendingMetrics.load(run_id, pending_path(checkpoint_dir))
         pending.flush_within(outage, "logging the metrics an earlier attempt kept")
         if resumed_run_id:
@@ -184,7 +184,8 @@ def train(
 
         def warm_start_and_tag(model: keras.Model) -> None:
             copied = outage.retry(
-                "reading the champion's weights", lambda: warm_start(model, model_name, alias)
+                "reading the champion's weights",
+                lambda: warm_start(model, run.model_name, run.alias),
             )
             tags = {f"segpipe.{k}": v for k, v in copied.items()}
             outage.retry("tagging the run", lambda: mlflow.set_tags(tags))
@@ -262,14 +263,14 @@ class _Inputs:
 
 
 def _train_as_worker(
-    inputs: _Inputs, config: TrainConfig, strategy, checkpoint_dir: str, model_name, alias
+    inputs: _Inputs, config: TrainConfig, strategy, checkpoint_dir: str, run: RunContext
 ) -> None:
     """A non-chief worker's part: the chief's training, step by step, with no outputs."""
     worker = distributed.role(strategy)
     log.info("train: worker %d of %d; the chief tracks and exports", worker.index, worker.count)
     train_data, val_data = _datasets(inputs, config, strategy)
     model = _compiled_model(
-        inputs, config, strategy, lambda model: warm_start(model, model_name, alias)
+        inputs, config, strategy, lambda model: warm_start(model, run.model_name, run.alias)
     )
     callbacks = _callbacks(config, checkpoint_dir, strategy, val_data is not None, [])
     _fit(model, train_data, val_data, inputs.steps_per_epoch, config, callbacks)

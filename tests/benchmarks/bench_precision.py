@@ -20,7 +20,7 @@ def val_curve(preset: dict, epochs: int, precision: str) -> tuple[list[float], l
     """(val mean IoU per epoch, seconds per epoch) of `epochs` epochs at `precision`."""
     from mlflow.tracking import MlflowClient
 
-    from components.common.settings.config import TrainConfig
+    from components.common.settings.config import RunContext, TrainConfig
     from components.train.trainer import train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -29,7 +29,9 @@ def val_curve(preset: dict, epochs: int, precision: str) -> tuple[list[float], l
     shards = _shards(preset, CAMVID)
     with tempfile.TemporaryDirectory() as root:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
-        run_id = train(str(shards), f"{root}/model", config, "bench", f"precision-{precision}")
+        run_id = train(
+            str(shards), f"{root}/model", config, RunContext("bench", f"precision-{precision}")
+        )
         client = MlflowClient()
         val = client.get_metric_history(run_id, "val_mean_iou")
         seconds = client.get_metric_history(run_id, "time/epoch_s")

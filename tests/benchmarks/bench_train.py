@@ -133,7 +133,7 @@ def epochs(preset: dict, data: Path, count: int) -> tuple[list[dict[str, float]]
     precision it chose."""
     from mlflow.tracking import MlflowClient
 
-    from components.common.settings.config import TrainConfig
+    from components.common.settings.config import RunContext, TrainConfig
     from components.train.trainer import train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -142,7 +142,11 @@ def epochs(preset: dict, data: Path, count: int) -> tuple[list[dict[str, float]]
     with tempfile.TemporaryDirectory() as root:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
         run_id = train(
-            str(shards), f"{root}/model", config, "bench", "bench", checkpoint_dir=f"{root}/ckpt"
+            str(shards),
+            f"{root}/model",
+            config,
+            RunContext("bench", "bench"),
+            checkpoint_dir=f"{root}/ckpt",
         )
         client = MlflowClient()
         keys = ("epoch_s", "train_s", "val_s", "callbacks_s")
