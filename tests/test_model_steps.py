@@ -92,6 +92,33 @@ def test_logged_model_is_an_mlflow_model_with_the_serving_signature(store, train
     assert (model_dir / "MLmodel").exists()  # the folder evaluate scores and publish checks
 
 
+def test_logged_model_loads_as_a_pyfunc_that_segments_encoded_images(store, trained):
+    """The python_function flavor: what `mlflow models serve` runs. Same class map as the
+    SavedModel's own signature, for bytes and for base64 text; a non-image is refused."""
+    import base64
+
+    import mlflow
+    import pandas as pd
+    import tensorflow as tf
+
+    model_dir, run_id = trained
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 255, (24, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
+    png = buffer.getvalue()
+    serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    expected = serve(image_bytes=tf.constant(png))["class_ids"].numpy()
+
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    frame = pd.DataFrame({"image_bytes": [png, base64.b64encode(png).decode()]})
+    predicted = loaded.predict(frame)
+    assert list(predicted.columns) == ["class_ids"]
+    for mask in predicted["class_ids"]:
+        np.testing.assert_array_equal(mask, expected)
+    with pytest.raises(ValueError, match="not a decodable image"):
+        loaded.predict(pd.DataFrame({"image_bytes": [b"not an image"]}))
+
+
 def test_evaluate_gate_exit_codes_and_metrics(store, tiny_shards, trained, capsys):
     from components.evaluate.__main__ import main
 

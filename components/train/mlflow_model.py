@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 
 import numpy as np
 
@@ -10,6 +12,9 @@ from components.common.data.dataset import DatasetInfo
 
 MLMODEL_FILE = "MLmodel"
 ARTIFACT_PATH = "model"  # where train logs the folder in its run; what publish registers
+CODE_DIR = "code"  # in the model folder: the pyfunc loader, on sys.path when MLflow loads it
+PYFUNC_MODULE = "segpipe_pyfunc"
+PYFUNC_SOURCE = f"components.train.serving.{PYFUNC_MODULE}"  # copied as code/segpipe_pyfunc.py
 
 
 def serving_signature():
@@ -27,9 +32,12 @@ def write_mlmodel(model_dir: str, run_id: str, info: DatasetInfo) -> None:
     """Write `model_dir`/MLmodel, so the folder, as logged and registered, is an MLflow model.
 
     The `tensorflow` flavor (a TF2 SavedModel at the folder's root) lets
-    `mlflow.tensorflow.load_model` load it; the signature lets the registry show its schema.
-    The file is part of the folder's digest, which evaluate and publish compare.
+    `mlflow.tensorflow.load_model` load it; the `python_function` flavor (the loader in
+    `code/segpipe_pyfunc.py`) lets `mlflow models serve` and `mlflow.pyfunc.load_model` answer
+    encoded images with class maps; the signature lets the registry show its schema.
+    The files are part of the folder's digest, which evaluate and publish compare.
     """
+    from mlflow import pyfunc
     from mlflow.models import Model
 
     model = Model(
@@ -45,4 +53,8 @@ def write_mlmodel(model_dir: str, run_id: str, info: DatasetInfo) -> None:
         },
     )
     model.add_flavor("tensorflow", saved_model_dir=".", model_type="tf2-module", code=None)
+    os.makedirs(os.path.join(model_dir, CODE_DIR), exist_ok=True)
+    loader = importlib.util.find_spec(PYFUNC_SOURCE).origin  # copied, not imported
+    shutil.copyfile(loader, os.path.join(model_dir, CODE_DIR, f"{PYFUNC_MODULE}.py"))
+    pyfunc.add_to_model(model, loader_module=PYFUNC_MODULE, code=CODE_DIR)
     model.save(os.path.join(model_dir, MLMODEL_FILE))
