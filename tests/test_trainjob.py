@@ -7,68 +7,20 @@ an error, as under the API server's strict field validation. CEL rules are not e
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 from pathlib import Path
 
 import pytest
 import yaml
+from crd_schemas import crd_errors, needs_crds
 
 from components.common.settings.config import RunContext, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-# ../shared/k8s next to a clone; ../../shared/k8s from a worktree kept under wt/
-K8S = next(
-    (
-        p / "shared" / "k8s"
-        for p in (REPO.parent, REPO.parent.parent)
-        if (p / "shared/k8s").is_dir()
-    ),
-    REPO.parent / "shared" / "k8s",
-)
-
-
-def needs_crds(test):
-    """A test against the Trainer CRDs: skipped where they are absent, and slow (loading their
-    ~1 MB schemas takes over ten seconds of CPU)."""
-    return pytest.mark.slow(pytest.mark.skipif(not K8S.is_dir(), reason=f"{K8S} is absent")(test))
-
-
-def _strict(schema):
-    """The schema with unknown properties refused wherever it lists the known ones."""
-    if isinstance(schema, list):
-        return [_strict(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    strict = {key: _strict(value) for key, value in schema.items()}
-    if "properties" in schema:
-        strict["properties"] = {k: _strict(v) for k, v in schema["properties"].items()}
-        if "additionalProperties" not in schema and not schema.get(
-            "x-kubernetes-preserve-unknown-fields"
-        ):
-            strict["additionalProperties"] = False
-    return strict
-
-
-@functools.cache
-def _validator(crd_file: str):
-    """The served v1alpha1 schema of a CRD file, strict; with its group and kind."""
-    import jsonschema
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser: these are ~1 MB
-    crd = yaml.load((K8S / crd_file).read_text(), Loader=loader)
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1" and v["served"]]
-    schema = _strict(version["schema"]["openAPIV3Schema"])
-    return jsonschema.Draft7Validator(schema), crd["spec"]["group"], crd["spec"]["names"]["kind"]
 
 
 def _errors(crd_file: str, manifest: dict) -> list[str]:
-    validator, group, kind = _validator(crd_file)
-    assert (manifest["apiVersion"], manifest["kind"]) == (f"{group}/v1alpha1", kind)
-    return [
-        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in validator.iter_errors(manifest)
-    ]
+    return crd_errors(crd_file, manifest, "v1alpha1")
 
 
 def _four_worker_job(node_selector=(("cloud.google.com/gke-accelerator", "nvidia-l4"),)):

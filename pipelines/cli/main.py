@@ -1,11 +1,18 @@
-"""The `segpipe` command line: local commands, cluster commands, data-diff, `segpipe params`."""
+"""The `segpipe` command line: local commands, cluster commands, data-diff, serve-manifest,
+`segpipe params`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from pipelines.cli import cluster_commands, lineage_commands, local_commands, params
+from pipelines.cli import (
+    cluster_commands,
+    lineage_commands,
+    local_commands,
+    params,
+    serving_commands,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     local_commands.add_commands(commands)
     cluster_commands.add_commands(commands)
     lineage_commands.add_commands(commands)
+    serving_commands.add_commands(commands)
     params.add_commands(commands)
     return parser
 
