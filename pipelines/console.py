@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -32,6 +33,7 @@ from components.common import progress
 from components.common.errors import error_class, is_expected
 from components.common.tracking.lineage import UNCHANGED_OUTCOME
 
+STATUS_COLUMN = 22  # "HH:MM:SS  <step, 10>  ": where a step line's status starts
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 KFP_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d+ - (?P<level>[A-Z]+) - (?P<message>.*)$")
 STARTED = re.compile(r"^Executing task '(?P<task>[^']+)'")
@@ -208,7 +210,12 @@ class Reporter:
         if self._bar is not None:  # a new line replaces a bar drawn in place
             self._bar.clear()
         text = f"{time.strftime('%H:%M:%S')}  {step:<10}  {status}"
-        self.terminal.write(f"{text}  {detail}\n" if detail else f"{text}\n")
+        text = f"{text}  {detail}" if detail else text
+        if self.tty:  # within the width: continuation lines under the status
+            width = progress.terminal_columns(self.terminal) - 1
+            indent = " " * min(STATUS_COLUMN, width // 2)
+            text = "\n".join(textwrap.wrap(text, width, subsequent_indent=indent)) or text
+        self.terminal.write(f"{text}\n")
         self.terminal.flush()
 
     def _reason(self, step: Step) -> str:

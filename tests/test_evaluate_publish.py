@@ -440,7 +440,7 @@ def test_predict_from_a_folder_and_from_the_registry(
     capsys.readouterr()
     nothing = ["--input", str(tmp_path / "nothing-*.png"), "--output", str(registry)]
     assert segpipe(["predict", "--model", reference, *nothing]) == 1
-    assert "segpipe predict failed: no image files" in capsys.readouterr().err
+    assert "segpipe predict: no image files" in capsys.readouterr().err
 
 
 def test_a_two_run_race_ends_with_one_champion_one_export_and_a_visibly_refused_loser(

@@ -168,10 +168,7 @@ def test_the_terminal_shows_a_bar_and_the_outcome_tensorflows_notices_go_to_a_lo
     assert failed.returncode == 1
     *_, reason, log_line = failed.stderr.splitlines()
     no_model = tmp_path / "no-model"
-    assert (
-        reason
-        == f"segpipe predict failed: {no_model} is not a SavedModel folder (no saved_model.pb)"
-    )
+    assert reason == f"segpipe predict: {no_model} is not a SavedModel folder (no saved_model.pb)"
     assert Path(log_line.removeprefix("  log: ")).is_file()
     assert "Traceback" not in failed.stdout + failed.stderr
 

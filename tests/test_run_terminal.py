@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pty_terminal import drawn_lines, run_in_pty
 
 pytestmark = pytest.mark.slow  # segpipe run end to end (kfp.local)
 
@@ -43,6 +44,31 @@ def test_a_run_shows_a_line_per_step_and_a_summary_and_logs_the_rest(local_runs)
     text = log.read_text()
     assert "Executing task" in text and "Got executor_input" in text
     assert "/#/experiments/" in first and "workflowType=machine_learning" in first
+    (table,) = [line for line in first.splitlines() if line.startswith("  all runs:")]
+    assert "viewStateShareKey=segpipe" in table and "workflowType=machine_learning" in table
+    (browse,) = [line for line in first.splitlines() if line.startswith("  browse:")]
+    assert browse.split()[1:4] == ["segpipe", "ui", "--store"]  # works from any folder
+    assert browse.split()[4].startswith("sqlite:////")  # the store, by its absolute path
+
+
+def test_in_an_80_column_terminal_each_line_fits_and_the_bar_is_redrawn_in_place(
+    tiny_data, tmp_path
+):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    command = [str(Path(sys.executable).parent / "segpipe"), "run", "--data", str(tiny_data)]
+    command += ["--workdir", str(tmp_path)]
+    for param in ("image_height=32", "image_width=32", "epochs=4", "unet_width=4"):
+        command += ["--param", param]
+    status, output = run_in_pty(command, columns=80, env=env)
+    assert status == 0, output
+    steps, summary = output.split("segpipe run finished")
+    drawn = drawn_lines(steps)
+    assert max(len(line.rstrip()) for line in drawn) < 80, max(drawn, key=len)
+    bars = [line for line in drawn if "/4 epochs" in line]
+    assert len(bars) >= 4 and "4/4 epochs" in bars[-1]
+    # drawn over each other: no line ends between the first drawing and the train step's end
+    assert "\n" not in steps[steps.index(bars[0]) : steps.index("done in", steps.index(bars[0]))]
+    assert "  all runs:" in summary
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +94,17 @@ def test_a_failed_run_ends_with_the_step_its_reason_and_the_log(rejecting_data, 
     result = _segpipe_run(rejecting_data, tmp_path, *(["--verbose"] if verbose else []))
 
     assert result.returncode == 1
-    *_, failed, log_line = result.stderr.rstrip("\n").splitlines()
-    assert failed.startswith("segpipe run failed at preprocess: 6 of 24 inputs rejected (25.0%")
+    *_, failed, mlflow_line, log_line = result.stderr.rstrip("\n").splitlines()
+    assert failed.startswith("segpipe run: preprocess failed: 6 of 24 inputs rejected (25.0%")
+    # the failed run's parent run in the UI, as `segpipe ui --workdir` serves it
+    assert re.fullmatch(
+        r"  MLflow run: http://127\.0\.0\.1:5000/#/experiments/\d+/runs/\w{32}\?workflowType="
+        r"machine_learning",
+        mlflow_line,
+    )
     rejects = Path(re.search(r"details in (\S+rejects\.jsonl)", failed)[1])
     assert len(rejects.read_text().splitlines()) == 6
-    log = Path(log_line.removeprefix("  log: "))
+    log = Path(log_line.removeprefix("  log:").strip())
     assert "Traceback" in log.read_text()  # the whole story is in the log ...
     if verbose:  # ... and, asked for, on the terminal as it happens
         assert "Executing task" in result.stdout

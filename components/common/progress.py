@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 ENV = "SEGPIPE_PROGRESS"
 MARKER = "@@segpipe@@ "
@@ -53,9 +54,19 @@ def stream_is_terminal(stream) -> bool:
         return False
 
 
+def terminal_columns(stream, default: int = 80) -> int:
+    """The width of the terminal `stream` writes to (read at each call: it can be resized)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or default
+    except (AttributeError, OSError, ValueError):
+        return shutil.get_terminal_size((default, 24)).columns
+
+
 class Bar:
-    """A progress bar on `stream`: redrawn in place on a terminal, elsewhere (a log, CI) a line
-    per tenth done."""
+    """A progress bar on `stream`: redrawn in place on a terminal, within its width (a wrapped
+    line cannot be redrawn); elsewhere (a log, CI) a line per tenth done, in full."""
+
+    MIN_WIDTH = 8  # the bar shrinks to this before the note is shortened
 
     def __init__(self, stream, total: int, unit: str, width: int = 24):
         self.stream = stream
@@ -67,16 +78,29 @@ class Bar:
         self._tenth = -1
 
     def update(self, done: int, note: str = "", prefix: str = "") -> None:
-        filled = self.width * done // self.total
-        text = f"{prefix}[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} "
-        text += f"{self.unit}, {note}" if note else self.unit
         if self.tty:
+            # the last column stays free: a line that fills it wraps on some terminals
+            text = self.line(done, note, prefix, terminal_columns(self.stream) - 1)
             self.stream.write("\r" + text.ljust(len(self.shown)))
             self.shown = text
         elif 10 * done // self.total > self._tenth:
             self._tenth = 10 * done // self.total
-            self.stream.write(text + "\n")
+            self.stream.write(self.line(done, note, prefix) + "\n")
         self.stream.flush()
+
+    def line(self, done: int, note: str = "", prefix: str = "", limit: int = 0) -> str:
+        """The bar's text; with a `limit`, at most that long: a narrower bar first, then the
+        note cut short (ending in "..."), then the whole line cut."""
+        counts = f" {done}/{self.total} {self.unit}" + (f", {note}" if note else "")
+        width = self.width
+        if limit:
+            spare = limit - len(prefix) - len(counts) - 2
+            width = max(self.MIN_WIDTH, min(self.width, spare))
+        filled = width * min(done, self.total) // self.total
+        text = f"{prefix}[{'#' * filled}{'.' * (width - filled)}]{counts}"
+        if limit and len(text) > limit:
+            text = text[: max(0, limit - 3)] + "..."
+        return text[:limit] if limit else text
 
     def clear(self) -> None:
         """Erase the bar drawn in place, so the next line starts clean."""

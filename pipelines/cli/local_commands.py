@@ -1,16 +1,22 @@
-"""`segpipe` commands that work on this machine: sample-data, run, predict, rollback, promote."""
+"""`segpipe` commands that work on this machine: sample-data, run, predict, rollback, promote,
+ui."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
 
-from components.common.settings.config import DEFAULT_ALIAS, DEFAULT_MAX_PIXELS
+from components.common.settings.config import (
+    DEFAULT_ALIAS,
+    DEFAULT_EXPERIMENT,
+    DEFAULT_MAX_PIXELS,
+)
 from pipelines.cli.params import add_param_option, add_preset_option, parse_params
 
 SAMPLE_CLASS_NAMES = "background,circle,square,triangle"
@@ -73,8 +79,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = run_local(params, workdir, verbose=args.verbose)
     except RunFailed as failed:
         # last, where the eye lands: the step, why, and where the whole story is
-        print(f"\nsegpipe run failed at {failed.step}: {failed.reason}", file=sys.stderr)
-        print(f"  log: {failed.log_path}", file=sys.stderr)
+        print(f"\nsegpipe run: {failed.step} failed: {failed.reason}", file=sys.stderr)
+        if failed.link:
+            print(f"  MLflow run: {failed.link}", file=sys.stderr)
+        print(f"  log:        {failed.log_path}", file=sys.stderr)
         return 1
     _print_summary(summary)
     return 0
@@ -91,15 +99,19 @@ def _print_summary(summary) -> None:
     if summary.unchanged:  # ended after the snapshot: nothing trained, no new version
         print(f"  status:     {summary.outcome}")
         print("  registered: nothing (no new version)")
-        print(f"  MLflow run: {summary.link}")
-        print(f"  browse:     {summary.browse}")
-        print(f"  log:        {summary.log_path}")
+        _print_links(summary)
         return
     print(f"  mean IoU:   {summary.mean_iou:.4f}")
     print(f"  gate:       {'PASSED' if summary.passed else 'FAILED'}: {summary.reason}")
     registered = f"version {summary.registered_version}" if summary.registered_version else None
     print(f"  registered: {registered or 'nothing (gate did not pass)'}")
+    _print_links(summary)
+
+
+def _print_links(summary) -> None:
     print(f"  MLflow run: {summary.link or summary.train_run_id}")
+    if summary.runs_link:
+        print(f"  all runs:   {summary.runs_link}")
     print(f"  browse:     {summary.browse}")
     print(f"  log:        {summary.log_path}")
 
@@ -130,7 +142,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             traceback.print_exc()
             failure = f"{type(error).__name__}: {error} (unexpected: the traceback is in the log)"
     if failure:
-        print(f"segpipe predict failed: {failure}", file=sys.stderr)
+        print(f"segpipe predict: {failure}", file=sys.stderr)
         print(f"  log: {log_path}", file=sys.stderr)
         return 1
     for skipped in result.skipped:
@@ -173,8 +185,28 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from components.common.tracking.runs import check_store_exists, tracking_uri
+    from pipelines.local import ui
+    from pipelines.local.runner import default_tracking_store
+
+    uri = (
+        args.store
+        or (tracking_uri() if os.environ.get("MLFLOW_TRACKING_URI") else None)
+        or default_tracking_store(Path(args.workdir))
+    )
+    artifacts = Path(args.artifacts) if args.artifacts else None
+    if ui.serves_its_own_ui(uri):
+        print(f"the tracking server serves the UI: {ui.experiment_link(uri, args.experiment)}")
+        return 0
+    check_store_exists(uri, "segpipe ui")
+    print(f"runs:  {ui.experiment_link(uri, args.experiment, args.port)}")
+    print(f"MLflow UI on {uri} (Ctrl-C stops it)")
+    return ui.serve(uri, args.port, artifacts)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """sample-data, run, predict, rollback and promote, as sub-commands of `commands`."""
+    """sample-data, run, predict, rollback, promote and ui, as sub-commands of `commands`."""
     sample = commands.add_parser("sample-data", help="write the synthetic sample data set")
     sample.add_argument("directory")
     sample.add_argument("--count", type=int, default=240)
@@ -275,3 +307,26 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     promote.add_argument("--force", action="store_true", help="promote a rolled-back version")
     promote.add_argument("--alias", default=DEFAULT_ALIAS, help="the alias to move")
     promote.set_defaults(func=cmd_promote)
+
+    browse = commands.add_parser(
+        "ui",
+        help="serve the MLflow UI on a local store and print the runs table's link",
+        description="Serve the MLflow UI on 127.0.0.1 over a local store (SQLite) and print the "
+        "link to segpipe's runs table (model-training mode). For an http tracking server, "
+        "print the link: the server serves the UI itself.",
+        epilog="example: segpipe ui --workdir build/run   (the store segpipe run wrote there)",
+    )
+    browse.add_argument(
+        "--workdir", default=".", help="segpipe run's --workdir: its mlflow.db (default: .)"
+    )
+    browse.add_argument(
+        "--store",
+        default=None,
+        help="a tracking URI instead (default: $MLFLOW_TRACKING_URI, else the workdir's store)",
+    )
+    browse.add_argument(
+        "--artifacts", default=None, help="the artifact folder of a store served by a server"
+    )
+    browse.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="experiment to link")
+    browse.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
+    browse.set_defaults(func=cmd_ui)

@@ -31,7 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):  # a refusal: one line, in one style
+            raise SystemExit(error_line(args.command, exit_.code)) from exit_.__cause__
+        raise
+
+
+def error_line(command: str, message: str) -> str:
+    """`segpipe <command>: <what went wrong>`, the style of every error line segpipe prints."""
+    prefix = f"segpipe {command}"
+    if message.startswith(prefix):
+        return message
+    return f"{prefix}: {message.removeprefix('segpipe: ')}"
 
 
 if __name__ == "__main__":

@@ -14,10 +14,17 @@ from pathlib import Path
 
 from components.common import progress
 from components.common.errors import StepFailed
-from components.common.settings.config import PublishConfig
+from components.common.settings.config import DEFAULT_EXPERIMENT, PublishConfig
 from pipelines.images import Images, step_images
+from pipelines.local import ui
 from pipelines.local.mlflow_server import sqlite_mlflow_server
-from pipelines.local.runner import RunSummary, run_reported, summarize
+from pipelines.local.runner import (
+    RunFailed,
+    RunSummary,
+    failed_run_link,
+    run_reported,
+    summarize,
+)
 from pipelines.pipeline import build_pipeline
 
 
@@ -148,16 +155,22 @@ def run_in_containers(
         )
         started = time.monotonic()
         pipeline = build_pipeline(images)
-        outputs, log_path = run_reported(
-            lambda: pipeline(**params).outputs, pipeline_root, params, verbose
-        )
+        # The server stops with this run: its store is browsed afterwards with `segpipe ui`,
+        # so the links point there.
+        store = f"sqlite:///{server_root / 'mlflow.db'}"
+        local_ui = ui.ui_url(store)
+        try:
+            outputs, log_path = run_reported(
+                lambda: pipeline(**params).outputs, pipeline_root, params, verbose
+            )
+        except RunFailed as failed:
+            since = time.time() - (time.monotonic() - started)
+            experiment = str(params.get("experiment", DEFAULT_EXPERIMENT))
+            failed.link = failed_run_link(uri, experiment, since, local_ui)
+            raise
         model_name = str(params.get("model_name", PublishConfig.model_name))
-        # The server stops with this run: browse its store afterwards with `mlflow ui`.
-        browse = (
-            f"mlflow ui --backend-store-uri sqlite:///{server_root / 'mlflow.db'} "
-            f"--artifacts-destination {server_root / 'artifacts'}"
-        )
-        summary = summarize(uri, model_name, outputs, browse)
+        browse = ui.browse_hint(store, server_root / "artifacts")
+        summary = summarize(uri, model_name, outputs, browse, local_ui)
         return dataclasses.replace(
-            summary, link="", log_path=str(log_path), took_s=time.monotonic() - started
+            summary, log_path=str(log_path), took_s=time.monotonic() - started
         )

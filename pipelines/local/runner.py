@@ -30,9 +30,9 @@ from components.common.tracking.runs import (
 )
 from pipelines.console import Failure, capture, keep_log
 from pipelines.images import step_images
+from pipelines.local import ui
 from pipelines.pipeline import build_pipeline
 
-LOCAL_UI = "http://127.0.0.1:5000"  # where `make ui` serves the MLflow UI
 FAILED_TASK = re.compile(r"Inner task failed: '(?P<task>[^']+)'")
 
 
@@ -44,8 +44,9 @@ class RunSummary:
     train_run_id: str
     registered_version: str | None
     tracking_uri: str
-    browse: str  # the command that opens the MLflow UI on this run's store
-    link: str = ""  # the pipeline run's parent run in that UI
+    browse: str  # how to open the links: `segpipe ui ...` for a local store
+    link: str = ""  # the pipeline run's parent run in the MLflow UI
+    runs_link: str = ""  # the experiment's runs table (segpipe's shared view)
     log_path: str = ""  # the run's full output
     took_s: float = 0.0
     outcome: str = CHANGED_OUTCOME  # or "unchanged, nothing to do": the run ended there
@@ -58,11 +59,12 @@ class RunSummary:
 
 
 class RunFailed(Exception):
-    """A step failed: which, why (one line), and where the full output is."""
+    """A step failed: which, why (one line), where the full output is, and the run's MLflow
+    parent run in the UI ("" when it cannot be found)."""
 
-    def __init__(self, step: str, reason: str, log_path: Path):
+    def __init__(self, step: str, reason: str, log_path: Path, link: str = ""):
         super().__init__(f"{step}: {reason}")
-        self.step, self.reason, self.log_path = step, reason, log_path
+        self.step, self.reason, self.log_path, self.link = step, reason, log_path, link
 
 
 def run_reported(
@@ -111,10 +113,11 @@ def _ensure_experiment(uri: str, experiment: str, artifact_root: Path) -> None:
 
 
 def summarize(
-    uri: str, model_name: str, outputs: dict, browse: str, ui_url: str = LOCAL_UI
+    uri: str, model_name: str, outputs: dict, browse: str, ui_base: str | None = None
 ) -> RunSummary:
     """Read the run's outcome back from MLflow from the pipeline's `outputs`: the parent run's
-    headline (the snapshot's outcome), the evaluate step's metrics and gate tags."""
+    headline (the snapshot's outcome), the evaluate step's metrics and gate tags. Links point
+    at `ui_base` (default: where the UI of `uri` is)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -122,10 +125,12 @@ def summarize(
     outcome = outputs["outcome"] or CHANGED_OUTCOME
     data_changes = parent.data.tags.get(DATA_CHANGES_TAG, "")
     warning = parent.data.tags.get(LINEAGE_UNVERIFIED_TAG, "")
-    link = runs_link(ui_url, parent.info.experiment_id, parent.info.run_id)
+    ui_base = ui_base or ui.ui_url(uri)
+    link = runs_link(ui_base, parent.info.experiment_id, parent.info.run_id)
+    table = runs_link(ui_base, parent.info.experiment_id)
     if outcome == UNCHANGED_OUTCOME:  # the run ended after the snapshot
         return RunSummary(
-            None, False, UNCHANGED_OUTCOME, "", None, uri, browse, link, outcome=outcome,
+            None, False, UNCHANGED_OUTCOME, "", None, uri, browse, link, table, outcome=outcome,
             data_changes=data_changes, warning=warning,
         )  # fmt: skip
     train_run_id = outputs["train_run_id"]
@@ -146,6 +151,7 @@ def summarize(
         tracking_uri=uri,
         browse=browse,
         link=link,
+        runs_link=table,
         outcome=outcome,
         data_changes=data_changes,
         warning=warning,
@@ -176,8 +182,39 @@ def run_local(params: dict[str, object], workdir: Path, verbose: bool = False) -
         return pipeline(**params).outputs
 
     started = time.monotonic()
-    outputs, log_path = run_reported(run, pipeline_root, params, verbose)
+    try:
+        outputs, log_path = run_reported(run, pipeline_root, params, verbose)
+    except RunFailed as failed:
+        failed.link = failed_run_link(uri, experiment, time.time() - (time.monotonic() - started))
+        raise
     model_name = str(params.get("model_name", PublishConfig.model_name))
-    browse = f"mlflow ui --backend-store-uri {uri}   (or: make ui)"
-    summary = summarize(uri, model_name, outputs, browse)
+    summary = summarize(uri, model_name, outputs, ui.browse_hint(uri))
     return dataclasses.replace(summary, log_path=str(log_path), took_s=time.monotonic() - started)
+
+
+def failed_run_link(uri: str, experiment: str, since_s: float, ui_base: str | None = None) -> str:
+    """The UI link of the newest pipeline parent run started since `since_s` (epoch seconds):
+    the run that just failed. "" when there is none, or the store does not answer in seconds
+    (the failure may be that it is down)."""
+    from mlflow.tracking import MlflowClient
+
+    from components.common.tracking.outage import bounded_requests
+
+    try:
+        with bounded_requests(5, max_retries=0):
+            client = MlflowClient(tracking_uri=uri)
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                return ""
+            since = f"attributes.start_time >= {int(since_s * 1000)}"
+            runs = client.search_runs(
+                [found.experiment_id],
+                f"tags.`{STEP_TAG}` = 'pipeline' and {since}",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+    except Exception:  # any failure means the same: no link to show
+        return ""
+    if not runs:
+        return ""
+    return runs_link(ui_base or ui.ui_url(uri), found.experiment_id, runs[0].info.run_id)
