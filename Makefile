@@ -119,9 +119,8 @@ mlflow-image: ## Build (and with REGISTRY=..., push) the optional MLflow server 
 	$(if $(REGISTRY),$(DOCKER) push "$(call image_ref,mlflow)")
 
 .PHONY: ui
-ui: $(INSTALLED) ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
-	@echo "segpipe's runs: the 'MLflow run:' link of segpipe run's summary (model-training mode)"
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+ui: $(INSTALLED) ## Serve the MLflow UI on the local store and print the runs table's link (http://127.0.0.1:5000)
+	$(BIN)/segpipe ui --workdir $(CURDIR)
 
 .PHONY: screenshots
 screenshots: $(INSTALLED) ## Refresh docs/mlflow-*.png from the browser test (needs Debian's chromium)

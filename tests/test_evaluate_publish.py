@@ -120,6 +120,10 @@ def test_evaluate_publish_champion_and_rollback(client, trained, tiny_shards, tm
     assert float(version.tags["metrics.mean_iou"]) == pytest.approx(
         result["metrics"]["mean_iou"], abs=1e-6
     )
+    # a handful of tags; the per-class scores stay in the runs; a description in words
+    assert len(version.tags) <= 12 and not any("class_" in key for key in version.tags)
+    assert f"mean_iou {result['metrics']['mean_iou']:.4f}" in version.description
+    assert "Gate: " in version.description and "no champion yet" in version.description
     export = tmp_path / "exports" / "tiny" / "1"
     card = (export / "MODEL_CARD.md").read_text()
     assert stats_sha in card and "no champion yet" in card and "mean_iou" in card

@@ -381,6 +381,29 @@ def test_a_registry_that_cannot_be_read_means_the_run_goes_on(
     )
 
 
+def test_the_pipeline_run_gets_the_settings_and_the_data_so_two_runs_compare(
+    mlflow_store, data: Path, tmp_path: Path
+):
+    from mlflow.tracking import MlflowClient
+
+    train, settings = TrainConfig(epochs=7), SnapshotConfig()
+    run = RunContext("segpipe", "p-compare")
+    result = take_snapshot(str(data), str(tmp_path / "s"), CONFIG, train, settings, run)
+    # a retried snapshot task of the same pipeline run adds nothing and fails nothing
+    take_snapshot(str(data), str(tmp_path / "s2"), CONFIG, train, settings, run)
+    client = MlflowClient(mlflow_store)
+    parent_id = client.get_run(result.run_id).data.tags["mlflow.parentRunId"]
+    parent = client.get_run(parent_id)
+    assert parent.data.params["epochs"] == "7"
+    assert parent.data.params["image_height"] == str(CONFIG.image_height)
+    assert parent.data.params["skip_unchanged"] == "False"
+    (dataset_input, *_) = parent.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == result.info.digest
+    assert dataset_input.dataset.name == data.name
+    tags = {tag.key: tag.value for tag in dataset_input.tags}
+    assert tags["inputs"] == "12" and tags["mlflow.data.context"] == "pipeline run"
+
+
 def test_the_dataset_input_needs_no_pandas(tmp_path: Path, data: Path):
     """The step images carry no pandas: the dataset object MLflow logs must not need it."""
     import subprocess

@@ -37,6 +37,24 @@ REPLACED_TAG = "segpipe.replaced_version"  # on a version: the champion it repla
 REFUSED_TAG = "segpipe.publish_refused"  # on a version registered, then refused the alias
 DATASET_TAG = "segpipe.dataset_sha256"
 STATS_FILE = "stats.json"
+VERSION_METRICS = ("mean_iou", "pixel_accuracy", "mean_f1")  # tagged on the version
+
+
+def version_description(
+    metrics: dict[str, float], reason: str, data_summary: dict[str, object]
+) -> str:
+    """The registry version's description: the model card's summary in a few lines."""
+    score = ", ".join(f"{k} {metrics[k]:.4f}" for k in VERSION_METRICS if k in metrics)
+    counts = [f"{v} {k}" for k, v in data_summary.items() if k.endswith(" examples")]
+    lines = [f"Segmentation model by segpipe. {score or 'No scores recorded.'}"]
+    lines.append(f"Gate: {reason or 'unknown'}")
+    if data_summary.get("location"):
+        trained = f" ({', '.join(counts)})" if counts else ""
+        lines.append(f"Data: {data_summary['location']}{trained}")
+    if data_summary.get("classes"):
+        lines.append(f"Classes: {data_summary['classes']}")
+    lines.append("The model card (MODEL_CARD.md) is in the export and in the publish run.")
+    return "\n\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -154,13 +172,12 @@ def _register_export_promote(
     source = f"{train_run.info.artifact_uri}/model"
     version = _version_for_run(client, run.model_name, train_run_id, source)
     number = str(version.version)
+    # a handful of tags that matter; the rest is in the train and evaluation runs
     tags = {
         PIPELINE_RUN_TAG: pipeline_run_id,
-        "segpipe.train_run_id": train_run_id,
         "segpipe.evaluation_run_id": evaluation.info.run_id,
         verdict.MODEL_SHA256_TAG: evaluation.data.tags[verdict.MODEL_SHA256_TAG],
-        "gate.reason": reason,
-        **{f"metrics.{key}": f"{value:.6f}" for key, value in metrics.items()},
+        **{f"metrics.{k}": f"{metrics[k]:.6f}" for k in VERSION_METRICS if k in metrics},
     }
     if fingerprint:
         tags[DATASET_TAG] = fingerprint
@@ -171,15 +188,20 @@ def _register_export_promote(
     data_summary = {**data_summary, **{k.removeprefix("segpipe."): v for k, v in lineage.items()}}
     for key, value in tags.items():
         client.set_model_version_tag(run.model_name, number, key, value)
-    card_fields = dict(
+    client.update_model_version(
+        run.model_name, number, description=version_description(metrics, reason, data_summary)
+    )
+    card = render_model_card(
+        run.model_name,
+        number,
         train_run_id=train_run_id,
         pipeline_run_id=pipeline_run_id,
         dataset_sha256=fingerprint,
         dataset_summary=data_summary,
         params=train_run.data.params,
         metrics=metrics,
+        decision=reason,
     )
-    card = render_model_card(run.model_name, number, decision=reason, **card_fields)
     # complete, but outside the published path until the alias is this version's
     staged = stage_version(model_dir, export_root, run.model_name, number, {MODEL_CARD_FILE: card})
 

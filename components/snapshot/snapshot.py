@@ -41,6 +41,7 @@ from components.common.tracking.lineage import (
     UNCHANGED_TAG,
     SnapshotInfo,
     data_fingerprint,
+    data_set,
     log_training_data,
     training_settings_sha256,
 )
@@ -155,6 +156,7 @@ def take_snapshot(
         result = replace(result, report_markdown=render_report(result, settings.skip_unchanged))
         _write_outputs(output_dir, result)
         _track(result, output_dir, settings.skip_unchanged)
+        _describe_pipeline_run(result, (preprocess, train, settings))
     log.info("snapshot: %s", headline(result, settings.skip_unchanged))
     if result.lineage_warning:
         log.warning("snapshot: WARNING: %s", result.lineage_warning)
@@ -201,6 +203,33 @@ def _compare(
         report_markdown="",
         run_id="",
     )
+
+
+def _describe_pipeline_run(result: Snapshot, configs: tuple) -> None:
+    """The pipeline run's parent run gets the run's settings as parameters and the data as its
+    dataset input (source, digest, counts), so comparing two pipeline runs shows what changed."""
+    from mlflow.entities import DatasetInput, InputTag, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    parent = client.get_run(result.run_id).data.tags.get("mlflow.parentRunId")
+    if not parent:
+        return
+    values = {k: v for config in configs for k, v in asdict(config).items()}
+    logged = client.get_run(parent).data.params  # a retried snapshot logs the same again
+    params = [Param(k, str(v)) for k, v in sorted(values.items()) if k not in logged]
+    if params:
+        client.log_batch(parent, params=params)
+    counts = {
+        "inputs": result.info.inputs,
+        "rejected_at_listing": result.rejected_at_listing,
+        "ignored": result.ignored,
+        **(result.diff.counts() if result.diff else {}),
+    }
+    tags = [InputTag("mlflow.data.context", "pipeline run")]
+    tags += [InputTag(key, str(value)) for key, value in counts.items()]
+    dataset = data_set(result.info)._to_mlflow_entity()
+    client.log_inputs(parent, datasets=[DatasetInput(dataset, tags)])
 
 
 def _fingerprints(info: SnapshotInfo) -> dict[str, str]:

@@ -96,13 +96,9 @@ def log_training_data(snapshot_dir: str, context: str, model_run: bool = False) 
     artifact URI included, which publish copies onto the registered version.
     """
     import mlflow
-    from mlflow.data.meta_dataset import MetaDataset
 
     info = read_snapshot(snapshot_dir)
-    # the digest of the data (the manifest's), not the one MetaDataset makes of its metadata
-    dataset = MetaDataset(
-        _dataset_source(info.data_dir), name=_dataset_name(info.data_dir), digest=info.digest
-    )
+    dataset = data_set(info)
     mlflow.log_input(
         dataset,
         context=context,
@@ -121,6 +117,16 @@ def log_training_data(snapshot_dir: str, context: str, model_run: bool = False) 
             }
         )
     return info
+
+
+def data_set(info: SnapshotInfo):
+    """The data as an MLflow dataset: its source (the data folder) and the manifest's digest
+    (not the one MetaDataset would make of its own metadata)."""
+    from mlflow.data.meta_dataset import MetaDataset
+
+    return MetaDataset(
+        _dataset_source(info.data_dir), name=_dataset_name(info.data_dir), digest=info.digest
+    )
 
 
 def _dataset_name(data_dir: str) -> str:
