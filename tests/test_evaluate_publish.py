@@ -91,6 +91,8 @@ def test_evaluate_publish_champion_and_rollback(client, trained, tiny_shards, tm
     html = (tmp_path / "report.html").read_text()
     assert "Confusion matrix" in html and "data:image/png;base64," in html
     assert "Worst images" in html and "champion IoU" not in html
+    # the legend: every class with its colour, as the panels draw it
+    assert html.count('class="swatch"') == 4 and "rgb(" in html
     table = pq.read_table(tmp_path / "img.pq").to_pylist()
     assert (
         len(table)
@@ -105,6 +107,7 @@ def test_evaluate_publish_champion_and_rollback(client, trained, tiny_shards, tm
     assert logged == {
         "evaluation/report.html",
         "evaluation/per_image_iou.parquet",
+        "evaluation/per_image_iou.csv",  # the same table, previewed by the MLflow UI
         "evaluation/drift.json",
     }
     for key in ("mean_class_accuracy", "frequency_weighted_iou", "mean_f1"):

@@ -129,8 +129,12 @@ def test_stats_are_logged_to_mlflow(mlflow_store, tiny_data, tmp_path):
     assert {a.path for a in client.list_artifacts(run.info.run_id, "dataset")} >= {
         "dataset/stats.json",
         "dataset/stats.md",
+        "dataset/stats.csv",  # the per-class table, previewed by the MLflow UI
         "dataset/rejects.jsonl",
     }
+    csv = client.download_artifacts(run.info.run_id, "dataset/stats.csv", str(tmp_path))
+    header, *rows = Path(csv).read_text().splitlines()
+    assert header.startswith('"split","class_id","class_name","pixels"') and len(rows) == 3 * 4
 
 
 def test_missing_folder_is_a_clear_error(mlflow_store, tmp_path):

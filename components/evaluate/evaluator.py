@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from components.common import storage, verdict
 from components.common.data.dataset import read_dataset_info
 from components.common.data.digest import folder_sha256
+from components.common.data.table_preview import csv_text
 from components.common.settings.config import GatePolicy, RunContext
 from components.common.tracking.runs import check_reachable, step_run, tracking_uri
 from components.evaluate.drift import DataDrift, compare_stats
@@ -22,6 +23,7 @@ from components.evaluate.metrics import SegmentationMetrics, compute_metrics
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.html"
 IMAGES_FILE = "per_image_iou.parquet"
+IMAGES_PREVIEW_FILE = "per_image_iou.csv"
 DRIFT_FILE = "drift.json"
 TRAINING_STATS_ARTIFACT = "dataset/stats.json"  # what train logged: the data a model saw
 
@@ -174,6 +176,10 @@ def _write_outputs(outputs: str, info, scores, candidate, champion: _Champion, d
     with open(os.path.join(outputs, DRIFT_FILE), "w", encoding="utf-8") as handle:
         json.dump(_drift_document(champion.drift), handle, indent=2)
     write_image_table(os.path.join(outputs, IMAGES_FILE), scores, champion.scores)
+    with open(os.path.join(outputs, IMAGES_FILE), "rb") as table:  # the UI previews CSV only
+        preview = csv_text(table.read())
+    with open(os.path.join(outputs, IMAGES_PREVIEW_FILE), "w", encoding="utf-8") as handle:
+        handle.write(preview)
 
 
 def _policy_params(policy: GatePolicy) -> dict[str, object]:

@@ -8,13 +8,15 @@ import math
 
 import numpy as np
 
-from components.common.overlay import blend, colorize, png_bytes
+from components.common.overlay import blend, colorize, palette, png_bytes
 from components.evaluate.drift import DataDrift
 from components.evaluate.metrics import SegmentationMetrics
 from components.evaluate.scoring import ModelScores, Sample
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
+.legend .swatch { display: inline-block; width: 1em; height: 1em; margin: 0 0.3em 0 1em;
+  vertical-align: middle; border: 1px solid #888; }
 table { border-collapse: collapse; margin: 1em 0; }
 td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 th { background: #f3f3f3; }
@@ -163,6 +165,18 @@ def _sample_figures(samples: list[Sample], num_classes: int, ignore_label: int) 
     return "<br>".join(figures) or "<p>none</p>"
 
 
+def _legend(names: tuple[str, ...], ignore_label: int) -> str:
+    """Each class's colour in the truth, prediction and mask panels."""
+    colors = palette(len(names))
+    items = "".join(
+        f'<span class="swatch" style="background: rgb{tuple(int(c) for c in colors[index])}">'
+        f"</span>{html.escape(name)}"
+        for index, name in enumerate(names)
+    )
+    note = f"Pixels labelled {ignore_label} (ignored) show in the truth panel as {names[0]}."
+    return f'<p class="legend">{items}</p><p>{html.escape(note)}</p>'
+
+
 def render_report(
     names: tuple[str, ...],
     ignore_label: int,
@@ -192,6 +206,7 @@ def render_report(
         "<h2>Confusion matrix (candidate)</h2>",
         _heat_map(candidate.confusion, names),
         "<h2>Best images</h2><p>image | truth | prediction | predicted classes</p>",
+        _legend(names, ignore_label),
         _sample_figures(candidate.best, len(names), ignore_label),
         "<h2>Worst images</h2>",
         _sample_figures(candidate.worst, len(names), ignore_label),

@@ -6,11 +6,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from components.common import storage
+from components.common.data.table_preview import csv_text
 from components.common.data.unused_files import IGNORED_FILE
 from components.common.settings.config import DEFAULT_EXPERIMENT, PreprocessConfig
 from components.common.tracking.lineage import DATA_FINGERPRINT_TAG
 from components.common.tracking.runs import step_run
 from components.preprocess.pipeline import PreprocessResult, run_preprocess
+from components.preprocess.stats import stats_table
 
 LINEAGE_FILE = "lineage.json"
 
@@ -25,6 +27,8 @@ def _log_outputs(output_dir: str) -> None:
     mlflow.log_metrics(metrics)
     mlflow.log_dict(stats, "dataset/stats.json")
     mlflow.log_text(storage.read_text(storage.join(output_dir, "stats.md")), "dataset/stats.md")
+    # the per-class table, as CSV: what the MLflow UI can preview
+    mlflow.log_text(csv_text(stats_table(stats)), "dataset/stats.csv")
     rejects = storage.read_text(storage.join(output_dir, "rejects.jsonl"))
     mlflow.log_text(rejects, "dataset/rejects.jsonl")
     ignored_path = storage.join(output_dir, IGNORED_FILE)
