@@ -85,7 +85,7 @@ def _screenshot(page, name: str, tmp_path: Path) -> Path:
 def test_the_mlflow_ui_shows_runs_steps_and_the_champion(ui, browser, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from components.common.tracking.runs import runs_link
+    from components.common.tracking.runs import model_version_link, runs_link
 
     url, uri = ui
     client = MlflowClient(uri)
@@ -122,10 +122,14 @@ def test_the_mlflow_ui_shows_runs_steps_and_the_champion(ui, browser, tmp_path):
     run_png = _screenshot(page, "mlflow-run", tmp_path)
 
     # the registered model: version 1 is the champion, with its signature's schema
-    page.goto(f"{url}/#/models/segpipe-unet/versions/1")
+    page.goto(model_version_link(url, "segpipe-unet", "1"))
     page.get_by_text("Inputs (1)").wait_for(timeout=30_000)
-    assert page.get_by_text("@ champion").or_(page.get_by_text("champion", exact=True)).count()
+    alias = page.get_by_text("@ champion").or_(page.get_by_text("champion", exact=True))
+    alias.first.wait_for(timeout=30_000)  # the aliases load after the schema
     assert page.get_by_text("Outputs (1)").is_visible()
+    assert page.get_by_text("Segmentation model by segpipe.").first.is_visible()  # description
+    assert page.get_by_text("Model training", exact=True).is_visible()
+    version_png = _screenshot(page, "mlflow-model-version", tmp_path)
 
-    for png in (runs_png, run_png):
+    for png in (runs_png, run_png, version_png):
         assert png.stat().st_size < 150_000, png

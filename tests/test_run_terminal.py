@@ -23,7 +23,7 @@ def _step_lines(output: str) -> list[tuple[str, str]]:
 
 def test_a_run_shows_a_line_per_step_and_a_summary_and_logs_the_rest(local_runs):
     _, _, (first, second) = local_runs
-    assert len(first.splitlines()) < 25  # kfp.local alone prints hundreds
+    assert len(first.splitlines()) < 30  # kfp.local alone prints hundreds
     assert "Executing task" not in first and "executor_input" not in first
     steps = _step_lines(first)
     done = {step: status for step, status in steps if status.startswith("done in")}
@@ -46,6 +46,9 @@ def test_a_run_shows_a_line_per_step_and_a_summary_and_logs_the_rest(local_runs)
     assert "/#/experiments/" in first and "workflowType=machine_learning" in first
     (table,) = [line for line in first.splitlines() if line.startswith("  all runs:")]
     assert "viewStateShareKey=segpipe" in table and "workflowType=machine_learning" in table
+    (model,) = [line for line in first.splitlines() if line.startswith("  model:")]
+    assert model.endswith("/#/models/segpipe-unet/versions/1?workflowType=machine_learning")
+    assert "  model:" not in second  # nothing registered
     (browse,) = [line for line in first.splitlines() if line.startswith("  browse:")]
     assert browse.split()[1:4] == ["segpipe", "ui", "--store"]  # works from any folder
     assert browse.split()[4].startswith("sqlite:////")  # the store, by its absolute path
@@ -57,7 +60,13 @@ def test_in_an_80_column_terminal_each_line_fits_and_the_bar_is_redrawn_in_place
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     command = [str(Path(sys.executable).parent / "segpipe"), "run", "--data", str(tiny_data)]
     command += ["--workdir", str(tmp_path)]
-    for param in ("image_height=32", "image_width=32", "epochs=4", "unet_width=4"):
+    for param in (
+        "image_height=32",
+        "image_width=32",
+        "epochs=4",
+        "unet_width=4",
+        "val_fraction=0.4",
+    ):
         command += ["--param", param]
     status, output = run_in_pty(command, columns=80, env=env)
     assert status == 0, output

@@ -112,6 +112,8 @@ def _print_links(summary) -> None:
     print(f"  MLflow run: {summary.link or summary.train_run_id}")
     if summary.runs_link:
         print(f"  all runs:   {summary.runs_link}")
+    if summary.model_link:
+        print(f"  model:      {summary.model_link}")
     print(f"  browse:     {summary.browse}")
     print(f"  log:        {summary.log_path}")
 

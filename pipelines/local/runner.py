@@ -23,6 +23,7 @@ from components.common.tracking.runs import (
     DEFAULT_STORE,
     PIPELINE_RUN_TAG,
     STEP_TAG,
+    model_version_link,
     prepare_experiment,
     runs_link,
     store_lock,
@@ -47,6 +48,7 @@ class RunSummary:
     browse: str  # how to open the links: `segpipe ui ...` for a local store
     link: str = ""  # the pipeline run's parent run in the MLflow UI
     runs_link: str = ""  # the experiment's runs table (segpipe's shared view)
+    model_link: str = ""  # the registered version's page, when the run registered one
     log_path: str = ""  # the run's full output
     took_s: float = 0.0
     outcome: str = CHANGED_OUTCOME  # or "unchanged, nothing to do": the run ended there
@@ -142,16 +144,18 @@ def summarize(
         f" and tags.`{STEP_TAG}` = 'evaluate'",
     )
     versions = run_versions(client, model_name, train_run_id)
+    version = str(versions[0].version) if versions else None
     return RunSummary(
         mean_iou=evaluation.data.metrics["mean_iou"],
         passed=evaluation.data.tags["gate.passed"] == "true",
         reason=evaluation.data.tags["gate.reason"],
         train_run_id=train_run_id,
-        registered_version=str(versions[0].version) if versions else None,
+        registered_version=version,
         tracking_uri=uri,
         browse=browse,
         link=link,
         runs_link=table,
+        model_link=model_version_link(ui_base, model_name, version) if version else "",
         outcome=outcome,
         data_changes=data_changes,
         warning=warning,
