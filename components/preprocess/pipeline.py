@@ -221,9 +221,13 @@ def build(
             storage.join(output_dir, "stats"), file_name_suffix=".json", shard_name_template=""
         )
     )
+    # sorted by source id, so the file is the same on every runner (the arrival order is not);
+    # rejects are a few per cent of the inputs at most (max_reject_fraction), one small list
     _ = (
         rejected
-        | "RejectToJson" >> beam.Map(lambda r: json.dumps(r, sort_keys=True))
+        | "RejectToJson" >> beam.Map(lambda r: (r["source_id"], json.dumps(r, sort_keys=True)))
+        | "CollectRejects" >> beam.combiners.ToList()
+        | "SortRejects" >> beam.FlatMap(lambda keyed: [line for _, line in sorted(keyed)])
         | "WriteRejects"
         >> beam.io.WriteToText(
             storage.join(output_dir, "rejects"), file_name_suffix=".jsonl", shard_name_template=""
