@@ -131,5 +131,7 @@ phase "images" make --no-print-directory images BASE_IMAGE="$BASE_IMAGE"
 docker images --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep segpipe
 phase "refuses missing images" refuses_missing_images
 phase "pipeline in containers" run_pipeline
-phase "checks" env SEGPIPE_CONTAINER_RUN="$WORK/run" .venv/bin/pytest -q -p no:cacheprovider \
-    tests/containers
+# the checks of that run, and preprocess on Beam's portable runner with workers in segpipe-beam
+BEAM_IMAGE=segpipe-beam:$(.venv/bin/python -c 'from importlib.metadata import version; print(version("segpipe"))')
+phase "checks" env SEGPIPE_CONTAINER_RUN="$WORK/run" SEGPIPE_BEAM_IMAGE="$BEAM_IMAGE" \
+    .venv/bin/pytest -q -p no:cacheprovider tests/containers
