@@ -115,7 +115,7 @@ def find_inputs(spec: str, exclude: str | None = None) -> list[InputImage]:
         root, files = split_glob(spec)[0], [p for p in local_glob(spec) if _is_image_name(p)]
     if not files:
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) match {spec}")
-    names = _output_names(files, root)
+    names = output_names(files, root)
     return [InputImage(path, name) for path, name in zip(files, names, strict=True)]
 
 
@@ -139,7 +139,7 @@ def _walk(root: str, exclude: str | None) -> list[str]:
     return sorted(found)
 
 
-def _output_names(files: list[str], root: str) -> list[str]:
+def output_names(files: list[str], root: str) -> list[str]:
     """Each file's path below `root` without its extension, the extension kept where needed.
 
     `x.png` and `x.jpg` in one folder become `x.png` and `x.jpg`, so neither overwrites the
@@ -176,7 +176,7 @@ def _read(path: str, max_pixels: int):
     return read_image(data, max_pixels)
 
 
-def _segmenter(model_dir: str):
+def batch_segmenter(model_dir: str):
     """A function: uint8 [N, H, W, 3] pixels (one size) -> uint8 [N, H, W] class ids."""
     import tensorflow as tf
 
@@ -285,7 +285,7 @@ def predict(
     found = find_inputs(inputs, exclude=output_dir)  # before TensorFlow: a typo fails fast
     model_dir = resolve_model(model)
     info = _model_info(model_dir)
-    segment = _segmenter(model_dir)
+    segment = batch_segmenter(model_dir)
     classes, grayscale = int(info["num_classes"]), bool(info.get("grayscale"))
     written: list[Future] = []
     writing: deque[Future] = deque()  # not known to be done yet

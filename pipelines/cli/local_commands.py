@@ -130,14 +130,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from pipelines.predict import predict
 
         try:
-            result = predict(
-                args.model,
-                args.input,
-                args.output,
-                args.max_pixels,
-                reporter.terminal,
-                batch_size=args.batch_size,
-            )
+            if args.runner:  # a Beam job: its workers report to the log, no bar
+                require("predict --runner", "preprocess", "apache_beam")
+                from pipelines.beam_predict import predict_on_beam
+
+                print(f"predict: a Beam job on {args.runner}", file=reporter.terminal)
+                result = predict_on_beam(
+                    args.model,
+                    args.input,
+                    args.output,
+                    args.runner,
+                    args.beam_options,
+                    args.max_pixels,
+                    args.batch_size,
+                )
+            else:
+                result = predict(
+                    args.model,
+                    args.input,
+                    args.output,
+                    args.max_pixels,
+                    reporter.terminal,
+                    batch_size=args.batch_size,
+                )
         except (LookupError, ValueError, RuntimeError, OSError) as error:
             failure = " ".join(str(error).split())
         except Exception as error:  # a bug: the traceback goes to the log
@@ -250,6 +265,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "  segpipe predict --model models:/segpipe-unet@champion --input photos/ --output out/\n"
         "  segpipe predict --model models:/segpipe-unet/3 --input 'shots/*.jpg' --output out/\n"
         "  segpipe predict --model exports/segpipe-unet/3 --input img.png --output out/\n"
+        "  segpipe predict --model gs://b/exports/segpipe-unet/3 --input gs://b/photos/ \\\n"
+        "    --output gs://b/masks/ --runner DataflowRunner --beam-options '--project=P ...'\n"
         "MLflow models are looked up at $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db).\n"
         "Exits 1 when an input was skipped (too large, unreadable); the others are written.",
     )
@@ -276,6 +293,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=4,
         help="images of one size segmented together (default: 4)",
+    )
+    pred.add_argument(
+        "--runner",
+        default="",
+        help="run as an Apache Beam job on this runner (DirectRunner, PortableRunner, "
+        "DataflowRunner, FlinkRunner, SparkRunner); default: threads in this process",
+    )
+    pred.add_argument(
+        "--beam-options",
+        default="",
+        help="with --runner: Beam flags, e.g. '--project=P --region=R --temp_location=gs://...'",
     )
     pred.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's own output as it comes"
