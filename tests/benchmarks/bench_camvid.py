@@ -18,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CAMVID = REPO.parent / "shared" / "data" / "camvid"
 OUTPUT = REPO / "docs" / "results-camvid.md"
+KEPT_FROM = "## Ablation"  # the page from here on is written by hand
 # Test mean IoU (%) on SegNet's CamVid split, 11 classes, from each paper.
 PUBLISHED = {
     "SegNet-Basic (Badrinarayanan et al., TPAMI 2017)": 47.7,
@@ -43,7 +44,7 @@ def _latest_parent(uri: str):
     return client, parent, train
 
 
-def render(parent, train, preset: str, wall_s: float | None, best_val: float) -> str:
+def render(parent, train, preset: str, wall_s: float | None, best_val: float | None) -> str:
     """The Markdown page: overall, per class, the published results, how it was made."""
     metrics = parent.data.metrics
     classes = sorted(
@@ -53,6 +54,7 @@ def render(parent, train, preset: str, wall_s: float | None, best_val: float) ->
     )
     params = train.data.params
     took = wall_s if wall_s is not None else (parent.info.end_time - parent.info.start_time) / 1000
+    val_text = f"{best_val:.3f}" if best_val is not None else "- (refit on train + val)"
     lines = [
         "# CamVid results",
         "",
@@ -72,12 +74,14 @@ def render(parent, train, preset: str, wall_s: float | None, best_val: float) ->
         "",
         "| | |",
         "|---|---|",
-        f"| best val mean IoU (101 val images, at 192x256) | {best_val:.3f} |",
+        f"| best val mean IoU (101 val images, at the model input) | {val_text} |",
         f"| pixel accuracy | {metrics.get('pixel_accuracy', float('nan')):.3f} |",
         f"| mean class accuracy | {metrics.get('mean_class_accuracy', float('nan')):.3f} |",
         f"| wall time, whole run | {took / 60:.1f} min on {os.cpu_count()} cores |",
         f"| epochs | {params.get('epochs')} |",
         f"| precision | {train.data.tags.get('segpipe.precision')} |",
+        f"| trained on | {'train + val' if params.get('train_on_val') == 'True' else 'train'} |",
+        f"| flip test-time augmentation | {params.get('flip_tta')} |",
         f"| model input | {params.get('input_height')}x{params.get('input_width')} |",
         "",
         "| class | IoU |",
@@ -86,6 +90,13 @@ def render(parent, train, preset: str, wall_s: float | None, best_val: float) ->
     lines += [f"| {name} | {value:.3f} |" for name, value in classes]
     lines += ["", f"MLflow run: `{parent.info.run_id}`", ""]
     return "\n".join(lines)
+
+
+def _kept_sections() -> str:
+    """The page's hand-written sections (from `## Ablation` on), kept across runs."""
+    old = OUTPUT.read_text() if OUTPUT.is_file() else ""
+    start = old.find(KEPT_FROM)
+    return "\n" + old[start:] if start >= 0 else ""
 
 
 def main() -> int:
@@ -108,8 +119,8 @@ def main() -> int:
     uri = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
     client, parent, train = _latest_parent(uri)
     val = client.get_metric_history(train.info.run_id, "val_mean_iou")
-    page = render(parent, train, args.preset, wall_s, max(m.value for m in val))
-    OUTPUT.write_text(page)
+    page = render(parent, train, args.preset, wall_s, max((m.value for m in val), default=None))
+    OUTPUT.write_text(page + _kept_sections())
     client.log_text(parent.info.run_id, page, "results-camvid.md")
     print(page)
     return 0
