@@ -42,7 +42,8 @@ def client():
 @pytest.fixture(scope="module")
 def step_runs(client, summary) -> dict[str, object]:
     """The MLflow runs of this pipeline run's steps, by step name."""
-    train = client.get_run(summary["MLflow run"])
+    run_id = re.search(r"[0-9a-f]{32}", summary["MLflow run"]).group()  # an id or its UI link
+    train = client.get_run(run_id)
     pipeline_run_id = train.data.tags["segpipe.pipeline_run_id"]
     runs = client.search_runs(
         [train.info.experiment_id], f"tags.`segpipe.pipeline_run_id` = '{pipeline_run_id}'"
