@@ -42,8 +42,10 @@ def client():
 @pytest.fixture(scope="module")
 def step_runs(client, summary) -> dict[str, object]:
     """The MLflow runs of this pipeline run's steps, by step name."""
-    run_id = re.search(r"[0-9a-f]{32}", summary["MLflow run"]).group()  # an id or its UI link
-    train = client.get_run(run_id)
+    # the pipeline's parent run, as a UI link (a server serves the store)
+    parent = client.get_run(re.search(r"/runs/([0-9a-f]{32})", summary["MLflow run"]).group(1))
+    assert parent.data.tags["segpipe.step"] == "pipeline"
+    train = client.get_run(parent.data.tags["segpipe.train_run_id"])
     pipeline_run_id = train.data.tags["segpipe.pipeline_run_id"]
     runs = client.search_runs(
         [train.info.experiment_id], f"tags.`segpipe.pipeline_run_id` = '{pipeline_run_id}'"
