@@ -14,14 +14,10 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from pipelines.local.mlflow_server import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 POOL_MODULE = "apache_beam.runners.worker.worker_pool_main"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
