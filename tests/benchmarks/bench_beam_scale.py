@@ -14,11 +14,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import psutil
+from process_memory import run_sampling_rss
 
 CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid"
 PREFIX = "/SegNet/CamVid/"
@@ -50,30 +48,10 @@ def replicate(scale: int, root: Path) -> Path:
 def measure(command: list[str]) -> tuple[float, float, float]:
     """Wall seconds, the peak RSS (GB) of the launcher and of the largest other process."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peaks: dict[int, int] = {}
-    done = threading.Event()
-
-    def sample():
-        root = psutil.Process(process.pid)
-        while not done.is_set():
-            try:
-                for one in [root, *root.children(recursive=True)]:
-                    peaks[one.pid] = max(peaks.get(one.pid, 0), one.memory_info().rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = process.communicate()
-    done.set()
-    sampler.join()
-    if process.returncode:
-        raise RuntimeError(f"{command} failed:\n{stderr.decode()[-3000:]}")
-    launcher = peaks.pop(process.pid, 0)
-    return time.perf_counter() - start, launcher / 2**30, max(peaks.values(), default=0) / 2**30
+    measured = run_sampling_rss(command, env)
+    peaks = dict(measured.peaks)
+    launcher = peaks.pop(measured.root_pid, 0)
+    return measured.seconds, launcher / 2**30, max(peaks.values(), default=0) / 2**30
 
 
 def run_preprocess(data: str, output: str) -> None:

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import psutil
+from process_memory import run_sampling_rss
 
 CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid"
 LISTS = ("train.txt", "val.txt", "test.txt")
@@ -92,30 +89,8 @@ def run_beam(data: Path, output: Path, config: dict, shards: int) -> None:
 
 def measure(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak summed RSS (GB) of `command`'s whole process tree."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    done = threading.Event()
-
-    def sample():
-        nonlocal peak
-        root = psutil.Process(process.pid)
-        while not done.is_set():
-            try:
-                tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = process.communicate()
-    done.set()
-    sampler.join()
-    if process.returncode:
-        raise RuntimeError(f"{command} failed:\n{stderr.decode()[-3000:]}")
-    return time.perf_counter() - start, peak / 2**30
+    measured = run_sampling_rss(command, env)
+    return measured.seconds, measured.peak_total / 2**30
 
 
 def main() -> int:
