@@ -55,6 +55,15 @@ def test_experiment_is_marked_as_model_training_with_segpipes_runs_view(mlflow_s
     assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "finetuning"
 
 
+def test_a_version_link_opens_in_model_training_mode_with_the_name_escaped():
+    from components.common.tracking.runs import model_version_link
+
+    link = model_version_link("http://127.0.0.1:5000", "roads v2/eu", "3")
+    assert link == (
+        "http://127.0.0.1:5000/#/models/roads%20v2%2Feu/versions/3?workflowType=machine_learning"
+    )
+
+
 def test_preprocess_is_nested_under_the_parent_named_by_data_set_and_time(mlflow_store, tmp_path):
     from mlflow.tracking import MlflowClient
 

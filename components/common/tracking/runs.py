@@ -162,7 +162,8 @@ def runs_link(ui_url: str, experiment_id: str, run_id: str | None = None) -> str
 
 def model_version_link(ui_url: str, model_name: str, version: str) -> str:
     """A link to a registered model's version page, in MLflow's model-training mode."""
-    return f"{ui_url}/#/models/{model_name}/versions/{version}?workflowType=machine_learning"
+    name = urllib.parse.quote(model_name, safe="")
+    return f"{ui_url}/#/models/{name}/versions/{version}?workflowType=machine_learning"
 
 
 def provenance_tags() -> dict[str, str]:
