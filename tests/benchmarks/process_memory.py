@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -31,10 +32,14 @@ def run_sampling_rss(command: list[str], env: dict[str, str], every_s: float = 0
         nonlocal peak_total
         root = psutil.Process(process.pid)
         while not done.is_set():
+            sizes = {}
             try:
-                sizes = {p.pid: p.memory_info().rss for p in [root, *root.children(True)]}
-            except psutil.Error:
-                sizes = {}
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:  # the command has ended
+                tree = []
+            for one in tree:
+                with contextlib.suppress(psutil.Error):  # a process that ended since
+                    sizes[one.pid] = one.memory_info().rss
             for pid, rss in sizes.items():
                 peaks[pid] = max(peaks.get(pid, 0), rss)
             peak_total = max(peak_total, sum(sizes.values()))
