@@ -471,6 +471,59 @@ def test_flip_tta_export_averages_each_image_with_its_mirror(tmp_path):
     assert read_model_info(str(tmp_path / "tta"))["flip_tta"] is True
 
 
+def test_tta_scales_average_the_logits_of_each_scale_and_mirror(tmp_path):
+    """With test-time scales the export resizes to each multiple of the input size, runs the
+    any-size twin of the fixed-size model (same weights) and averages the logits, each brought
+    to the caller's size; the model info records the scales."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from components.common.data.dataset import DatasetInfo
+    from components.common.saved_model import load_signatures, read_model_info, segmenter
+    from components.train.data import resize_image
+    from components.train.export import export_model
+    from components.train.model import any_size_model, build_unet
+
+    keras.utils.set_random_seed(4)
+    model = build_unet(3, 16, 16, base_width=4, depth=2)
+    config = TrainConfig(unet_width=4, unet_depth=2, tta_scales="1,1.5", flip_tta=True)
+    twin = any_size_model(model, config, 3)
+    info = DatasetInfo(3, ("a", "b", "c"), 16, 16, 255, False)
+    with pytest.raises(ValueError, match="any size"):
+        export_model(model, str(tmp_path / "fixed"), info, True, None, (1.0, 1.5))
+    export_model(twin, str(tmp_path / "tta"), info, True, (16, 16), config.tta_scale_list())
+    images = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    views = []
+    for side in (16, 24):
+        resized = resize_image(tf.constant(images, tf.float32), (side, side))
+        for mirror in (False, True):
+            flipped = resized[:, :, ::-1] if mirror else resized
+            logits = twin(flipped, training=False)
+            logits = logits[:, :, ::-1] if mirror else logits
+            views.append(tf.image.resize(logits, (32, 32), "bilinear").numpy())
+    expected = np.mean(views, axis=0).argmax(-1)
+    crop = images[:, :16, :16].astype("float32")
+    assert np.allclose(twin(crop), model(crop))  # the twin holds the same weights
+    with_tta = segmenter(load_signatures(str(tmp_path / "tta")))(images).numpy()
+    assert (with_tta == expected).mean() > 0.999
+    only_one = np.mean(views[:2], axis=0).argmax(-1)
+    assert (expected != only_one).any()  # the second scale changed some pixels
+    assert read_model_info(str(tmp_path / "tta"))["tta_scales"] == [1.0, 1.5]
+
+
+@pytest.mark.parametrize("scales", ["", "1,1", "0", "-1", "5", "1,x", "nan"])
+def test_tta_scales_must_be_distinct_positive_scales(scales):
+    with pytest.raises(ValueError, match="tta_scales"):
+        TrainConfig(tta_scales=scales)
+
+
+def test_tta_scales_need_a_unet():
+    with pytest.raises(ValueError, match="needs architecture unet"):
+        TrainConfig(architecture="deeplabv3plus", tta_scales="1,1.25")
+    assert TrainConfig(architecture="deeplabv3plus").tta_scale_list() == (1.0,)
+
+
 # ---- crops, any-size U-Net, refit on train + val ----------------------------------------------
 
 

@@ -25,11 +25,13 @@ def write_model_info(
     image_width: int,
     grayscale: bool,
     flip_tta: bool = False,
+    tta_scales: tuple[float, ...] | list[float] = (1.0,),
 ) -> None:
     """The model info file: classes, the model's input size, whether it sees grey images, and
-    whether its signatures average each image with its mirror."""
+    the test-time augmentation its signatures apply (the mirror, the input-size scales)."""
     info = {
         "flip_tta": flip_tta,
+        "tta_scales": list(tta_scales),
         "num_classes": num_classes,
         "class_names": list(class_names),
         "image_height": image_height,

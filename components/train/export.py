@@ -26,12 +26,14 @@ def export_model(
     info: DatasetInfo,
     flip_tta: bool = False,
     size: tuple[int, int] | None = None,
+    scales: tuple[float, ...] = (1.0,),
 ) -> None:
     """Write a SavedModel with `serving_default` (encoded image bytes) and `segment` (uint8 batch).
 
     Both resize to the model's input size (`size` for a model that takes any) and return the
     class map at the caller's size; with `flip_tta`, from the mean of the logits of each
-    image and its left-right mirror.
+    image and its left-right mirror; with `scales`, of the image resized to each multiple of
+    that size (a model that takes any size only), all brought to the caller's size first.
     `segment` takes pixels as the shards hold them: for a grayscale data set, grey in all
     three channels; `serving_default` makes colour images grey itself. The layer weights go
     alongside, for warm starts of later models.
@@ -39,17 +41,22 @@ def export_model(
     height, width = size or model.input_shape[1:3]
     if height is None or width is None:
         raise ValueError(f"{model.name} takes images of any size: say the size to resize to")
+    if scales != (1.0,) and model.input_shape[1:3] != (None, None):
+        raise ValueError(f"test-time scales {scales} need a model that takes any size")
+    sizes = [(round(height * s), round(width * s)) for s in scales]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES)])
     def segment(images):
         size = tf.shape(images)[1:3]
-        # the training resize: any other would show the model inputs it never learned from
-        resized = resize_image(tf.cast(images, tf.float32), (height, width))
-        logits = model(resized, training=False)
-        if flip_tta:  # the mirror's logits, mirrored back
-            mirrored = model(tf.reverse(resized, axis=[2]), training=False)
-            logits = (logits + tf.reverse(mirrored, axis=[2])) / 2.0
-        logits = tf.image.resize(logits, size, method="bilinear")
+        views = []
+        for scaled in sizes:
+            # the training resize: any other would show the model inputs it never learned from
+            resized = resize_image(tf.cast(images, tf.float32), scaled)
+            views.append(tf.image.resize(model(resized, training=False), size, "bilinear"))
+            if flip_tta:  # the mirror's logits, mirrored back
+                mirrored = model(tf.reverse(resized, axis=[2]), training=False)
+                views.append(tf.image.resize(tf.reverse(mirrored, axis=[2]), size, "bilinear"))
+        logits = tf.add_n(views) / len(views)
         return {CLASS_IDS: tf.cast(tf.argmax(logits, axis=-1), tf.uint8)}
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name=IMAGE_BYTES)])
@@ -74,4 +81,5 @@ def export_model(
         image_width=width,
         grayscale=info.grayscale,
         flip_tta=flip_tta,
+        tta_scales=list(scales),
     )

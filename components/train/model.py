@@ -164,3 +164,15 @@ def build_model(config, num_classes: int, height: int, width: int):
             num_classes, height, width, config.backbone, config.backbone_weights
         )
     raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
+
+
+def any_size_model(model: keras.Model, config, num_classes: int) -> keras.Model:
+    """`model`, or for a U-Net built for one input size its twin that takes any (test-time
+    scales), holding the same weights; the twin has no weights the other lacks."""
+    if model.input_shape[1:3] == (None, None):
+        return model
+    if config.architecture != "unet":
+        raise ValueError(f"only a unet takes images of any size, not {config.architecture}")
+    twin = build_unet(num_classes, None, None, config.unet_width, config.unet_depth)
+    twin.set_weights(model.get_weights())
+    return twin

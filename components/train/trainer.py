@@ -39,7 +39,7 @@ from components.train.epoch_timing import EpochClock
 from components.train.export import export_model
 from components.train.losses import CrossEntropyDice
 from components.train.mlflow_model import write_mlmodel
-from components.train.model import build_model
+from components.train.model import any_size_model, build_model
 from components.train.optimization import make_optimizer
 from components.train.warm_start import warm_start
 
@@ -211,7 +211,7 @@ def train(
         finally:
             sender.stop(wait_s=request_s)
         pending.flush_within(outage, "logging the last epochs' metrics")
-        export_model(model, model_dir, info, config.flip_tta, input_size(config, info))
+        _export(model, model_dir, info, config)
         write_mlmodel(model_dir, run_id, info)  # logged with it: an MLflow model with a signature
         # every worker is done with its checkpoint once all are here
         distributed.barrier(strategy, "the end of training")
@@ -321,6 +321,14 @@ def _strategy_tags(strategy, policy: str) -> dict[str, str]:
     if workers > 1:
         tags["segpipe.workers"] = str(workers)
     return tags
+
+
+def _export(model: keras.Model, model_dir: str, info, config: TrainConfig) -> None:
+    """The SavedModel with the test-time augmentation `config` asks for."""
+    scales = config.tta_scale_list()
+    if scales != (1.0,):
+        model = any_size_model(model, config, info.num_classes)
+    export_model(model, model_dir, info, config.flip_tta, input_size(config, info), scales)
 
 
 def input_size(config: TrainConfig, info) -> tuple[int, int]:

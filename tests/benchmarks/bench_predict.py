@@ -49,29 +49,38 @@ def train_config(params: dict):
 
 
 def rebuilt_export(
-    folder: Path, params: dict, target: Path, precision: str, flip_tta: bool | None = None
+    folder: Path,
+    params: dict,
+    target: Path,
+    precision: str,
+    flip_tta: bool | None = None,
+    scales: tuple[float, ...] | None = None,
 ) -> Path:
-    """The same weights in a model of `precision`, exported the same way (with `flip_tta`
-    when given, else as the original was)."""
+    """The same weights in a model of `precision`, exported the same way (with `flip_tta` and
+    test-time `scales` where given, else as the original was)."""
     import keras
 
     from components.common.data.dataset import DatasetInfo
     from components.common.saved_model import read_model_info
     from components.train.export import export_model
-    from components.train.model import build_model
+    from components.train.model import any_size_model, build_model
     from components.train.warm_start import LAYER_WEIGHTS_FILE, copy_matching_weights
 
     info = read_model_info(str(folder))
     keras.mixed_precision.set_global_policy(precision)
     size = (info["image_height"], info["image_width"])
-    model = build_model(train_config(params), info["num_classes"], *size)
+    config = train_config(params)
+    model = build_model(config, info["num_classes"], *size)
     _, left = copy_matching_weights(model, str(folder / LAYER_WEIGHTS_FILE))
     assert not left, f"weights not copied: {left}"
+    scales = tuple(info.get("tta_scales", [1.0])) if scales is None else scales
+    if scales != (1.0,):
+        model = any_size_model(model, config, info["num_classes"])
     dataset = DatasetInfo(
         info["num_classes"], tuple(info["class_names"]), 0, 0, 255, info["grayscale"]
     )
     tta = info.get("flip_tta", False) if flip_tta is None else flip_tta
-    export_model(model, str(target), dataset, tta, size)
+    export_model(model, str(target), dataset, tta, size, scales)
     return target
 
 

@@ -2,9 +2,11 @@
 mean IoU against CamVid's own label PNGs at the full 360x480 (void, 11, ignored).
 
 Run: .venv/bin/python tests/benchmarks/score_camvid.py --workdir DIR --split val [--flip-tta]
+     [--tta-scales 0.75,1,1.25]
   DIR holds a finished `segpipe run --preset camvid` (its newest export is scored).
-  --flip-tta  re-exports the same weights with horizontal-flip test-time augmentation
-              first (in the run's precision), to measure what it adds.
+  --flip-tta    re-exports the same weights with horizontal-flip test-time augmentation
+                first (in the run's precision), to measure what it adds;
+  --tta-scales  likewise with those test-time scales of the input size.
 Choose settings on val; score test once, for the record.
 """
 
@@ -63,19 +65,24 @@ def main() -> int:
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--split", choices=("val", "test"), required=True)
     parser.add_argument("--flip-tta", action="store_true")
+    parser.add_argument("--tta-scales", default="")
     args = parser.parse_args()
     folder, params, tags = newest_export(Path(args.workdir))
+    scales = tuple(float(s) for s in args.tta_scales.split(",")) if args.tta_scales else None
     with tempfile.TemporaryDirectory() as scratch:
         model = folder
-        if args.flip_tta:
+        if args.flip_tta or scales:
             precision = tags.get("segpipe.precision", "float32")
-            model = rebuilt_export(folder, params, Path(scratch) / "tta", precision, True)
+            model = rebuilt_export(
+                folder, params, Path(scratch) / "tta", precision, args.flip_tta or None, scales
+            )
         predicted = Path(scratch) / "masks"
         result = predict(str(model), str(CAMVID / args.split), str(predicted))
         assert not result.skipped, result.skipped
         names = read_model_info(str(folder))["class_names"]
         figures = scores(confusion(predicted, args.split, len(names)), names)
-    figures |= {"split": args.split, "flip_tta": args.flip_tta, "export": str(folder)}
+    tta = {"flip_tta": args.flip_tta, "tta_scales": args.tta_scales}
+    figures |= {"split": args.split, **tta, "export": str(folder)}
     print(json.dumps(figures, indent=1))
     return 0
 

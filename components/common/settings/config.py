@@ -348,6 +348,11 @@ class TrainConfig:
         "test-time augmentation in the export: average the logits of each image and its "
         "mirror (evaluate, predict and serving alike; twice the inference cost)",
     )
+    tta_scales: str = setting(
+        "1",
+        "unet: test-time scales of the input size, e.g. 0.75,1,1.25: the logits at each, "
+        "averaged (in the export; inference cost grows with each scale's square)",
+    )
     system_metrics: bool = setting(True, "log CPU/GPU/memory use to the MLflow run (psutil)")
     tracking_outage_s: int = setting(
         300, "seconds training goes on while MLflow is unreachable, then fails", at_least=0
@@ -376,10 +381,28 @@ class TrainConfig:
             raise ValueError(
                 "train_on_val leaves nothing to validate on: early_stopping_patience must be 0"
             )
+        if self.tta_scale_list() != (1.0,) and self.architecture != "unet":
+            raise ValueError(
+                f"tta_scales={self.tta_scales!r} needs architecture unet (deeplabv3plus takes "
+                f"one input size), got {self.architecture}"
+            )
         if self.crop_height and self.architecture != "unet":
             raise ValueError(
                 f"crop_height/crop_width need architecture unet, got {self.architecture}"
             )
+
+    def tta_scale_list(self) -> tuple[float, ...]:
+        """The distinct scales in `tta_scales`, each in (0, 4]; a bad list is an error."""
+        try:
+            scales = tuple(float(v) for v in self.tta_scales.split(",") if v.strip())
+        except ValueError:
+            scales = ()
+        if not scales or any(not 0 < s <= 4 for s in scales) or len(set(scales)) < len(scales):
+            raise ValueError(
+                f"tta_scales={self.tta_scales!r} is not a comma-separated list of distinct "
+                "scales in (0, 4], e.g. 1 or 0.75,1,1.25"
+            )
+        return scales
 
 
 def check_input_size(config: TrainConfig, height: int, width: int) -> None:
