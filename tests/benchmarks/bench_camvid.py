@@ -1,7 +1,7 @@
 """CamVid results table: one `segpipe run --preset camvid`, scored on the test split, beside the
 published results on the same split, into docs/results-camvid.md and the run's MLflow parent.
 
-Run: make bench-camvid   (about 45 minutes on 2 cores; needs ../shared/data/camvid)
+Run: make bench-camvid   (about 50 minutes on 2 cores; needs ../shared/data/camvid)
      .venv/bin/python tests/benchmarks/bench_camvid.py --workdir DIR --no-run
        (the table of the latest run already in DIR, without training again)
 """
@@ -82,6 +82,7 @@ def render(parent, train, preset: str, wall_s: float | None, best_val: float | N
         f"| precision | {train.data.tags.get('segpipe.precision')} |",
         f"| trained on | {'train + val' if params.get('train_on_val') == 'True' else 'train'} |",
         f"| flip test-time augmentation | {params.get('flip_tta')} |",
+        f"| test-time scales of the model input | {params.get('tta_scales', '1')} |",
         f"| model input | {params.get('input_height')}x{params.get('input_width')} |",
         "",
         "| class | IoU |",
