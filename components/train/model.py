@@ -168,7 +168,7 @@ def build_model(config, num_classes: int, height: int, width: int):
 
 def any_size_model(model: keras.Model, config, num_classes: int) -> keras.Model:
     """`model`, or for a U-Net built for one input size its twin that takes any (test-time
-    scales), holding the same weights; the twin has no weights the other lacks."""
+    scales) with the same weights: padding and cropping, the only layers it adds, have none."""
     if model.input_shape[1:3] == (None, None):
         return model
     if config.architecture != "unet":

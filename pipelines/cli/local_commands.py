@@ -66,6 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         params.setdefault("class_names", SAMPLE_CLASS_NAMES)
     params = {"data_dir": str(Path(data).resolve()), **params}
     from pipelines.local.runner import RunFailed
+    from pipelines.local.termination import Terminated
 
     try:
         if args.containers:
@@ -77,6 +78,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise SystemExit(f"segpipe run --containers: {error}") from error
         else:
             summary = run_local(params, workdir, verbose=args.verbose)
+    except Terminated:
+        print("\nsegpipe run: stopped by SIGTERM", file=sys.stderr)
+        return 143
     except RunFailed as failed:
         # last, where the eye lands: the step, why, and where the whole story is
         print(f"\nsegpipe run: {failed.step} failed: {failed.reason}", file=sys.stderr)

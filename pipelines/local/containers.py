@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,24 +23,8 @@ from pipelines.local.runner import (
     run_reported,
     summarize,
 )
+from pipelines.local.termination import sigterm_unwinds
 from pipelines.pipeline import build_pipeline
-
-
-def _raise_exit(signum: int, _frame) -> None:
-    raise SystemExit(128 + signum)  # so that `finally` blocks run: the server is stopped
-
-
-@contextlib.contextmanager
-def _sigterm_exits() -> Iterator[None]:
-    """Within the block, SIGTERM unwinds like Ctrl-C (only the main thread may set handlers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_exit)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -54,7 +36,7 @@ def mlflow_server(root: Path) -> Iterator[str]:
     reach artifacts over HTTP only. The server is stopped however the block ends (SIGTERM included).
     """
     root.mkdir(parents=True, exist_ok=True)
-    with _sigterm_exits(), sqlite_mlflow_server(root) as server:
+    with sigterm_unwinds(), sqlite_mlflow_server(root) as server:
         yield server.uri
 
 

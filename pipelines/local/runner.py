@@ -32,6 +32,7 @@ from components.common.tracking.runs import (
 from pipelines.console import Failure, capture, keep_log
 from pipelines.images import step_images
 from pipelines.local import ui
+from pipelines.local.termination import sigterm_unwinds
 from pipelines.pipeline import build_pipeline
 
 FAILED_TASK = re.compile(r"Inner task failed: '(?P<task>[^']+)'")
@@ -187,7 +188,8 @@ def run_local(params: dict[str, object], workdir: Path, verbose: bool = False) -
 
     started = time.monotonic()
     try:
-        outputs, log_path = run_reported(run, pipeline_root, params, verbose)
+        with sigterm_unwinds(stop_started=True):  # the steps are this process's children
+            outputs, log_path = run_reported(run, pipeline_root, params, verbose)
     except RunFailed as failed:
         failed.link = failed_run_link(uri, experiment, time.time() - (time.monotonic() - started))
         raise

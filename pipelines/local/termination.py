@@ -1,0 +1,60 @@
+"""SIGTERM during a local run: stop what the run started, then unwind like Ctrl-C.
+
+Ctrl-C in a terminal reaches every process of the job; `kill PID`, or a supervisor that signals
+only its own child, reaches `segpipe run` alone. Its steps run as subprocesses (kfp.local), which
+would train on, orphaned, holding the cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+GRACE_S = 10.0  # how long a step has to exit after SIGTERM before it is killed
+
+
+class Terminated(SystemExit):
+    """The run got SIGTERM; what it started has been stopped."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+
+
+def stop_descendants(grace_s: float = GRACE_S) -> int:
+    """SIGTERM to every process this one started (and theirs), SIGKILL to those still running
+    after `grace_s`; returns how many there were."""
+    import psutil
+
+    descendants = psutil.Process().children(recursive=True)
+    for process in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(descendants, timeout=grace_s)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+    return len(descendants)
+
+
+@contextlib.contextmanager
+def sigterm_unwinds(stop_started: bool = False) -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated, so that `finally` blocks run; first, where
+    `stop_started`, it stops the processes this one started. Only the main thread may set
+    handlers: elsewhere the block changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, _frame) -> None:
+        if stop_started:
+            stop_descendants()
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

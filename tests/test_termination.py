@@ -1,0 +1,101 @@
+"""SIGTERM to a local run stops the step processes it started, not only itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pipelines.local.termination import Terminated, sigterm_unwinds
+
+REPO = Path(__file__).resolve().parents[1]
+
+# As kfp.local's SubprocessRunner runs a step: `sh` running the step's Python, the parent
+# reading the step's output line by line, then waiting on it.
+RUN_A_STEP = textwrap.dedent(
+    """
+    import subprocess, sys
+    from pipelines.local.termination import sigterm_unwinds
+
+    step = "sleep 300 & echo $!; wait"
+    with sigterm_unwinds(stop_started={stop}):
+        with subprocess.Popen(["sh", "-c", step], stdout=subprocess.PIPE, text=True) as child:
+            grandchild = child.stdout.readline().strip()
+            print("ready", child.pid, grandchild, flush=True)
+            for line in child.stdout:
+                print(line, end="")
+            child.wait()
+    """
+)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _start_run(stop: bool) -> tuple[subprocess.Popen, list[int]]:
+    run = subprocess.Popen(
+        [sys.executable, "-c", RUN_A_STEP.format(stop=stop)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    word, *pids = run.stdout.readline().split()
+    assert word == "ready"
+    return run, [int(pid) for pid in pids]
+
+
+def test_sigterm_stops_the_step_and_what_it_started_then_exits_143():
+    run, steps = _start_run(stop=True)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in steps) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(pid) for pid in steps), steps
+
+
+def test_without_stopping_them_the_run_waits_on_its_step():
+    """What kfp.local does alone: SIGTERM leaves the step running and the run waiting on it."""
+    run, steps = _start_run(stop=False)
+    try:
+        run.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            run.wait(timeout=3)
+        assert not any(_gone(pid) for pid in steps)
+    finally:
+        for pid in steps:
+            os.kill(pid, signal.SIGKILL)
+        run.wait(timeout=30)
+
+
+def test_sigterm_unwinds_the_block_and_the_handler_is_put_back():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated) as raised, sigterm_unwinds():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs at once; this sleep is cut short
+    assert raised.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_segpipe_run_says_it_was_stopped_in_its_last_line(monkeypatch, tmp_path, capsys):
+    from pipelines.cli.main import main
+    from pipelines.local import runner
+
+    def stopped(*_args, **_kwargs):
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(runner, "run_local", stopped)
+    code = main(["run", "--data", str(tmp_path), "--workdir", str(tmp_path / "work")])
+    assert code == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "segpipe run: stopped by SIGTERM"
