@@ -62,6 +62,7 @@ class Step:
     exception: str = ""  # the last traceback's final line in its output
     in_traceback: bool = False
     outputs_file: str = ""
+    first_epoch: tuple[int, float] | None = None  # the first epoch it reported, and when
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,13 @@ class Reporter:
         note = f"loss {event['loss']:.4f}" if "loss" in event else ""
         if "val_mean_iou" in event:
             note = f"val mean IoU {event['val_mean_iou']:.4f}"
-        note += f", {duration(time.monotonic() - step.started)}"
+        now = time.monotonic()
+        note += f", {duration(now - step.started)}"
+        if step.first_epoch is None:  # it may resume from a checkpoint: the first seen counts
+            step.first_epoch = (epoch, now)
+        first, at = step.first_epoch
+        if first < epoch < epochs:  # the first epoch fills caches and traces: not a measure
+            note += f", about {duration((now - at) / (epoch - first) * (epochs - epoch))} left"
         clock = " " * 8 if self._bar.tty else time.strftime("%H:%M:%S")
         self._bar.update(epoch, note, prefix=f"{clock}  {step.name:<10}  ")
 

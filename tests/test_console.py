@@ -122,6 +122,22 @@ def test_training_shows_a_progress_bar_a_line_per_tenth_outside_a_terminal():
     assert lines[-1].startswith("train       [" + "#" * 24 + "] 20/20 epochs, val mean IoU 0.5000")
 
 
+def test_the_bar_says_how_long_is_left_from_the_epochs_after_the_first(monkeypatch):
+    import pipelines.console as console
+
+    reporter, terminal = _reporter()
+    start = console.time.monotonic()
+    reporter.feed(started("train"))
+    clock = iter(start + s for s in (500, 600, 700, 800, 900))  # the first epoch took 500 s
+    monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
+    for epoch in range(1, 6):  # 100 s each after the first
+        reporter.feed(event("epoch", step="train", epoch=epoch, epochs=10, loss=0.5))
+    lines = _lines(terminal)
+    assert lines[1].endswith("1/10 epochs, loss 0.5000, 8m20s")  # no estimate from one epoch
+    assert lines[2].endswith("2/10 epochs, loss 0.5000, 10m00s, about 13m20s left")
+    assert lines[-1].endswith("5/10 epochs, loss 0.5000, 15m00s, about 8m20s left")
+
+
 def test_in_a_terminal_the_bar_is_redrawn_in_place_and_cleared():
     class Terminal(io.StringIO):
         def isatty(self):
