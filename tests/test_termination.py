@@ -88,14 +88,18 @@ def test_sigterm_unwinds_the_block_and_the_handler_is_put_back():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_segpipe_run_says_it_was_stopped_in_its_last_line(monkeypatch, tmp_path, capsys):
+def test_segpipe_run_says_it_was_stopped_and_where_its_log_is(monkeypatch, tmp_path, capsys):
     from pipelines.cli.main import main
     from pipelines.local import runner
 
     def stopped(*_args, **_kwargs):
-        raise Terminated(signal.SIGTERM)
+        error = Terminated(signal.SIGTERM)
+        error.log_path = tmp_path / "segpipe.log"
+        raise error
 
     monkeypatch.setattr(runner, "run_local", stopped)
     code = main(["run", "--data", str(tmp_path), "--workdir", str(tmp_path / "work")])
     assert code == 128 + signal.SIGTERM
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "segpipe run: stopped by SIGTERM"
+    *_, said, log = capsys.readouterr().err.strip().splitlines()
+    assert said == "segpipe run: stopped by SIGTERM"
+    assert log == f"  log:        {tmp_path / 'segpipe.log'}"

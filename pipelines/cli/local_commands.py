@@ -78,9 +78,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise SystemExit(f"segpipe run --containers: {error}") from error
         else:
             summary = run_local(params, workdir, verbose=args.verbose)
-    except Terminated:
+    except Terminated as stopped:
         print("\nsegpipe run: stopped by SIGTERM", file=sys.stderr)
-        return 143
+        if stopped.log_path:
+            print(f"  log:        {stopped.log_path}", file=sys.stderr)
+        return stopped.code
     except RunFailed as failed:
         # last, where the eye lands: the step, why, and where the whole story is
         print(f"\nsegpipe run: {failed.step} failed: {failed.reason}", file=sys.stderr)

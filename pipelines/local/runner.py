@@ -32,7 +32,7 @@ from components.common.tracking.runs import (
 from pipelines.console import Failure, capture, keep_log
 from pipelines.images import step_images
 from pipelines.local import ui
-from pipelines.local.termination import sigterm_unwinds
+from pipelines.local.termination import Terminated, sigterm_unwinds
 from pipelines.pipeline import build_pipeline
 
 FAILED_TASK = re.compile(r"Inner task failed: '(?P<task>[^']+)'")
@@ -90,6 +90,9 @@ def run_reported(
                 failure = reporter.failure or Failure(
                     match["task"] if match else "pipeline", " ".join(str(error).split())
                 )
+            except Terminated as stopped:  # the log stays where it is: name it
+                stopped.log_path = log_path
+                raise
     finally:
         if saved is None:
             os.environ.pop(progress.ENV, None)

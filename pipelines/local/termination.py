@@ -11,15 +11,17 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 GRACE_S = 10.0  # how long a step has to exit after SIGTERM before it is killed
 
 
 class Terminated(SystemExit):
-    """The run got SIGTERM; what it started has been stopped."""
+    """The run got SIGTERM; what it started has been stopped. `log_path`: its log, where known."""
 
     def __init__(self, signum: int):
         super().__init__(128 + signum)
+        self.log_path: Path | None = None
 
 
 def stop_descendants(grace_s: float = GRACE_S) -> int:
