@@ -103,3 +103,40 @@ def test_segpipe_run_says_it_was_stopped_and_where_its_log_is(monkeypatch, tmp_p
     *_, said, log = capsys.readouterr().err.strip().splitlines()
     assert said == "segpipe run: stopped by SIGTERM"
     assert log == f"  log:        {tmp_path / 'segpipe.log'}"
+
+
+def test_a_stopped_runs_mlflow_runs_are_closed_killed_and_older_runs_are_left(mlflow_store):
+    """The finish step never runs after SIGTERM: segpipe run closes the runs in its stead."""
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.local.runner import close_stopped_run
+
+    client = MlflowClient(mlflow_store)
+    experiment_id = client.get_experiment_by_name("segpipe").experiment_id
+
+    def running_step(pipeline_run_id: str, step: str) -> str:
+        tags = {"segpipe.pipeline_run_id": pipeline_run_id, "segpipe.step": step}
+        return client.create_run(experiment_id, tags=tags).info.run_id
+
+    older = running_step("p-older", "train")  # another run's, still going
+    time.sleep(0.01)
+    since = time.time()
+    time.sleep(0.01)
+    train = running_step("p-stopped", "train")
+
+    assert close_stopped_run(mlflow_store, "segpipe", since) == "p-stopped"
+    assert client.get_run(train).info.status == "KILLED"
+    (parent,) = client.search_runs(
+        [experiment_id],
+        "tags.`segpipe.step` = 'pipeline' and tags.`segpipe.pipeline_run_id` = 'p-stopped'",
+    )
+    assert parent.info.status == "KILLED"
+    assert client.get_run(older).info.status == "RUNNING"
+
+
+def test_closing_a_stopped_run_gives_up_quietly_on_a_store_that_does_not_answer():
+    from pipelines.local.runner import close_stopped_run
+
+    started = time.monotonic()
+    assert close_stopped_run("http://127.0.0.1:9", "segpipe", time.time()) == ""
+    assert time.monotonic() - started < 30

@@ -196,9 +196,52 @@ def run_local(params: dict[str, object], workdir: Path, verbose: bool = False) -
     except RunFailed as failed:
         failed.link = failed_run_link(uri, experiment, time.time() - (time.monotonic() - started))
         raise
+    except Terminated:  # the finish step never ran: close the run's MLflow runs in its stead
+        close_stopped_run(uri, experiment, time.time() - (time.monotonic() - started))
+        raise
     model_name = str(params.get("model_name", PublishConfig.model_name))
     summary = summarize(uri, model_name, outputs, ui.browse_hint(uri))
     return dataclasses.replace(summary, log_path=str(log_path), took_s=time.monotonic() - started)
+
+
+def close_stopped_run(uri: str, experiment: str, since_s: float) -> str:
+    """Close the MLflow runs of the pipeline run started since `since_s` (epoch seconds) as
+    KILLED, its headline on the parent, as its finish step would have on a cancel. Returns its
+    pipeline run id; "" when no run of it is found or the store does not answer in seconds."""
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    from components.common.tracking.outage import bounded_requests
+    from components.finish import closer
+
+    quiet = logging.getLogger(closer.__name__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the runs it marks are no news to whoever stopped the run
+    try:
+        with bounded_requests(5, max_retries=0):
+            client = MlflowClient(tracking_uri=uri)
+            pipeline_run_id = _newest_pipeline_run(client, experiment, since_s)
+            if pipeline_run_id:
+                closer.close_pipeline_run(experiment, pipeline_run_id, "CANCELLED", wait_s=5)
+    except Exception:  # stopping must not hang or fail on the store: the runs stay as they are
+        return ""
+    finally:
+        quiet.setLevel(level)
+    return pipeline_run_id
+
+
+def _newest_pipeline_run(client, experiment: str, since_s: float) -> str:
+    """The pipeline run id on the newest MLflow run started since `since_s`, or ""."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return ""
+    since = f"attributes.start_time >= {int(since_s * 1000)}"
+    newest_first = ["attributes.start_time DESC"]
+    for run in client.search_runs([found.experiment_id], since, order_by=newest_first):
+        if PIPELINE_RUN_TAG in run.data.tags:
+            return run.data.tags[PIPELINE_RUN_TAG]
+    return ""
 
 
 def failed_run_link(uri: str, experiment: str, since_s: float, ui_base: str | None = None) -> str:
