@@ -140,3 +140,38 @@ def test_closing_a_stopped_run_gives_up_quietly_on_a_store_that_does_not_answer(
     started = time.monotonic()
     assert close_stopped_run("http://127.0.0.1:9", "segpipe", time.time()) == ""
     assert time.monotonic() - started < 30
+
+
+def test_ctrl_c_in_a_run_is_a_stop_by_sigint_that_names_its_log(tmp_path):
+    from pipelines.local.runner import run_reported
+
+    def interrupted() -> dict:
+        raise KeyboardInterrupt
+
+    with pytest.raises(Terminated) as raised:
+        run_reported(interrupted, tmp_path, {}, verbose=False)
+    assert raised.value.code == 128 + signal.SIGINT
+    assert raised.value.by == "Ctrl-C"
+    assert raised.value.log_path.parent == tmp_path
+    assert raised.value.log_path.is_file()
+
+
+def test_a_step_whose_reader_is_gone_still_gets_to_close_its_run(monkeypatch):
+    """After Ctrl-C the run no longer reads the step's output: reporting the step's error must
+    not raise, or the step never marks its MLflow run (MLflow's exit hook marks it FINISHED)."""
+    from components.common import progress
+
+    written = []
+
+    class GonePipe:
+        def write(self, text):
+            written.append(text)
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setenv(progress.ENV, "1")
+    monkeypatch.setattr(sys, "stdout", GonePipe())
+    progress.failed("train", KeyboardInterrupt())
+    assert written and '"event": "failed"' in written[0]  # tried, and the pipe was gone

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,9 +20,11 @@ def enabled() -> bool:
 
 
 def emit(event: str, **fields: object) -> None:
-    """Print one event line (flushed: the task's output is a pipe) when enabled."""
+    """Print one event line (flushed: the task's output is a pipe) when enabled. A reader that
+    is gone (the run was stopped) is no error: the step must still close its MLflow run."""
     if enabled():
-        print(MARKER + json.dumps({"event": event, **fields}, default=str), flush=True)
+        with contextlib.suppress(BrokenPipeError):
+            print(MARKER + json.dumps({"event": event, **fields}, default=str), flush=True)
 
 
 def parse(line: str) -> dict | None:

@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             summary = run_local(params, workdir, verbose=args.verbose)
     except Terminated as stopped:
-        print("\nsegpipe run: stopped by SIGTERM", file=sys.stderr)
+        print(f"\nsegpipe run: stopped by {stopped.by}", file=sys.stderr)
         if stopped.log_path:
             print(f"  log:        {stopped.log_path}", file=sys.stderr)
         return stopped.code

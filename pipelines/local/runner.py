@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from components.common.tracking.runs import (
 from pipelines.console import Failure, capture, keep_log
 from pipelines.images import step_images
 from pipelines.local import ui
-from pipelines.local.termination import Terminated, sigterm_unwinds
+from pipelines.local.termination import Terminated, sigterm_unwinds, stop_descendants
 from pipelines.pipeline import build_pipeline
 
 FAILED_TASK = re.compile(r"Inner task failed: '(?P<task>[^']+)'")
@@ -93,6 +94,10 @@ def run_reported(
             except Terminated as stopped:  # the log stays where it is: name it
                 stopped.log_path = log_path
                 raise
+            except KeyboardInterrupt as interrupted:  # Ctrl-C: stopped as by SIGTERM
+                stopped = Terminated(signal.SIGINT)
+                stopped.log_path = log_path
+                raise stopped from interrupted
     finally:
         if saved is None:
             os.environ.pop(progress.ENV, None)
@@ -197,6 +202,7 @@ def run_local(params: dict[str, object], workdir: Path, verbose: bool = False) -
         failed.link = failed_run_link(uri, experiment, time.time() - (time.monotonic() - started))
         raise
     except Terminated:  # the finish step never ran: close the run's MLflow runs in its stead
+        stop_descendants()  # after Ctrl-C, which reached them too, some may still be ending
         close_stopped_run(uri, experiment, time.time() - (time.monotonic() - started))
         raise
     model_name = str(params.get("model_name", PublishConfig.model_name))

@@ -1,8 +1,9 @@
-"""SIGTERM during a local run: stop what the run started, then unwind like Ctrl-C.
+"""SIGTERM (or Ctrl-C) during a local run: stop what the run started, then unwind.
 
 Ctrl-C in a terminal reaches every process of the job; `kill PID`, or a supervisor that signals
 only its own child, reaches `segpipe run` alone. Its steps run as subprocesses (kfp.local), which
-would train on, orphaned, holding the cores.
+would train on, orphaned, holding the cores. The runner closes the run's MLflow runs afterwards
+(`runner.close_stopped_run`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ GRACE_S = 10.0  # how long a step has to exit after SIGTERM before it is killed
 
 
 class Terminated(SystemExit):
-    """The run got SIGTERM; what it started has been stopped. `log_path`: its log, where known."""
+    """The run was stopped by `signal` (SIGTERM, or SIGINT: Ctrl-C); its exit status is 128 + the
+    signal's number. `log_path`: its log, where known."""
 
     def __init__(self, signum: int):
         super().__init__(128 + signum)
+        self.signal = signal.Signals(signum)
         self.log_path: Path | None = None
+
+    @property
+    def by(self) -> str:
+        return "Ctrl-C" if self.signal == signal.SIGINT else self.signal.name
 
 
 def stop_descendants(grace_s: float = GRACE_S) -> int:
