@@ -19,11 +19,12 @@ from pipelines.local.mlflow_server import sqlite_mlflow_server
 from pipelines.local.runner import (
     RunFailed,
     RunSummary,
+    close_stopped_run,
     failed_run_link,
     run_reported,
     summarize,
 )
-from pipelines.local.termination import sigterm_unwinds
+from pipelines.local.termination import Terminated, sigterm_unwinds
 from pipelines.pipeline import build_pipeline
 
 
@@ -76,6 +77,18 @@ def check_images(client, images: Images) -> None:
             f"step images not found on the Docker engine: {', '.join(missing)}. Build them with "
             "`make images` (TAG=... for another tag, and --tag the same here)"
         )
+
+
+def stop_step_containers(pipeline_root: Path, grace_s: int = 10) -> list[str]:
+    """Stop the running containers that mount `pipeline_root`: this run's steps. kfp.local
+    starts them detached, so they outlive a stopped run. Returns their ids."""
+    stopped = []
+    root = str(pipeline_root)
+    for container in docker_client().containers.list():
+        if any(mount.get("Source") == root for mount in container.attrs.get("Mounts", [])):
+            container.stop(timeout=grace_s)  # SIGTERM, then SIGKILL; auto-removed
+            stopped.append(container.id)
+    return stopped
 
 
 def check_ready(tag: str | None = None) -> Images:
@@ -149,6 +162,11 @@ def run_in_containers(
             since = time.time() - (time.monotonic() - started)
             experiment = str(params.get("experiment", DEFAULT_EXPERIMENT))
             failed.link = failed_run_link(uri, experiment, since, local_ui)
+            raise
+        except Terminated:  # before the server stops: the steps' runs are closed through it
+            stop_step_containers(pipeline_root)
+            since = time.time() - (time.monotonic() - started)
+            close_stopped_run(uri, str(params.get("experiment", DEFAULT_EXPERIMENT)), since)
             raise
         model_name = str(params.get("model_name", PublishConfig.model_name))
         browse = ui.browse_hint(store, server_root / "artifacts")

@@ -123,6 +123,22 @@ run_pipeline() {  # on the sample data; the closing summary is kept for the chec
     .venv/bin/segpipe run --containers --workdir "$WORK/run" | tee "$WORK/run/summary.log"
 }
 
+stop_pipeline() {  # SIGTERM once training shows progress; its exit status and lines are kept
+    mkdir -p "$WORK/stopped"
+    .venv/bin/segpipe run --containers --workdir "$WORK/stopped" >"$WORK/stopped/out.log" \
+        2>"$WORK/stopped/err.log" &
+    local pid=$! status=0
+    for _ in $(seq 600); do
+        grep -q 'train .*epochs' "$WORK/stopped/out.log" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" || status=$?
+    echo "$status" >"$WORK/stopped/status"
+    tail -2 "$WORK/stopped/err.log"
+}
+
 phase "install packages" install_packages
 phase "start dockerd" start_dockerd
 phase "base image" base_image
@@ -131,7 +147,9 @@ phase "images" make --no-print-directory images BASE_IMAGE="$BASE_IMAGE"
 docker images --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep segpipe
 phase "refuses missing images" refuses_missing_images
 phase "pipeline in containers" run_pipeline
+phase "stopped in containers" stop_pipeline
 # the checks of that run, and preprocess on Beam's portable runner with workers in segpipe-beam
 BEAM_IMAGE=segpipe-beam:$(.venv/bin/python -c 'from importlib.metadata import version; print(version("segpipe"))')
 phase "checks" env SEGPIPE_CONTAINER_RUN="$WORK/run" SEGPIPE_BEAM_IMAGE="$BEAM_IMAGE" \
+    SEGPIPE_CONTAINER_STOPPED="$WORK/stopped" \
     .venv/bin/pytest -q -p no:cacheprovider tests/containers
