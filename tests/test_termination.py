@@ -105,12 +105,19 @@ def test_segpipe_run_says_it_was_stopped_and_where_its_log_is(monkeypatch, tmp_p
     assert log == f"  log:        {tmp_path / 'segpipe.log'}"
 
 
-def test_a_stopped_runs_mlflow_runs_are_closed_killed_and_older_runs_are_left(mlflow_store):
-    """The finish step never runs after SIGTERM: segpipe run closes the runs in its stead."""
+def test_a_stopped_runs_mlflow_runs_are_closed_killed_and_older_runs_are_left(
+    mlflow_store, monkeypatch, tmp_path
+):
+    """The finish step never runs after SIGTERM: segpipe run closes the runs in its stead, in
+    the store it names (with --containers not the environment's: that is the steps')."""
     from mlflow.tracking import MlflowClient
 
     from pipelines.local.runner import close_stopped_run
 
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    elsewhere = tmp_path / "elsewhere"  # where a default store (sqlite:///mlflow.db) would go
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     client = MlflowClient(mlflow_store)
     experiment_id = client.get_experiment_by_name("segpipe").experiment_id
 
@@ -132,6 +139,7 @@ def test_a_stopped_runs_mlflow_runs_are_closed_killed_and_older_runs_are_left(ml
     )
     assert parent.info.status == "KILLED"
     assert client.get_run(older).info.status == "RUNNING"
+    assert not (elsewhere / "mlflow.db").exists()
 
 
 def test_closing_a_stopped_run_gives_up_quietly_on_a_store_that_does_not_answer():

@@ -92,8 +92,10 @@ def close_pipeline_run(
     kfp_run_name: str = "",
     pipeline_root: str = "",
     wait_s: float = 120.0,
+    uri: str = "",
 ) -> Headline:
-    """Write the pipeline run's headline on its parent run and close it with `kfp_state`.
+    """Write the pipeline run's headline on its parent run and close it with `kfp_state`, in the
+    store at `uri` (default: MLFLOW_TRACKING_URI's).
 
     The parent is created if no step got to it (preprocess failed), and this run's
     preprocess is nested under it if no later step did so. Step runs still RUNNING (a task
@@ -101,7 +103,7 @@ def close_pipeline_run(
     """
     from mlflow.tracking import MlflowClient
 
-    uri = tracking_uri()
+    uri = uri or tracking_uri()
     wait_reachable(uri, wait_s)
     client = MlflowClient(uri)
     with store_lock(uri):

@@ -229,7 +229,9 @@ def close_stopped_run(uri: str, experiment: str, since_s: float) -> str:
             client = MlflowClient(tracking_uri=uri)
             pipeline_run_id = _newest_pipeline_run(client, experiment, since_s)
             if pipeline_run_id:
-                closer.close_pipeline_run(experiment, pipeline_run_id, "CANCELLED", wait_s=5)
+                closer.close_pipeline_run(
+                    experiment, pipeline_run_id, "CANCELLED", wait_s=5, uri=uri
+                )
     except Exception:  # stopping must not hang or fail on the store: the runs stay as they are
         return ""
     finally:
