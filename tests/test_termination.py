@@ -105,7 +105,7 @@ def test_segpipe_run_says_it_was_stopped_and_where_its_log_is(monkeypatch, tmp_p
     assert log == f"  log:        {tmp_path / 'segpipe.log'}"
 
 
-def test_a_stopped_runs_mlflow_runs_are_closed_killed_and_older_runs_are_left(
+def test_a_stopped_runs_mlflow_runs_are_closed_killed_and_other_runs_are_left(
     mlflow_store, monkeypatch, tmp_path
 ):
     """The finish step never runs after SIGTERM: segpipe run closes the runs in its stead, in
@@ -130,6 +130,8 @@ def test_a_stopped_runs_mlflow_runs_are_closed_killed_and_older_runs_are_left(
     since = time.time()
     time.sleep(0.01)
     train = running_step("p-stopped", "train")
+    time.sleep(0.01)
+    later = running_step("p-later", "train")  # another run on the same store, started after
 
     assert close_stopped_run(mlflow_store, "segpipe", since) == "p-stopped"
     assert client.get_run(train).info.status == "KILLED"
@@ -139,6 +141,7 @@ def test_a_stopped_runs_mlflow_runs_are_closed_killed_and_older_runs_are_left(
     )
     assert parent.info.status == "KILLED"
     assert client.get_run(older).info.status == "RUNNING"
+    assert client.get_run(later).info.status == "RUNNING"
     assert not (elsewhere / "mlflow.db").exists()
 
 

@@ -227,7 +227,7 @@ def close_stopped_run(uri: str, experiment: str, since_s: float) -> str:
     try:
         with bounded_requests(5, max_retries=0):
             client = MlflowClient(tracking_uri=uri)
-            pipeline_run_id = _newest_pipeline_run(client, experiment, since_s)
+            pipeline_run_id = _first_pipeline_run(client, experiment, since_s)
             if pipeline_run_id:
                 closer.close_pipeline_run(
                     experiment, pipeline_run_id, "CANCELLED", wait_s=5, uri=uri
@@ -239,14 +239,15 @@ def close_stopped_run(uri: str, experiment: str, since_s: float) -> str:
     return pipeline_run_id
 
 
-def _newest_pipeline_run(client, experiment: str, since_s: float) -> str:
-    """The pipeline run id on the newest MLflow run started since `since_s`, or ""."""
+def _first_pipeline_run(client, experiment: str, since_s: float) -> str:
+    """The pipeline run id on the first MLflow run started since `since_s`, or "": this run's,
+    though another run on the same store may have started later."""
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return ""
     since = f"attributes.start_time >= {int(since_s * 1000)}"
-    newest_first = ["attributes.start_time DESC"]
-    for run in client.search_runs([found.experiment_id], since, order_by=newest_first):
+    oldest_first = ["attributes.start_time ASC"]
+    for run in client.search_runs([found.experiment_id], since, order_by=oldest_first):
         if PIPELINE_RUN_TAG in run.data.tags:
             return run.data.tags[PIPELINE_RUN_TAG]
     return ""
