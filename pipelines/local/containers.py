@@ -148,7 +148,8 @@ def run_in_containers(
             pipeline_root=str(pipeline_root),
             raise_on_error=True,
         )
-        started = time.monotonic()
+        started, began_s = time.monotonic(), time.time()
+        experiment = str(params.get("experiment", DEFAULT_EXPERIMENT))
         pipeline = build_pipeline(images)
         # The server stops with this run: its store is browsed afterwards with `segpipe ui`,
         # so the links point there.
@@ -159,14 +160,11 @@ def run_in_containers(
                 lambda: pipeline(**params).outputs, pipeline_root, params, verbose
             )
         except RunFailed as failed:
-            since = time.time() - (time.monotonic() - started)
-            experiment = str(params.get("experiment", DEFAULT_EXPERIMENT))
-            failed.link = failed_run_link(uri, experiment, since, local_ui)
+            failed.link = failed_run_link(uri, experiment, began_s, local_ui)
             raise
         except Terminated:  # before the server stops: the steps' runs are closed through it
             stop_step_containers(pipeline_root)
-            since = time.time() - (time.monotonic() - started)
-            close_stopped_run(uri, str(params.get("experiment", DEFAULT_EXPERIMENT)), since)
+            close_stopped_run(uri, experiment, began_s)
             raise
         model_name = str(params.get("model_name", PublishConfig.model_name))
         browse = ui.browse_hint(store, server_root / "artifacts")

@@ -194,16 +194,17 @@ def run_local(params: dict[str, object], workdir: Path, verbose: bool = False) -
             _ensure_experiment(uri, experiment, workdir / "mlartifacts")
         return pipeline(**params).outputs
 
-    started = time.monotonic()
+    started, began_s = time.monotonic(), time.time()
     try:
         with sigterm_unwinds(stop_started=True):  # the steps are this process's children
             outputs, log_path = run_reported(run, pipeline_root, params, verbose)
     except RunFailed as failed:
-        failed.link = failed_run_link(uri, experiment, time.time() - (time.monotonic() - started))
+        failed.link = failed_run_link(uri, experiment, began_s)
         raise
-    except Terminated:  # the finish step never ran: close the run's MLflow runs in its stead
-        stop_descendants()  # after Ctrl-C, which reached them too, some may still be ending
-        close_stopped_run(uri, experiment, time.time() - (time.monotonic() - started))
+    except Terminated as stopped:  # the finish step never ran: close the MLflow runs instead
+        if stopped.signal == signal.SIGINT:  # Ctrl-C reached the steps too: some may be ending
+            stop_descendants()  # (on SIGTERM the handler has stopped them)
+        close_stopped_run(uri, experiment, began_s)
         raise
     model_name = str(params.get("model_name", PublishConfig.model_name))
     summary = summarize(uri, model_name, outputs, ui.browse_hint(uri))
