@@ -30,7 +30,7 @@ from components.common.data.image_files import (
     to_display_image,
 )
 from components.common.overlay import blend, png_bytes
-from components.common.saved_model import MODEL_INFO_FILE
+from components.common.saved_model import MODEL_INFO_FILE, segment_signature
 from pipelines.predict import (
     BATCH_SIZE,
     InputImage,
@@ -53,15 +53,16 @@ class SavedModelSegmenter(ModelHandler[np.ndarray, PredictionResult, Any]):
     loads models with Keras (a Keras 3 model cannot load a SavedModel) and needs
     tensorflow_hub, so this one calls the SavedModel's signature directly."""
 
-    def __init__(self, model_dir: str, batch_size: int = BATCH_SIZE):
+    def __init__(self, model_dir: str, signature: str, batch_size: int = BATCH_SIZE):
         super().__init__()
         self._model_dir = model_dir
+        self._signature = signature
         self._batch_size = batch_size
 
     def load_model(self):
         from pipelines.predict import batch_segmenter
 
-        return batch_segmenter(self._model_dir)
+        return batch_segmenter(self._model_dir, self._signature)
 
     def run_inference(
         self, batch: Sequence[np.ndarray], model, inference_args: dict | None = None
@@ -171,9 +172,11 @@ def predict_on_beam(
     beam_options: str = "",
     max_pixels: int = 0,
     batch_size: int = BATCH_SIZE,
+    tta: bool = True,
 ) -> PredictResult:
-    """Segment each input in a Beam job on `runner`; masks and overlays as `predict` writes
-    them, plus `written.jsonl` and `skipped.jsonl` (sorted by input) in `output_dir`."""
+    """Segment each input in a Beam job on `runner` (with the export's test-time augmentation
+    unless not `tta`); masks and overlays as `predict` writes them, plus `written.jsonl` and
+    `skipped.jsonl` (sorted by input) in `output_dir`."""
     from components.common.settings.config import DEFAULT_MAX_PIXELS
 
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS
@@ -187,6 +190,7 @@ def predict_on_beam(
     found = list_inputs(inputs, output_dir)
     model_dir = model_folder(model)
     info = _model_info(model_dir)
+    signature = segment_signature(model_dir, info, tta)
     classes, grayscale = int(info["num_classes"]), bool(info.get("grayscale"))
     options = PipelineOptions(flags=shlex.split(beam_options), runner=runner)
     runner_object = None
@@ -194,7 +198,7 @@ def predict_on_beam(
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         runner_object = FnApiRunner()
-    handler = KeyedModelHandler(SavedModelSegmenter(model_dir, batch_size))
+    handler = KeyedModelHandler(SavedModelSegmenter(model_dir, signature, batch_size))
     with beam.Pipeline(runner=runner_object, options=options) as root:
         decoded = (
             root

@@ -32,6 +32,7 @@ from components.common.saved_model import (
     SERVING_SIGNATURE,
     load_signatures,
     read_model_info,
+    segment_signature,
     segmenter,
 )
 from components.common.settings.config import DEFAULT_MAX_PIXELS
@@ -176,13 +177,14 @@ def _read(path: str, max_pixels: int):
     return read_image(data, max_pixels)
 
 
-def batch_segmenter(model_dir: str):
-    """A function: uint8 [N, H, W, 3] pixels (one size) -> uint8 [N, H, W] class ids."""
+def batch_segmenter(model_dir: str, signature: str = SEGMENT_SIGNATURE):
+    """A function: uint8 [N, H, W, 3] pixels (one size) -> uint8 [N, H, W] class ids, by the
+    export's `signature` (`segment` or `segment_no_tta`)."""
     import tensorflow as tf
 
     signatures = load_signatures(model_dir)
     if SEGMENT_SIGNATURE in signatures:
-        segment = segmenter(signatures)
+        segment = segmenter(signatures, signature)
         return lambda batch: np.asarray(segment(tf.constant(batch)))
     serve = signatures[SERVING_SIGNATURE]  # older exports: PNG bytes, one image a call
 
@@ -268,6 +270,7 @@ def predict(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress_stream: TextIO | None = None,
     batch_size: int = BATCH_SIZE,
+    tta: bool = True,
 ) -> PredictResult:
     """Segment each input; write `<name>_mask.png` and `<name>_overlay.png` under `output_dir`.
 
@@ -276,7 +279,8 @@ def predict(
     or unreadable, is skipped with the reason; the others are still written. A progress bar
     goes to `progress_stream` (default: stderr). Decoding and writing run in threads beside
     the model, a few images ahead (memory stays bounded); images of one size go through the
-    model `batch_size` at a time.
+    model `batch_size` at a time; with the export's test-time augmentation, or without where
+    not `tta` (one pass per image: faster, and not the model the gate scored).
     """
     if max_pixels < 1:
         raise ValueError(f"max_pixels={max_pixels} must be 1 or more")
@@ -285,7 +289,7 @@ def predict(
     found = find_inputs(inputs, exclude=output_dir)  # before TensorFlow: a typo fails fast
     model_dir = resolve_model(model)
     info = _model_info(model_dir)
-    segment = batch_segmenter(model_dir)
+    segment = batch_segmenter(model_dir, segment_signature(model_dir, info, tta))
     classes, grayscale = int(info["num_classes"]), bool(info.get("grayscale"))
     written: list[Future] = []
     writing: deque[Future] = deque()  # not known to be done yet

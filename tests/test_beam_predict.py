@@ -55,6 +55,11 @@ def test_a_beam_job_writes_what_the_local_predict_writes(model_and_inputs, tmp_p
     assert skipped["source"].endswith("broken.png") and skipped["reason"]
     written = (tmp_path / "beam" / "written.jsonl").read_text().splitlines()
     assert len(written) == 25
+    # without TTA (this export has none): the workers use its one-pass signature, same masks
+    assert _predict(model, inputs, tmp_path / "once", "--runner", "DirectRunner", "--no-tta") == 1
+    once = _outputs(tmp_path / "once")
+    assert once.keys() == local.keys()
+    assert all(np.array_equal(mask, once[name]) for name, mask in local.items())
 
 
 def test_the_same_job_on_the_portable_runner_with_an_external_worker_pool(

@@ -197,3 +197,46 @@ def test_batches_of_one_size_give_the_masks_of_one_image_at_a_time(red_model, tm
         assert (_mask(Path(first.mask_path)) == _mask(Path(second.mask_path))).all()
         red = np.asarray(Image.open(first.source))[..., 0] > 127.5
         assert (_mask(Path(second.mask_path)) == red).mean() > 0.8  # blurred at the edge
+
+
+def test_no_tta_predicts_in_one_pass_what_the_plain_export_predicts(tmp_path, capsys):
+    """An export with flip TTA: `--no-tta` writes the masks of the same weights exported
+    without it; by default predict applies the TTA (the masks differ for this random model).
+    An older TTA export without the one-pass signature is refused, naming the folder."""
+    import json
+
+    import keras
+
+    from components.common.data.dataset import DatasetInfo
+    from components.common.saved_model import MODEL_INFO_FILE
+    from components.train.export import export_model
+    from components.train.model import build_unet
+
+    keras.utils.set_random_seed(5)
+    model = build_unet(3, 32, 32, base_width=4, depth=2)
+    info = DatasetInfo(3, ("a", "b", "c"), 32, 32, 255, False)
+    export_model(model, str(tmp_path / "plain"), info)
+    export_model(model, str(tmp_path / "tta"), info, flip_tta=True)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(2)
+    for index in range(3):
+        pixels = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(photos / f"p{index}.png")
+    assert _predict(tmp_path / "plain", photos, tmp_path / "out-plain") == 0
+    assert _predict(tmp_path / "tta", photos, tmp_path / "out-tta") == 0
+    assert _predict(tmp_path / "tta", photos, tmp_path / "out-once", "--no-tta") == 0
+    masks = {
+        name: [_mask(tmp_path / name / f"p{i}_mask.png") for i in range(3)]
+        for name in ("out-plain", "out-tta", "out-once")
+    }
+    assert all((a == b).all() for a, b in zip(masks["out-plain"], masks["out-once"], strict=True))
+    assert any((a != b).any() for a, b in zip(masks["out-plain"], masks["out-tta"], strict=True))
+    capsys.readouterr()
+    info_file = tmp_path / "tta" / MODEL_INFO_FILE
+    older = json.loads(info_file.read_text())
+    del older["signatures"]
+    info_file.write_text(json.dumps(older))
+    assert _predict(tmp_path / "tta", photos, tmp_path / "out-older", "--no-tta") == 1
+    reason = capsys.readouterr().err.splitlines()[0]
+    assert reason.startswith(f"segpipe predict: {tmp_path / 'tta'} applies test-time augmentation")

@@ -480,7 +480,12 @@ def test_tta_scales_average_the_logits_of_each_scale_and_mirror(tmp_path):
     import tensorflow as tf
 
     from components.common.data.dataset import DatasetInfo
-    from components.common.saved_model import load_signatures, read_model_info, segmenter
+    from components.common.saved_model import (
+        load_signatures,
+        read_model_info,
+        segment_signature,
+        segmenter,
+    )
     from components.train.data import resize_image
     from components.train.export import export_model
     from components.train.model import any_size_model, build_unet
@@ -509,7 +514,29 @@ def test_tta_scales_average_the_logits_of_each_scale_and_mirror(tmp_path):
     assert (with_tta == expected).mean() > 0.999
     only_one = np.mean(views[:2], axis=0).argmax(-1)
     assert (expected != only_one).any()  # the second scale changed some pixels
-    assert read_model_info(str(tmp_path / "tta"))["tta_scales"] == [1.0, 1.5]
+    info = read_model_info(str(tmp_path / "tta"))
+    assert info["tta_scales"] == [1.0, 1.5]
+    # segment_no_tta: one pass at the model's size, without the mirror or the other scale
+    signature = segment_signature(str(tmp_path / "tta"), info, tta=False)
+    one_pass = segmenter(load_signatures(str(tmp_path / "tta")), signature)(images).numpy()
+    assert (one_pass == views[0].argmax(-1)).mean() > 0.999
+    assert (one_pass != with_tta).any()
+
+
+def test_segment_signature_leaves_tta_out_only_where_it_can():
+    """The signature predict uses: `segment` with the export's TTA, `segment_no_tta` without
+    it; an older export (no such signature) is used as it is where its `segment` is one pass,
+    and refused, naming the folder, where it applies TTA."""
+    from components.common.saved_model import segment_signature
+
+    new = {"flip_tta": True, "signatures": ["serving_default", "segment", "segment_no_tta"]}
+    assert segment_signature("m", new) == "segment"
+    assert segment_signature("m", new, tta=False) == "segment_no_tta"
+    assert segment_signature("m", {"tta_scales": [1.0]}, tta=False) == "segment"
+    assert segment_signature("m", {}, tta=False) == "segment"
+    for older in ({"flip_tta": True}, {"tta_scales": [1.0, 1.5]}):
+        with pytest.raises(LookupError, match="exports/m/3 applies test-time augmentation"):
+            segment_signature("exports/m/3", older, tta=False)
 
 
 @pytest.mark.parametrize("scales", ["", "1,1", "0", "-1", "5", "1,x", "nan"])

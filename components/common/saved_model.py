@@ -10,6 +10,7 @@ from typing import Any
 
 SERVING_SIGNATURE = "serving_default"  # one encoded image (PNG, JPEG, ...) -> its class map
 SEGMENT_SIGNATURE = "segment"  # uint8 images [N, H, W, 3] -> class maps [N, H, W]
+SEGMENT_NO_TTA_SIGNATURE = "segment_no_tta"  # the same in one pass, without test-time augmentation
 IMAGE_BYTES = "image_bytes"  # serving_default's input
 IMAGES = "images"  # segment's input, pixels as the shards hold them
 CLASS_IDS = "class_ids"  # both outputs: uint8 class index per pixel, at the input's size
@@ -27,9 +28,11 @@ def write_model_info(
     flip_tta: bool = False,
     tta_scales: tuple[float, ...] | list[float] = (1.0,),
 ) -> None:
-    """The model info file: classes, the model's input size, whether it sees grey images, and
-    the test-time augmentation its signatures apply (the mirror, the input-size scales)."""
+    """The model info file: classes, the model's input size, whether it sees grey images, the
+    test-time augmentation its signatures apply (the mirror, the input-size scales), and the
+    signatures it has."""
     info = {
+        "signatures": [SERVING_SIGNATURE, SEGMENT_SIGNATURE, SEGMENT_NO_TTA_SIGNATURE],
         "flip_tta": flip_tta,
         "tta_scales": list(tta_scales),
         "num_classes": num_classes,
@@ -58,10 +61,32 @@ def load_signatures(export_dir: str) -> Any:
     return tf.saved_model.load(export_dir).signatures
 
 
-def segmenter(signatures: Any) -> Callable[[Any], Any]:
-    """`segment` as a function: uint8 images [N, H, W, 3] -> class ids [N, H, W] (a tensor)."""
-    segment = signatures[SEGMENT_SIGNATURE]
+def has_tta(info: dict[str, Any]) -> bool:
+    """Whether an export's model info says its `segment` applies test-time augmentation."""
+    return bool(info.get("flip_tta")) or list(info.get("tta_scales", [1.0])) != [1.0]
+
+
+def segmenter(signatures: Any, name: str = SEGMENT_SIGNATURE) -> Callable[[Any], Any]:
+    """`segment` (or `name`, as `segment_no_tta`) as a function: uint8 images [N, H, W, 3] ->
+    class ids [N, H, W] (a tensor)."""
+    segment = signatures[name]
     return lambda images: segment(**{IMAGES: images})[CLASS_IDS]
+
+
+def segment_signature(export_dir: str, info: dict[str, Any], tta: bool = True) -> str:
+    """The signature that segments with (`tta`) or without the export's test-time augmentation,
+    from its model info `info`; raises LookupError for an older export that applies it and
+    cannot leave it out."""
+    if tta:
+        return SEGMENT_SIGNATURE
+    if SEGMENT_NO_TTA_SIGNATURE in info.get("signatures", []):
+        return SEGMENT_NO_TTA_SIGNATURE
+    if not has_tta(info):
+        return SEGMENT_SIGNATURE  # an older export: its `segment` is one pass already
+    raise LookupError(
+        f"{export_dir} applies test-time augmentation and, exported by an older segpipe, has no "
+        f"{SEGMENT_NO_TTA_SIGNATURE} signature to leave it out: predict with it, or export again"
+    )
 
 
 def load_segmenter(export_dir: str) -> Callable[[Any], Any]:

@@ -49,7 +49,8 @@ def write_mlmodel(model_dir: str, run_id: str, info: DatasetInfo) -> None:
             "num_classes": info.num_classes,
             "ignore_label": info.ignore_label,
             "signatures": "serving_default: one encoded image (PNG, JPEG, ...) -> class_ids "
-            "[H, W] uint8 at its size; segment: images uint8 [N, H, W, 3] -> class_ids [N, H, W]",
+            "[H, W] uint8 at its size; segment: images uint8 [N, H, W, 3] -> class_ids [N, H, W]; "
+            "segment_no_tta: as segment, in one pass without the test-time augmentation",
         },
     )
     model.add_flavor("tensorflow", saved_model_dir=".", model_type="tf2-module", code=None)
