@@ -8,7 +8,7 @@ PRESETS: dict[str, dict[str, object]] = {
     # CamVid as shipped with SegNet (../shared/data/camvid): its own 367/101/233 split, void
     # (11) ignored, shards and scores at the full 360x480; the U-Net trains on whole frames at
     # 240x320 with damped median-frequency class weights, scale and colour augmentation, for
-    # the 50 epochs its val run chose, then refits on train + val for those 50 and scores with
+    # the 60 epochs its val run chose, then refits on train + val for those 60 and scores with
     # test-time augmentation, the mirror and four scales of the input size
     # (docs/results-camvid.md: figures and ablation).
     "camvid": {
@@ -25,7 +25,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "unet_width": 32,
         "unet_depth": 4,
         "batch_size": 8,
-        "epochs": 50,
+        "epochs": 60,
         "warmup_epochs": 2,
         "validate_every": 2,
         "learning_rate": 0.002,
