@@ -160,6 +160,7 @@ def main() -> int:
     import json
 
     from components.common.storage import read_json
+    from components.train.trainer import training_splits
     from pipelines.presets import preset_parameters
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -196,11 +197,13 @@ def main() -> int:
         raise SystemExit(f"{CAMVID} is absent: run with --skip-epochs")
     times, precision = epochs(preset, data, args.epochs)
     stats = read_json(str(_shards(preset, data) / "stats.json"))
-    train_examples = stats["splits"]["train"]["examples"]
-    batches = -(-train_examples // config.batch_size)
+    splits = training_splits(config)  # train, and val too where the preset refits on both
+    examples = sum(stats["splits"][split]["examples"] for split in splits)
+    batches = -(-examples // config.batch_size)
     alone = {(r["policy"], r["xla"]): r["step_s"] for r in steps}
     step_s = alone[(precision, config.jit_compile)]
-    print(f"epochs of train() ({train_examples} train examples, {batches} steps, {precision}):")
+    trained_on = " + ".join(splits)
+    print(f"epochs of train() ({examples} {trained_on} examples, {batches} steps, {precision}):")
     for number, epoch in enumerate(times, start=1):
         compute = min(epoch["train_s"], batches * step_s)
         wait = epoch["train_s"] - compute
