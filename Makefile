@@ -139,7 +139,7 @@ bench-train: $(INSTALLED) ## Where training time goes: peak GFLOP/s, the train s
 	$(BIN)/python tests/benchmarks/bench_train.py --epochs 2
 
 .PHONY: bench-camvid
-bench-camvid: $(INSTALLED) ## One segpipe run --preset camvid (~60 min): docs/results-camvid.md, beside published results
+bench-camvid: $(INSTALLED) ## One segpipe run --preset camvid (~50 min on 2 Zen 4 cores): docs/results-camvid.md, beside published results
 	$(BIN)/python tests/benchmarks/bench_camvid.py
 
 .PHONY: bench

@@ -1,7 +1,7 @@
 """CamVid results table: one `segpipe run --preset camvid`, scored on the test split, beside the
 published results on the same split, into docs/results-camvid.md and the run's MLflow parent.
 
-Run: make bench-camvid   (about 60 minutes on 2 cores; needs ../shared/data/camvid)
+Run: make bench-camvid   (about 50 minutes on 2 Zen 4 cores; needs ../shared/data/camvid)
      .venv/bin/python tests/benchmarks/bench_camvid.py --workdir DIR --no-run
        (the table of the latest run already in DIR, without training again)
 """

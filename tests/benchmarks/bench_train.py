@@ -3,7 +3,7 @@
 Run: make bench-train  (or .venv/bin/python tests/benchmarks/bench_train.py --epochs 2)
 
 1. Peak: a 3x3 convolution and a matmul, float32 and bfloat16, in GFLOP/s (best of several).
-2. The train step of a preset's U-Net (camvid: width 32, depth 4, 192x256, batch 8) on one
+2. The train step of a preset's U-Net (camvid: width 16, depth 4, 240x320, batch 8) on one
    batch held in memory, per precision, with and without XLA: images/s, GFLOP/s from the
    model's counted FLOPs (forward x 3), and its share of the bf16 convolution peak.
 3. Real epochs of `train()` on the preset's data (../shared/data/camvid, preprocessed once
