@@ -190,7 +190,7 @@ def test_preset_sets_defaults_and_params_override_it(tmp_path):
     inputs = components.load_component_from_file(str(path)).component_spec.inputs
     assert inputs["layout"].default == "list-files"
     assert inputs["ignore_values"].default == "11"
-    assert inputs["unet_width"].default == 32
+    assert inputs["unet_depth"].default == 4  # the default is 3
     assert inputs["epochs"].default == 3
 
 
