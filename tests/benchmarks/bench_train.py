@@ -160,6 +160,7 @@ def main() -> int:
     import json
 
     from components.common.storage import read_json
+    from components.train.trainer import train_steps as steps_per_epoch
     from components.train.trainer import training_splits
     from pipelines.presets import preset_parameters
 
@@ -196,10 +197,11 @@ def main() -> int:
     if data is None:
         raise SystemExit(f"{CAMVID} is absent: run with --skip-epochs")
     times, precision = epochs(preset, data, args.epochs)
-    stats = read_json(str(_shards(preset, data) / "stats.json"))
+    stats_path = str(_shards(preset, data) / "stats.json")
+    stats = read_json(stats_path)
     splits = training_splits(config)  # train, and val too where the preset refits on both
     examples = sum(stats["splits"][split]["examples"] for split in splits)
-    batches = -(-examples // config.batch_size)
+    batches = steps_per_epoch(stats, config.batch_size, False, stats_path, splits)
     alone = {(r["policy"], r["xla"]): r["step_s"] for r in steps}
     step_s = alone[(precision, config.jit_compile)]
     trained_on = " + ".join(splits)
